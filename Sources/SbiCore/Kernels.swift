@@ -1,0 +1,194 @@
+// Layer kernels, each a forward and a backward function (llm.c style):
+// outputs first, sizes last; backward ACCUMULATES (+=) into every gradient it is given,
+// including the gradient with respect to the layer input.
+import CBLAS
+
+public enum BLAS {
+    /// Pins OpenBLAS to one thread: the network's matrices are skinny, so parallelism
+    /// pays off across the batch (see `BatchParallel`), not inside one product.
+    public static func useSingleThread() { openblas_set_num_threads(1) }
+
+    /// C (M,N) = alpha * A (M,K) @ B (K,N) + beta * C, row-major, optional transposes.
+    @inline(__always)
+    public static func gemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int,
+                            _ alpha: Float, _ a: UnsafePointer<Float>, _ lda: Int,
+                            _ b: UnsafePointer<Float>, _ ldb: Int,
+                            _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+}
+
+// MARK: Linear
+
+/// out (R,OC) = inp (R,C) @ weight (C,OC) + bias (OC)
+public func linearForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
+                          _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+                          _ rows: Int, _ inDim: Int, _ outDim: Int) {
+    if let bias {
+        for r in 0..<rows { (out + r * outDim).update(from: bias, count: outDim) }
+    }
+    BLAS.gemm(false, false, rows, outDim, inDim, 1, inp, inDim, weight, outDim, bias == nil ? 0 : 1, out, outDim)
+}
+
+/// Backward of out = inp @ W + b, given dout (R,OC):
+/// dinp (R,C) += dout @ W^T;  dweight (C,OC) += inp^T @ dout;  dbias (OC) += sum_r dout[r]
+public func linearBackward(_ dinp: UnsafeMutablePointer<Float>?, _ dweight: UnsafeMutablePointer<Float>?,
+                           _ dbias: UnsafeMutablePointer<Float>?, _ dout: UnsafePointer<Float>,
+                           _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
+                           _ rows: Int, _ inDim: Int, _ outDim: Int) {
+    if let dinp { BLAS.gemm(false, true, rows, inDim, outDim, 1, dout, outDim, weight, outDim, 1, dinp, inDim) }
+    if let dweight { BLAS.gemm(true, false, inDim, outDim, rows, 1, inp, inDim, dout, outDim, 1, dweight, outDim) }
+    if let dbias {
+        for r in 0..<rows {
+            let row = dout + r * outDim
+            for o in 0..<outDim { dbias[o] += row[o] }
+        }
+    }
+}
+
+// MARK: LayerNorm
+
+/// out (R,C) = (inp - mean) * rstd * weight + bias, per row; saves mean (R) and rstd (R). eps = 1e-5.
+public func layerNormForward(_ out: UnsafeMutablePointer<Float>, _ mean: UnsafeMutablePointer<Float>,
+                             _ rstd: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
+                             _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>,
+                             _ rows: Int, _ dim: Int) {
+    let invDim = 1 / Float(dim)
+    for r in 0..<rows {
+        let x = inp + r * dim
+        var m: Float = 0
+        for c in 0..<dim { m += x[c] }
+        m *= invDim
+        var v: Float = 0
+        for c in 0..<dim { let d = x[c] - m; v += d * d }
+        v *= invDim
+        let s = 1 / (v + 1e-5).squareRoot()
+        let o = out + r * dim
+        for c in 0..<dim { o[c] = (x[c] - m) * s * weight[c] + bias[c] }
+        mean[r] = m
+        rstd[r] = s
+    }
+}
+
+/// Backward of layerNormForward, given dout (R,C):
+/// dinp += rstd * (dnorm - mean(dnorm) - norm * mean(dnorm * norm)), dnorm = dout * weight;
+/// dweight += sum_r dout * norm;  dbias += sum_r dout
+public func layerNormBackward(_ dinp: UnsafeMutablePointer<Float>, _ dweight: UnsafeMutablePointer<Float>?,
+                              _ dbias: UnsafeMutablePointer<Float>?, _ dout: UnsafePointer<Float>,
+                              _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
+                              _ mean: UnsafePointer<Float>, _ rstd: UnsafePointer<Float>,
+                              _ rows: Int, _ dim: Int) {
+    let invDim = 1 / Float(dim)
+    for r in 0..<rows {
+        let x = inp + r * dim, g = dout + r * dim, dx = dinp + r * dim
+        let m = mean[r], s = rstd[r]
+        var meanDnorm: Float = 0, meanDnormNorm: Float = 0
+        for c in 0..<dim {
+            let norm = (x[c] - m) * s
+            let dnorm = g[c] * weight[c]
+            meanDnorm += dnorm
+            meanDnormNorm += dnorm * norm
+        }
+        meanDnorm *= invDim
+        meanDnormNorm *= invDim
+        for c in 0..<dim {
+            let norm = (x[c] - m) * s
+            let dnorm = g[c] * weight[c]
+            dx[c] += s * (dnorm - meanDnorm - norm * meanDnormNorm)
+            dweight?[c] += g[c] * norm
+            dbias?[c] += g[c]
+        }
+    }
+}
+
+// MARK: GELU (tanh approximation)
+
+private let geluScale: Float = 0.797_884_56  // sqrt(2/pi)
+
+/// out (N) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+public func geluForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ count: Int) {
+    var i = 0
+    while i < count {
+        let k = min(8, count - i)
+        let x = load8(inp + i, k)
+        let u = geluScale * (x + 0.044715 * x * x * x)
+        store8(0.5 * x * (1 + tanh8(u)), out + i, k)
+        i += 8
+    }
+}
+
+/// dinp (N) += dout * d/dx gelu(x)
+public func geluBackward(_ dinp: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
+                         _ dout: UnsafePointer<Float>, _ count: Int) {
+    var i = 0
+    while i < count {
+        let k = min(8, count - i)
+        let x = load8(inp + i, k)
+        let u = geluScale * (x + 0.044715 * x * x * x)
+        let th = tanh8(u)
+        let du = geluScale * (1 + 3 * 0.044715 * x * x)
+        let grad = 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * du
+        store8(load8(dinp + i, k) + load8(dout + i, k) * grad, dinp + i, k)
+        i += 8
+    }
+}
+
+// MARK: Residual
+
+/// out (N) = a + b
+public func residualForward(_ out: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>,
+                            _ b: UnsafePointer<Float>, _ count: Int) {
+    for i in 0..<count { out[i] = a[i] + b[i] }
+}
+
+/// da (N) += dout; db (N) += dout
+public func residualBackward(_ da: UnsafeMutablePointer<Float>, _ db: UnsafeMutablePointer<Float>,
+                             _ dout: UnsafePointer<Float>, _ count: Int) {
+    for i in 0..<count { da[i] += dout[i]; db[i] += dout[i] }
+}
+
+// MARK: Gaussian Fourier features (frozen frequencies)
+
+/// out (R, 2F) = [sin(2 pi w_f x_r) | cos(2 pi w_f x_r)] for inp x (R) and frequencies w (F)
+public func fourierForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
+                           _ freqs: UnsafePointer<Float>, _ rows: Int, _ numFreqs: Int) {
+    for r in 0..<rows {
+        let o = out + r * 2 * numFreqs
+        let x = inp[r]
+        for f in 0..<numFreqs {
+            let a = 2 * Float.pi * freqs[f] * x
+            o[f] = _sinf(a)
+            o[numFreqs + f] = _cosf(a)
+        }
+    }
+}
+
+/// dinp (R) += sum_f dout_sin * 2 pi w cos(.) - dout_cos * 2 pi w sin(.)  (frequencies are frozen)
+public func fourierBackward(_ dinp: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>,
+                            _ inp: UnsafePointer<Float>, _ freqs: UnsafePointer<Float>,
+                            _ rows: Int, _ numFreqs: Int) {
+    for r in 0..<rows {
+        let g = dout + r * 2 * numFreqs
+        let x = inp[r]
+        var acc: Float = 0
+        for f in 0..<numFreqs {
+            let w = 2 * Float.pi * freqs[f]
+            let a = w * x
+            acc += g[f] * w * _cosf(a) - g[numFreqs + f] * w * _sinf(a)
+        }
+        dinp[r] += acc
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+@inline(__always) func _sinf(_ x: Float) -> Float { Glibc.sinf(x) }
+@inline(__always) func _cosf(_ x: Float) -> Float { Glibc.cosf(x) }
+@inline(__always) func _expf(_ x: Float) -> Float { Glibc.expf(x) }
+#else
+import Darwin
+@inline(__always) func _sinf(_ x: Float) -> Float { Darwin.sinf(x) }
+@inline(__always) func _cosf(_ x: Float) -> Float { Darwin.cosf(x) }
+@inline(__always) func _expf(_ x: Float) -> Float { Darwin.expf(x) }
+#endif

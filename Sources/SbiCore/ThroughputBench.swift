@@ -1,0 +1,131 @@
+// Throughput measurements reported by `sbiwatch bench`: single-core sgemm peak and the
+// network's forward(+backward) speed, all in one run so ratios are comparable.
+import Dispatch
+
+public struct ThroughputEntry: Codable, Sendable {
+    public var name: String
+    public var config: String
+    public var batch: Int
+    public var tokens: Int
+    public var backward: Bool
+    public var threads: Int
+    public var secondsPerPass: Double
+    public var tokensPerSecond: Double
+    public var gflops: Double
+    /// achieved GFLOP/s / (single-core sgemm GFLOP/s x threads)
+    public var fractionOfSgemmPeak: Double
+
+    enum CodingKeys: String, CodingKey {
+        case name, config, batch, tokens, backward, threads
+        case secondsPerPass = "seconds_per_pass", tokensPerSecond = "tokens_per_second"
+        case gflops, fractionOfSgemmPeak = "fraction_of_sgemm_peak"
+    }
+}
+
+public struct ThroughputReport: Codable, Sendable {
+    public var sgemmSize: Int
+    public var sgemmGflopsOneCore: Double
+    public var entries: [ThroughputEntry]
+
+    enum CodingKeys: String, CodingKey {
+        case sgemmSize = "sgemm_size", sgemmGflopsOneCore = "sgemm_gflops_one_core", entries
+    }
+
+    public var text: String {
+        var s = "sgemm \(sgemmSize)^3, one core: \(fmt(sgemmGflopsOneCore)) GFLOP/s\n"
+        for e in entries {
+            s += "\(e.name): \(fmt(e.tokensPerSecond, 0)) tokens/s, \(fmt(e.gflops)) GFLOP/s on \(e.threads) threads, "
+            s += "\(fmt(e.fractionOfSgemmPeak, 2)) of sgemm peak, \(fmt(e.secondsPerPass * 1000)) ms/pass\n"
+        }
+        return s
+    }
+}
+
+func fmt(_ x: Double, _ digits: Int = 1) -> String {
+    let p = Double.power10(digits)
+    return String(Double((x * p).rounded()) / p)
+}
+
+extension Double {
+    static func power10(_ n: Int) -> Double { (0..<n).reduce(1.0) { r, _ in r * 10 } }
+}
+
+public struct ThroughputBench {
+    public var seconds: Double
+    public var threads: Int
+    public init(seconds: Double, threads: Int) { self.seconds = seconds; self.threads = threads }
+
+    public func run(progress: (String) -> Void) -> ThroughputReport {
+        BLAS.useSingleThread()
+        let n = 2048
+        progress("measuring sgemm \(n)^3 on one core")
+        let peak = sgemmGflops(n)
+        var entries: [ThroughputEntry] = []
+        let cases: [(String, TransformerConfig.Preset, Int, Int, Bool)] = [
+            ("small_train_b1000_t13", .small, 1000, 13, true),
+            ("large_train_b256_t82", .large, 256, 82, true),
+            ("large_forward_b256_t182", .large, 256, 182, false),
+        ]
+        for (name, preset, batch, tokens, train) in cases {
+            progress("measuring \(name)")
+            entries.append(measure(name: name, preset: preset, batch: batch, tokens: tokens, train: train, peak: peak))
+        }
+        return ThroughputReport(sgemmSize: n, sgemmGflopsOneCore: peak, entries: entries)
+    }
+
+    func sgemmGflops(_ n: Int) -> Double {
+        let a = FloatBuffer(n * n), b = FloatBuffer(n * n), c = FloatBuffer(n * n)
+        var rng = RandomStream(seed: 1)
+        rng.fillNormal(a.base, count: n * n); rng.fillNormal(b.base, count: n * n)
+        var best = 0.0
+        for _ in 0..<4 {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            BLAS.gemm(false, false, n, n, n, 1, a.base, n, b.base, n, 0, c.base, n)
+            let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            best = max(best, 2 * Double(n * n * n) / dt / 1e9)
+        }
+        return best
+    }
+
+    func measure(name: String, preset: TransformerConfig.Preset, batch: Int, tokens: Int, train: Bool,
+                 peak: Double) -> ThroughputEntry {
+        let timeIndexed = preset == .large
+        let config = TransformerConfig.preset(preset, identifiers: 8, timeIndexed: timeIndexed)
+        let model = Transformer(config: config)
+        let params = model.initialParameters(key: RandomKey(seed: 7))
+        let grads = Arena(layout: model.layout)
+        let input = TokenBatch(capacity: batch, tokens: tokens)
+        var rng = RandomStream(seed: 3)
+        for i in 0..<(batch * tokens) {
+            input.ids[i] = Int32(i % tokens % 8)
+            input.values[i] = Float(rng.normal())
+            input.observed[i] = rng.uniform() < 0.5 ? 1 : 0
+            input.times[i] = Float(rng.uniform())
+            input.hasTime[i] = timeIndexed ? 1 : 0
+        }
+        for e in 0..<batch { input.diffusionTime[e] = Float(rng.uniform()) }
+        let runner = BatchParallel(model: model, capacity: batch, tokens: tokens, training: train, threads: threads)
+        let dout = FloatBuffer(batch * tokens)
+        for i in 0..<dout.count { dout.base[i] = 1e-3 }
+        let pass = {
+            runner.forward(params, input.view)
+            if train { runner.backward(params, grads, input.view, dOutput: dout.base) }
+        }
+        pass()  // warm-up
+        var passes = 0
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        var elapsed = 0.0
+        while elapsed < seconds || passes < 2 {
+            pass()
+            passes += 1
+            elapsed = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        }
+        let perPass = elapsed / Double(passes)
+        let flops = config.forwardFlopsPerToken(tokens: tokens) * Double(batch * tokens) * (train ? 3 : 1)
+        let gflops = flops / perPass / 1e9
+        return ThroughputEntry(name: name, config: preset.rawValue, batch: batch, tokens: tokens, backward: train,
+                               threads: runner.workers.count, secondsPerPass: perPass,
+                               tokensPerSecond: Double(batch * tokens) / perPass, gflops: gflops,
+                               fractionOfSgemmPeak: gflops / (peak * Double(runner.workers.count)))
+    }
+}
