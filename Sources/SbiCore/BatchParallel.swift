@@ -1,64 +1,94 @@
-// Data parallelism across the batch: each worker runs the network on a contiguous slice of
-// examples with its own activations and gradient arena; gradients are summed in a fixed
-// order, so results do not depend on thread timing.
+// Data parallelism across the batch. The batch is cut into fixed chunks of examples
+// (independent of the thread count); workers take chunks in a static order, each with its own
+// activations; each chunk's gradient goes to its own arena and the chunks are summed in chunk
+// order. Results are therefore bit-identical for any number of threads.
 import Dispatch
 
 public final class BatchParallel: @unchecked Sendable {
     public let model: Transformer
     public let capacity: Int
     public let tokens: Int
-    public let workers: [TransformerWorkspace]
-    let workerGrads: [Arena]
-    /// Raw outputs (capacity, tokens) gathered from the workers after `forward`.
+    /// Examples per chunk.
+    public let chunkSize: Int
+    public let threads: Int
+    let workspaces: [TransformerWorkspace]
+    let chunkGrads: [Arena]
+    /// Raw outputs (capacity, tokens) after `forward` or `forwardBackward`.
     public let output: FloatBuffer
-    /// Gradient with respect to token values (capacity, tokens) after `backward`.
+    /// d loss / d output (capacity, tokens) written by the loss callback of `forwardBackward`.
+    public let outputGradient: FloatBuffer
+    /// d loss / d token value (capacity, tokens) after `forwardBackward`.
     public let valueGradient: FloatBuffer
 
-    /// `threads` workers (default: active processor count), each sized for its slice.
-    public init(model: Transformer, capacity: Int, tokens: Int, training: Bool, threads: Int? = nil) {
-        BLAS.useSingleThread()
-        self.model = model; self.capacity = capacity; self.tokens = tokens
-        let n = max(1, min(threads ?? BatchParallel.defaultThreads, capacity))
-        let per = (capacity + n - 1) / n
-        workers = (0..<n).map { _ in TransformerWorkspace(config: model.config, capacity: per, tokens: tokens, training: training) }
-        workerGrads = training ? (0..<n).map { _ in Arena(layout: model.layout) } : []
-        output = FloatBuffer(capacity * tokens)
-        valueGradient = FloatBuffer(capacity * tokens)
-    }
+    /// Default chunk: about 1,024 token rows, which keeps a chunk's activations in cache-friendly sizes.
+    public static func defaultChunk(tokens: Int) -> Int { max(1, 1024 / tokens) }
 
     public static var defaultThreads: Int { ProcessInfoCores.active }
 
-    /// The slices [start, start+count) of a batch of `batch` examples.
-    func slices(_ batch: Int) -> [(Int, Int)] {
-        let per = workers[0].capacity
-        return workers.indices.map { w in
-            let s = min(w * per, batch)
-            return (s, min(per, batch - s))
+    public init(model: Transformer, capacity: Int, tokens: Int, training: Bool,
+                threads: Int? = nil, chunkSize: Int? = nil) {
+        BLAS.useSingleThread()
+        self.model = model; self.capacity = capacity; self.tokens = tokens
+        let chunk = min(capacity, chunkSize ?? BatchParallel.defaultChunk(tokens: tokens))
+        self.chunkSize = chunk
+        let chunks = (capacity + chunk - 1) / chunk
+        self.threads = max(1, min(threads ?? BatchParallel.defaultThreads, chunks))
+        workspaces = (0..<self.threads).map { _ in
+            TransformerWorkspace(config: model.config, capacity: chunk, tokens: tokens, training: training)
+        }
+        chunkGrads = training ? (0..<chunks).map { _ in Arena(layout: model.layout) } : []
+        output = FloatBuffer(capacity * tokens)
+        outputGradient = FloatBuffer(capacity * tokens)
+        valueGradient = FloatBuffer(capacity * tokens)
+    }
+
+    /// Runs `body(chunkIndex, start, count, workspace)` for every chunk of a batch of `batch` examples;
+    /// worker w takes chunks w, w + threads, ...
+    private func eachChunk(_ batch: Int, _ body: (Int, Int, Int, TransformerWorkspace) -> Void) {
+        let chunks = (batch + chunkSize - 1) / chunkSize
+        DispatchQueue.concurrentPerform(iterations: threads) { w in
+            var k = w
+            while k < chunks {
+                let start = k * chunkSize
+                body(k, start, min(chunkSize, batch - start), workspaces[w])
+                k += threads
+            }
         }
     }
 
+    /// Network outputs for `input` into `output`.
     public func forward(_ params: Arena, _ input: TokenBatchView) {
-        precondition(input.batch <= capacity && input.tokens == tokens)
-        let parts = slices(input.batch)
-        DispatchQueue.concurrentPerform(iterations: workers.count) { w in
-            let (s, n) = parts[w]
-            guard n > 0 else { return }
-            model.forward(params, input.slice(s, n), workers[w])
-            (output.base + s * tokens).update(from: workers[w].output.base, count: n * tokens)
+        precondition(input.batch <= capacity && input.tokens == tokens, "batch does not fit")
+        eachChunk(input.batch) { _, start, count, ws in
+            model.forward(params, input.slice(start, count), ws)
+            (output.base + start * tokens).update(from: ws.output.base, count: count * tokens)
         }
     }
 
-    /// Accumulates (+=) parameter gradients into `grads`; value gradients land in `valueGradient`.
-    public func backward(_ params: Arena, _ grads: Arena, _ input: TokenBatchView, dOutput: UnsafePointer<Float>) {
-        let parts = slices(input.batch)
-        DispatchQueue.concurrentPerform(iterations: workers.count) { w in
-            let (s, n) = parts[w]
-            workerGrads[w].zero()
-            guard n > 0 else { return }
-            model.backward(params, workerGrads[w], input.slice(s, n), workers[w], dOutput: dOutput + s * tokens)
-            (valueGradient.base + s * tokens).update(from: workers[w].valueGradient.base, count: n * tokens)
+    /// Forward, loss and backward per chunk. `loss(start, count, output, dOutput)` gets one chunk's
+    /// outputs (count, tokens), writes d loss / d output and returns the chunk's loss term.
+    /// Accumulates (+=) the parameter gradients into `grads`; returns the summed loss.
+    @discardableResult
+    public func forwardBackward(_ params: Arena, _ grads: Arena, _ input: TokenBatchView,
+                                loss: (Int, Int, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Double) -> Double {
+        precondition(!chunkGrads.isEmpty, "forwardBackward needs a training runner")
+        precondition(input.batch <= capacity && input.tokens == tokens, "batch does not fit")
+        let chunks = (input.batch + chunkSize - 1) / chunkSize
+        var losses = [Double](repeating: 0, count: chunks)
+        losses.withUnsafeMutableBufferPointer { lossOut in
+            eachChunk(input.batch) { k, start, count, ws in
+                let view = input.slice(start, count)
+                model.forward(params, view, ws)
+                let out = output.base + start * tokens, dout = outputGradient.base + start * tokens
+                out.update(from: ws.output.base, count: count * tokens)
+                lossOut[k] = loss(start, count, out, dout)
+                chunkGrads[k].zero()
+                model.backward(params, chunkGrads[k], view, ws, dOutput: dout)
+                (valueGradient.base + start * tokens).update(from: ws.valueGradient.base, count: count * tokens)
+            }
         }
-        for g in workerGrads { grads.add(g) }
+        for k in 0..<chunks { grads.add(chunkGrads[k]) }
+        return losses.reduce(0, +)
     }
 }
 

@@ -105,11 +105,15 @@ public struct ThroughputBench {
         }
         for e in 0..<batch { input.diffusionTime[e] = Float(rng.uniform()) }
         let runner = BatchParallel(model: model, capacity: batch, tokens: tokens, training: train, threads: threads)
-        let dout = FloatBuffer(batch * tokens)
-        for i in 0..<dout.count { dout.base[i] = 1e-3 }
         let pass = {
-            runner.forward(params, input.view)
-            if train { runner.backward(params, grads, input.view, dOutput: dout.base) }
+            if train {
+                runner.forwardBackward(params, grads, input.view) { _, count, out, dout in
+                    for i in 0..<(count * tokens) { dout[i] = 1e-3 * out[i] }
+                    return 0
+                }
+            } else {
+                runner.forward(params, input.view)
+            }
         }
         pass()  // warm-up
         var passes = 0
@@ -124,8 +128,8 @@ public struct ThroughputBench {
         let flops = config.forwardFlopsPerToken(tokens: tokens) * Double(batch * tokens) * (train ? 3 : 1)
         let gflops = flops / perPass / 1e9
         return ThroughputEntry(name: name, config: preset.rawValue, batch: batch, tokens: tokens, backward: train,
-                               threads: runner.workers.count, secondsPerPass: perPass,
+                               threads: runner.threads, secondsPerPass: perPass,
                                tokensPerSecond: Double(batch * tokens) / perPass, gflops: gflops,
-                               fractionOfSgemmPeak: gflops / (peak * Double(runner.workers.count)))
+                               fractionOfSgemmPeak: gflops / (peak * Double(runner.threads)))
     }
 }
