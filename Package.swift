@@ -1,6 +1,14 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
+// The numeric kernels are compiled for x86-64-v3 (AVX2 + FMA): 8-wide vectors double their speed.
+// `sbiwatch` checks the CPU at start and refuses with a clear message on an older one.
+#if arch(x86_64)
+let kernelFlags: [String] = ["-O", "-enforce-exclusivity=unchecked", "-Xfrontend", "-target-cpu", "-Xfrontend", "haswell"]
+#else
+let kernelFlags: [String] = ["-O", "-enforce-exclusivity=unchecked"]
+#endif
+
 let package = Package(
     name: "sbiwatch",
     platforms: [.macOS(.v13)],
@@ -21,7 +29,7 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         // Numeric core: parameter arena, layers (forward + backward), transformer, Adam, RNG.
         .target(name: "SbiCore", dependencies: ["CBLAS"],
-                swiftSettings: [.swiftLanguageMode(.v5), .unsafeFlags(["-O", "-enforce-exclusivity=unchecked"])]),
+                swiftSettings: [.swiftLanguageMode(.v5), .unsafeFlags(kernelFlags)]),
         .executableTarget(name: "sbiwatch", dependencies: [
             "SbiCore", "CNetCDF", "CArchive", "CBLAS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -1,10 +1,13 @@
 // Masked multi-head self-attention over a batch of examples with different token counts.
 //
 // Layouts: qkv (B,T,3*H*D) holds [q heads | k heads | v heads] per token; out (B,T,H*D).
-// keep (B,T,Tp) is 1 where query i may attend key j (the attention mask AND j < count[b]),
-// 0 elsewhere; Tp = T rounded up to 8 so every key row is a whole number of SIMD8 lanes.
-// att (B,H,T,Tp) saves the softmax probabilities for backward (0 for hidden keys).
-// Keys that are hidden or padding never enter a sum, so they cannot change other outputs.
+// Everything inside is computed TRANSPOSED, key-major: for key j, a row over all queries i
+// (padded to Tp = T rounded up to 8). Softmax then normalises across rows, so maxima and sums
+// are element-wise over i and the inner loops are plain contiguous loops that LLVM vectorises
+// (Swift has no fast-math, so horizontal float reductions would stay scalar).
+// keep (B,T,Tp): keep[b,j,i] = 1 if query i may attend key j (mask AND i,j < count[b]).
+// att (B,H,T,Tp): att[b,h,j,i] = softmax probability of key j for query i (0 where not kept).
+// Hidden and padding keys never enter a sum, so they cannot change other tokens' outputs.
 
 /// Shape of one attention call.
 public struct AttentionShape: Sendable {
@@ -17,172 +20,163 @@ public struct AttentionShape: Sendable {
     }
 }
 
-/// Per-thread scratch for attention: transposed keys/values of one head and their gradients.
+/// Per-thread scratch for one head of one example.
 public final class AttentionScratch: @unchecked Sendable {
-    let kt: FloatBuffer, vt: FloatBuffer, dkt: FloatBuffer, dvt: FloatBuffer, row: FloatBuffer
+    /// qt (D,Tp) queries transposed; rowMax, rowSum (Tp); ot (D,Tp) output or its gradient transposed;
+    /// dp (T,Tp) score gradients key-major; dsT, pT (T,Tp) score gradients and probabilities query-major;
+    /// dkt, dvt (D,Tp) key and value gradients transposed
+    let qt, rowMax, rowSum, ot, dp, dsT, pT, dkt, dvt: FloatBuffer
     public init(tokens: Int, keySize: Int) {
         let tp = (tokens + 7) / 8 * 8
-        kt = FloatBuffer(keySize * tp); vt = FloatBuffer(keySize * tp)
+        qt = FloatBuffer(keySize * tp); rowMax = FloatBuffer(tp); rowSum = FloatBuffer(tp)
+        ot = FloatBuffer(keySize * tp); dp = FloatBuffer(tokens * tp)
+        dsT = FloatBuffer(tokens * tp); pT = FloatBuffer(tokens * tp)
         dkt = FloatBuffer(keySize * tp); dvt = FloatBuffer(keySize * tp)
-        row = FloatBuffer(tp)
     }
 }
 
-/// keep (B,T,Tp) from an optional boolean mask allowed (B,T,T) (nil = dense) and token counts (B).
-/// Rows of padding queries are all zero. The diagonal of a valid query is always kept.
+/// keep (B,T,Tp) from an optional boolean mask allowed (B,T,T) (nil = dense; allowed[b,i,j] != 0 if
+/// query i may attend key j) and token counts (B). A valid query always keeps its own key.
 public func buildKeepMask(_ keep: UnsafeMutablePointer<Float>, _ allowed: UnsafePointer<UInt8>?,
                           _ counts: UnsafePointer<Int32>, _ shape: AttentionShape) {
     let t = shape.tokens, tp = shape.paddedTokens
     for b in 0..<shape.batch {
         let n = Int(counts[b])
-        for i in 0..<t {
-            let row = keep + (b * t + i) * tp
-            for j in 0..<tp {
+        for j in 0..<t {
+            let row = keep + (b * t + j) * tp
+            for i in 0..<tp {
                 var k: Float = 0
                 if i < n && j < n {
                     k = (allowed == nil || allowed![(b * t + i) * t + j] != 0 || i == j) ? 1 : 0
                 }
-                row[j] = k
+                row[i] = k
             }
         }
     }
 }
 
-/// Copies K and V of head h of example b (n tokens) into kt, vt (D,Tp), zero past n.
-@inline(__always)
-private func gatherKV(_ s: AttentionScratch, _ qkv: UnsafePointer<Float>, _ b: Int, _ h: Int, _ n: Int,
-                      _ shape: AttentionShape) {
-    let d = shape.keySize, tp = shape.paddedTokens, hd = shape.outStride
-    let kt = s.kt.base, vt = s.vt.base
-    kt.update(repeating: 0, count: d * tp)
-    vt.update(repeating: 0, count: d * tp)
-    for j in 0..<n {
-        let tok = qkv + (b * shape.tokens + j) * shape.qkvStride
-        let k = tok + hd + h * d, v = tok + 2 * hd + h * d
-        for c in 0..<d { kt[c * tp + j] = k[c]; vt[c * tp + j] = v[c] }
-    }
-}
-
 /// out (B,T,HD), att (B,H,T,Tp) from qkv (B,T,3HD), keep (B,T,Tp), counts (B):
-/// att[b,h,i,:] = softmax_j(q_i . k_j / sqrt(D) over kept j); out[b,i,h,:] = sum_j att * v_j
+/// att[b,h,j,i] = softmax over kept j of (q_i . k_j / sqrt(D)); out[b,i,h,:] = sum_j att[b,h,j,i] v_j
 public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMutablePointer<Float>,
                              _ qkv: UnsafePointer<Float>, _ keep: UnsafePointer<Float>,
                              _ counts: UnsafePointer<Int32>, _ shape: AttentionShape,
                              _ scratch: AttentionScratch) {
-    let t = shape.tokens, tp = shape.paddedTokens, d = shape.keySize, hd = shape.outStride
-    let chunks = tp / 8
+    let t = shape.tokens, tp = shape.paddedTokens, d = shape.keySize, hd = shape.outStride, st = shape.qkvStride
     let scale = 1 / Float(d).squareRoot()
-    let kt = UnsafeRawPointer(scratch.kt.base), vt = UnsafeRawPointer(scratch.vt.base)
-    let negInf = F8(repeating: -.infinity)
+    let qt = scratch.qt.base, mx = scratch.rowMax.base, sum = scratch.rowSum.base, ot = scratch.ot.base
     for b in 0..<shape.batch {
         let n = Int(counts[b])
+        let tok = qkv + b * t * st
         for h in 0..<shape.heads {
-            gatherKV(scratch, qkv, b, h, n, shape)
-            for i in 0..<t {
-                let prow = att + ((b * shape.heads + h) * t + i) * tp
-                let o = out + (b * t + i) * hd + h * d
-                if i >= n {
-                    prow.update(repeating: 0, count: tp)
-                    o.update(repeating: 0, count: d)
-                    continue
-                }
-                let q = qkv + (b * t + i) * shape.qkvStride + h * d
-                let keepRow = UnsafeRawPointer(keep + (b * t + i) * tp)
-                let prowRaw = UnsafeMutableRawPointer(prow)
-                var vmax = negInf
-                for c in 0..<chunks {
-                    var s = F8()
-                    for e in 0..<d { s += q[e] * kt.loadUnaligned(fromByteOffset: (e * tp + 8 * c) * 4, as: F8.self) }
-                    s *= scale
-                    let kp = keepRow.loadUnaligned(fromByteOffset: 32 * c, as: F8.self)
-                    s.replace(with: negInf, where: kp .== 0)
-                    vmax = pointwiseMax(vmax, s)
-                    prowRaw.storeBytes(of: s, toByteOffset: 32 * c, as: F8.self)
-                }
-                let m = vmax.max()
-                var vsum = F8()
-                for c in 0..<chunks {
-                    let s = prowRaw.loadUnaligned(fromByteOffset: 32 * c, as: F8.self)
-                    var e = exp8(s - m)
-                    e.replace(with: 0, where: s .== negInf)
-                    vsum += e
-                    prowRaw.storeBytes(of: e, toByteOffset: 32 * c, as: F8.self)
-                }
-                let inv = 1 / vsum.sum()
-                for c in 0..<chunks {
-                    let p = prowRaw.loadUnaligned(fromByteOffset: 32 * c, as: F8.self) * inv
-                    prowRaw.storeBytes(of: p, toByteOffset: 32 * c, as: F8.self)
-                }
+            let p = att + (b * shape.heads + h) * t * tp
+            // qt[e, i] = scale * q[i, e], zero past n
+            qt.update(repeating: 0, count: d * tp)
+            for i in 0..<n { for e in 0..<d { qt[e * tp + i] = scale * tok[i * st + h * d + e] } }
+            for i in 0..<tp { mx[i] = -1e30; sum[i] = 0 }
+            // scores s[j, i] = sum_e k[j, e] qt[e, i]; running max over kept keys
+            for j in 0..<n {
+                let k = tok + j * st + hd + h * d
+                let row = p + j * tp, kp = keep + (b * t + j) * tp
+                for i in 0..<tp { row[i] = 0 }
                 for e in 0..<d {
-                    var acc = F8()
-                    for c in 0..<chunks {
-                        acc += prowRaw.loadUnaligned(fromByteOffset: 32 * c, as: F8.self)
-                            * vt.loadUnaligned(fromByteOffset: (e * tp + 8 * c) * 4, as: F8.self)
-                    }
-                    o[e] = acc.sum()
+                    let ke = k[e], q = qt + e * tp
+                    for i in 0..<tp { row[i] = row[i].addingProduct(ke, q[i]) }
                 }
+                for i in 0..<tp { let v = kp[i] != 0 ? row[i] : -1e30; mx[i] = v > mx[i] ? v : mx[i] }
+            }
+            for j in 0..<n {
+                let row = p + j * tp, kp = keep + (b * t + j) * tp
+                for i in 0..<tp {
+                    let v = kp[i] != 0 ? fastExp(row[i] - mx[i]) : 0
+                    row[i] = v
+                    sum[i] += v
+                }
+            }
+            for i in 0..<tp { sum[i] = sum[i] > 0 ? 1 / sum[i] : 0 }
+            // normalise; ot[e, i] = sum_j v[j, e] p[j, i]
+            ot.update(repeating: 0, count: d * tp)
+            for j in 0..<n {
+                let row = p + j * tp, v = tok + j * st + 2 * hd + h * d
+                for i in 0..<tp { row[i] *= sum[i] }
+                for e in 0..<d {
+                    let ve = v[e], o = ot + e * tp
+                    for i in 0..<tp { o[i] = o[i].addingProduct(ve, row[i]) }
+                }
+            }
+            if n < t { (p + n * tp).update(repeating: 0, count: (t - n) * tp) }
+            for i in 0..<t {
+                let o = out + (b * t + i) * hd + h * d
+                if i < n { for e in 0..<d { o[e] = ot[e * tp + i] } } else { o.update(repeating: 0, count: d) }
             }
         }
     }
 }
 
 /// Backward of attentionForward, given dout (B,T,HD); accumulates into dqkv (B,T,3HD):
-/// dP = dO V^T;  dS = P * (dP - rowsum(P * dP));  dQ += scale dS K;  dK += scale dS^T Q;  dV += P^T dO
+/// dP[j,i] = v_j . dO_i;  dS = P * (dP - sum_j P * dP) / sqrt(D);
+/// dq_i += sum_j dS[j,i] k_j;  dk_j += sum_i dS[j,i] q_i;  dv_j += sum_i P[j,i] dO_i
 public func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>,
                               _ qkv: UnsafePointer<Float>, _ att: UnsafePointer<Float>,
                               _ counts: UnsafePointer<Int32>, _ shape: AttentionShape,
                               _ scratch: AttentionScratch) {
-    let t = shape.tokens, tp = shape.paddedTokens, d = shape.keySize, hd = shape.outStride
-    let chunks = tp / 8
+    let t = shape.tokens, tp = shape.paddedTokens, d = shape.keySize, hd = shape.outStride, st = shape.qkvStride
     let scale = 1 / Float(d).squareRoot()
-    let kt = UnsafeRawPointer(scratch.kt.base), vt = UnsafeRawPointer(scratch.vt.base)
-    let dkt = UnsafeMutableRawPointer(scratch.dkt.base), dvt = UnsafeMutableRawPointer(scratch.dvt.base)
-    let ds = UnsafeMutableRawPointer(scratch.row.base)
+    let dot = scratch.rowSum.base, got = scratch.ot.base, dqt = scratch.qt.base, dpAll = scratch.dp.base
+    let dsT = scratch.dsT.base, pT = scratch.pT.base, dkt = scratch.dkt.base, dvt = scratch.dvt.base
     for b in 0..<shape.batch {
         let n = Int(counts[b])
+        let tok = qkv + b * t * st, dtok = dqkv + b * t * st
         for h in 0..<shape.heads {
-            gatherKV(scratch, qkv, b, h, n, shape)
-            scratch.dkt.zero(); scratch.dvt.zero()
-            for i in 0..<n {
-                let prow = UnsafeRawPointer(att + ((b * shape.heads + h) * t + i) * tp)
-                let g = dout + (b * t + i) * hd + h * d
-                let q = qkv + (b * t + i) * shape.qkvStride + h * d
-                let dq = dqkv + (b * t + i) * shape.qkvStride + h * d
-                // dP = dO . V  and the row sum of P * dP
-                var vdot = F8()
-                for c in 0..<chunks {
-                    var dp = F8()
-                    for e in 0..<d { dp += g[e] * vt.loadUnaligned(fromByteOffset: (e * tp + 8 * c) * 4, as: F8.self) }
-                    vdot += dp * prow.loadUnaligned(fromByteOffset: 32 * c, as: F8.self)
-                    ds.storeBytes(of: dp, toByteOffset: 32 * c, as: F8.self)
-                }
-                let dot = vdot.sum()
-                for c in 0..<chunks {
-                    let p = prow.loadUnaligned(fromByteOffset: 32 * c, as: F8.self)
-                    let dp = ds.load(fromByteOffset: 32 * c, as: F8.self)
-                    ds.storeBytes(of: p * (dp - dot) * scale, toByteOffset: 32 * c, as: F8.self)
-                }
+            let p = att + (b * shape.heads + h) * t * tp
+            // got[e, i] = dO[i, e], zero past n
+            got.update(repeating: 0, count: d * tp)
+            for i in 0..<n { for e in 0..<d { got[e * tp + i] = dout[(b * t + i) * hd + h * d + e] } }
+            for i in 0..<tp { dot[i] = 0 }
+            // dP[j, i] = sum_e v[j, e] got[e, i];  dot[i] = sum_j P[j, i] dP[j, i]
+            for j in 0..<n {
+                let v = tok + j * st + 2 * hd + h * d, dpr = dpAll + j * tp, pr = p + j * tp
+                for i in 0..<tp { dpr[i] = 0 }
                 for e in 0..<d {
-                    var acc = F8()
-                    let qe = q[e], ge = g[e]
-                    for c in 0..<chunks {
-                        let off = (e * tp + 8 * c) * 4
-                        let dsc = ds.load(fromByteOffset: 32 * c, as: F8.self)
-                        acc += dsc * kt.loadUnaligned(fromByteOffset: off, as: F8.self)
-                        dkt.storeBytes(of: dkt.loadUnaligned(fromByteOffset: off, as: F8.self) + dsc * qe,
-                                       toByteOffset: off, as: F8.self)
-                        dvt.storeBytes(of: dvt.loadUnaligned(fromByteOffset: off, as: F8.self)
-                                       + prow.loadUnaligned(fromByteOffset: 32 * c, as: F8.self) * ge,
-                                       toByteOffset: off, as: F8.self)
-                    }
-                    dq[e] += acc.sum()
+                    let ve = v[e], g = got + e * tp
+                    for i in 0..<tp { dpr[i] = dpr[i].addingProduct(ve, g[i]) }
+                }
+                for i in 0..<tp { dot[i] = dot[i].addingProduct(pr[i], dpr[i]) }
+            }
+            // dS[j, i] = P (dP - dot) / sqrt(D) in place;  dqt[e, i] += k[j, e] dS[j, i]
+            dqt.update(repeating: 0, count: d * tp)
+            for j in 0..<n {
+                let dpr = dpAll + j * tp, pr = p + j * tp
+                let k = tok + j * st + hd + h * d
+                for i in 0..<tp { dpr[i] = pr[i] * (dpr[i] - dot[i]) * scale }
+                for e in 0..<d {
+                    let ke = k[e], q = dqt + e * tp
+                    for i in 0..<tp { q[i] = q[i].addingProduct(ke, dpr[i]) }
                 }
             }
-            let dktp = scratch.dkt.base, dvtp = scratch.dvt.base
-            for j in 0..<n {
-                let tok = dqkv + (b * t + j) * shape.qkvStride
-                let dk = tok + hd + h * d, dv = tok + 2 * hd + h * d
-                for c in 0..<d { dk[c] += dktp[c * tp + j]; dv[c] += dvtp[c * tp + j] }
+            // query-major copies: dsT[i, j] = dS[j, i], pT[i, j] = P[j, i] (zero for j >= n)
+            for i in 0..<n {
+                let ds = dsT + i * tp, pq = pT + i * tp
+                for j in 0..<n { ds[j] = dpAll[j * tp + i]; pq[j] = p[j * tp + i] }
+                for j in n..<tp { ds[j] = 0; pq[j] = 0 }
+            }
+            // dkt[e, j] = sum_i q[i, e] dS[j, i];  dvt[e, j] = sum_i dO[i, e] P[j, i]
+            dkt.update(repeating: 0, count: d * tp)
+            dvt.update(repeating: 0, count: d * tp)
+            for i in 0..<n {
+                let q = tok + i * st + h * d, g = dout + (b * t + i) * hd + h * d
+                let ds = dsT + i * tp, pq = pT + i * tp
+                for e in 0..<d {
+                    let qe = q[e], ge = g[e], kr = dkt + e * tp, vr = dvt + e * tp
+                    for j in 0..<tp { kr[j] = kr[j].addingProduct(qe, ds[j]); vr[j] = vr[j].addingProduct(ge, pq[j]) }
+                }
+            }
+            for i in 0..<n {
+                let r = dtok + i * st + h * d
+                for e in 0..<d {
+                    r[e] += dqt[e * tp + i]
+                    r[hd + e] += dkt[e * tp + i]
+                    r[2 * hd + e] += dvt[e * tp + i]
+                }
             }
         }
     }

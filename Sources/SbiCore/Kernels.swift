@@ -33,11 +33,14 @@ public func linearForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePoint
 
 /// Backward of out = inp @ W + b, given dout (R,OC):
 /// dinp (R,C) += dout @ W^T;  dweight (C,OC) += inp^T @ dout;  dbias (OC) += sum_r dout[r]
+/// With `overwriteInput`, dinp = dout @ W^T instead (for scratch buffers: saves zeroing them first).
 public func linearBackward(_ dinp: UnsafeMutablePointer<Float>?, _ dweight: UnsafeMutablePointer<Float>?,
                            _ dbias: UnsafeMutablePointer<Float>?, _ dout: UnsafePointer<Float>,
                            _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
-                           _ rows: Int, _ inDim: Int, _ outDim: Int) {
-    if let dinp { BLAS.gemm(false, true, rows, inDim, outDim, 1, dout, outDim, weight, outDim, 1, dinp, inDim) }
+                           _ rows: Int, _ inDim: Int, _ outDim: Int, overwriteInput: Bool = false) {
+    if let dinp {
+        BLAS.gemm(false, true, rows, inDim, outDim, 1, dout, outDim, weight, outDim, overwriteInput ? 0 : 1, dinp, inDim)
+    }
     if let dweight { BLAS.gemm(true, false, inDim, outDim, rows, 1, inp, inDim, dout, outDim, 1, dweight, outDim) }
     if let dbias {
         for r in 0..<rows {
@@ -57,15 +60,13 @@ public func layerNormForward(_ out: UnsafeMutablePointer<Float>, _ mean: UnsafeM
     let invDim = 1 / Float(dim)
     for r in 0..<rows {
         let x = inp + r * dim
-        var m: Float = 0
-        for c in 0..<dim { m += x[c] }
-        m *= invDim
+        let m = rowSum(x, dim) * invDim
         var v: Float = 0
-        for c in 0..<dim { let d = x[c] - m; v += d * d }
-        v *= invDim
-        let s = 1 / (v + 1e-5).squareRoot()
         let o = out + r * dim
-        for c in 0..<dim { o[c] = (x[c] - m) * s * weight[c] + bias[c] }
+        for c in 0..<dim { o[c] = x[c] - m }
+        v = rowDot(o, o, dim) * invDim
+        let s = 1 / (v + 1e-5).squareRoot()
+        for c in 0..<dim { o[c] = o[c] * s * weight[c] + bias[c] }
         mean[r] = m
         rstd[r] = s
     }
@@ -80,26 +81,46 @@ public func layerNormBackward(_ dinp: UnsafeMutablePointer<Float>, _ dweight: Un
                               _ mean: UnsafePointer<Float>, _ rstd: UnsafePointer<Float>,
                               _ rows: Int, _ dim: Int) {
     let invDim = 1 / Float(dim)
-    for r in 0..<rows {
-        let x = inp + r * dim, g = dout + r * dim, dx = dinp + r * dim
-        let m = mean[r], s = rstd[r]
-        var meanDnorm: Float = 0, meanDnormNorm: Float = 0
-        for c in 0..<dim {
-            let norm = (x[c] - m) * s
-            let dnorm = g[c] * weight[c]
-            meanDnorm += dnorm
-            meanDnormNorm += dnorm * norm
-        }
-        meanDnorm *= invDim
-        meanDnormNorm *= invDim
-        for c in 0..<dim {
-            let norm = (x[c] - m) * s
-            let dnorm = g[c] * weight[c]
-            dx[c] += s * (dnorm - meanDnorm - norm * meanDnormNorm)
-            dweight?[c] += g[c] * norm
-            dbias?[c] += g[c]
+    // per-row scratch for norm and dnorm (dim <= 1024 covers every config)
+    precondition(dim <= 1024)
+    return withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * dim) { buf in
+        let norm = buf.baseAddress!, dnorm = norm + dim
+        for r in 0..<rows {
+            let x = inp + r * dim, g = dout + r * dim, dx = dinp + r * dim
+            let m = mean[r], s = rstd[r]
+            for c in 0..<dim { norm[c] = (x[c] - m) * s; dnorm[c] = g[c] * weight[c] }
+            let meanDnorm = rowSum(dnorm, dim) * invDim
+            let meanDnormNorm = rowDot(dnorm, norm, dim) * invDim
+            for c in 0..<dim { dx[c] += s * (dnorm[c] - meanDnorm - norm[c] * meanDnormNorm) }
+            if let dweight { for c in 0..<dim { dweight[c] = dweight[c].addingProduct(g[c], norm[c]) } }
+            if let dbias { for c in 0..<dim { dbias[c] += g[c] } }
         }
     }
+}
+
+/// sum_c x[c], with eight partial sums.
+@inline(__always)
+func rowSum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+    var acc = F8()
+    var c = 0
+    while c + 8 <= n { acc += UnsafeRawPointer(x + c).loadUnaligned(as: F8.self); c += 8 }
+    var s = horizontalSum(acc)
+    while c < n { s += x[c]; c += 1 }
+    return s
+}
+
+/// sum_c x[c] y[c], with eight partial sums.
+@inline(__always)
+func rowDot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ n: Int) -> Float {
+    var acc = F8()
+    var c = 0
+    while c + 8 <= n {
+        acc += UnsafeRawPointer(x + c).loadUnaligned(as: F8.self) * UnsafeRawPointer(y + c).loadUnaligned(as: F8.self)
+        c += 8
+    }
+    var s = horizontalSum(acc)
+    while c < n { s += x[c] * y[c]; c += 1 }
+    return s
 }
 
 // MARK: GELU (tanh approximation)
@@ -107,30 +128,26 @@ public func layerNormBackward(_ dinp: UnsafeMutablePointer<Float>, _ dweight: Un
 private let geluScale: Float = 0.797_884_56  // sqrt(2/pi)
 
 /// out (N) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+/// (tanh(u) = 1 - 2 / (e^{2u} + 1); scalar loops the compiler vectorises)
 public func geluForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ count: Int) {
-    var i = 0
-    while i < count {
-        let k = min(8, count - i)
-        let x = load8(inp + i, k)
+    for i in 0..<count {
+        let x = inp[i]
         let u = geluScale * (x + 0.044715 * x * x * x)
-        store8(0.5 * x * (1 + tanh8(u)), out + i, k)
-        i += 8
+        let th = 1 - 2 / (fastExp(2 * u) + 1)
+        out[i] = 0.5 * x * (1 + th)
     }
 }
 
-/// dinp (N) += dout * d/dx gelu(x)
+/// dinp (N) += dout * d/dx gelu(x)   (with `overwrite`: dinp = ..., for scratch buffers)
 public func geluBackward(_ dinp: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
-                         _ dout: UnsafePointer<Float>, _ count: Int) {
-    var i = 0
-    while i < count {
-        let k = min(8, count - i)
-        let x = load8(inp + i, k)
+                         _ dout: UnsafePointer<Float>, _ count: Int, overwrite: Bool = false) {
+    if overwrite { dinp.update(repeating: 0, count: count) }
+    for i in 0..<count {
+        let x = inp[i]
         let u = geluScale * (x + 0.044715 * x * x * x)
-        let th = tanh8(u)
+        let th = 1 - 2 / (fastExp(2 * u) + 1)
         let du = geluScale * (1 + 3 * 0.044715 * x * x)
-        let grad = 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * du
-        store8(load8(dinp + i, k) + load8(dout + i, k) * grad, dinp + i, k)
-        i += 8
+        dinp[i] += dout[i] * (0.5 * (1 + th) + 0.5 * x * (1 - th * th) * du)
     }
 }
 

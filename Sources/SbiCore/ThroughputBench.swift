@@ -53,7 +53,11 @@ extension Double {
 public struct ThroughputBench {
     public var seconds: Double
     public var threads: Int
-    public init(seconds: Double, threads: Int) { self.seconds = seconds; self.threads = threads }
+    /// Measure only configurations whose name contains this text (nil: all).
+    public var only: String?
+    public init(seconds: Double, threads: Int, only: String? = nil) {
+        self.seconds = seconds; self.threads = threads; self.only = only
+    }
 
     public func run(progress: (String) -> Void) -> ThroughputReport {
         BLAS.useSingleThread()
@@ -66,7 +70,7 @@ public struct ThroughputBench {
             ("large_train_b256_t82", .large, 256, 82, true),
             ("large_forward_b256_t182", .large, 256, 182, false),
         ]
-        for (name, preset, batch, tokens, train) in cases {
+        for (name, preset, batch, tokens, train) in cases where only.map({ name.contains($0) }) ?? true {
             progress("measuring \(name)")
             entries.append(measure(name: name, preset: preset, batch: batch, tokens: tokens, train: train, peak: peak))
         }

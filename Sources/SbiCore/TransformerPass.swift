@@ -146,8 +146,8 @@ extension Transformer {
         let dres = ws.dres.base, dmid = ws.dmid.base, dln = ws.dln.base
 
         // head and final LayerNorm
-        ws.dln.base.update(repeating: 0, count: rows * cw)
-        linearBackward(dln, G(slots.headW), G(slots.headB), dOutput, ws.lnf.base, P(slots.headW), rows, cw, 1)
+        linearBackward(dln, G(slots.headW), G(slots.headB), dOutput, ws.lnf.base, P(slots.headW), rows, cw, 1,
+                       overwriteInput: true)
         dres.update(repeating: 0, count: rows * cw)
         layerNormBackward(dres, G(slots.lnfW), G(slots.lnfB), dln, ws.residual[c.layers].base, P(slots.lnfW),
                           ws.lnfMean.base, ws.lnfRstd.base, rows, cw)
@@ -163,25 +163,23 @@ extension Transformer {
                     for k in 0..<cw { d[k] += r[k] }
                 }
             }
-            ws.dctxPre.zero()
-            geluBackward(ws.dctxPre.base, a.ctxPre.base, ws.dctx.base, b * cw)
+            geluBackward(ws.dctxPre.base, a.ctxPre.base, ws.dctx.base, b * cw, overwrite: true)
             linearBackward(nil, G(s.ctxW), G(s.ctxB), ws.dctxPre.base, ws.contextFeatures.base, P(s.ctxW), b,
                            2 * c.contextFrequencies, cw)
-            ws.dgelu.base.update(repeating: 0, count: rows * c.hiddenWidth)
-            linearBackward(ws.dgelu.base, G(s.downW), G(s.downB), dres, a.gelu.base, P(s.downW), rows, c.hiddenWidth, cw)
-            ws.dup.base.update(repeating: 0, count: rows * c.hiddenWidth)
-            geluBackward(ws.dup.base, a.up.base, ws.dgelu.base, rows * c.hiddenWidth)
-            dln.update(repeating: 0, count: rows * cw)
-            linearBackward(dln, G(s.upW), G(s.upB), ws.dup.base, a.ln2.base, P(s.upW), rows, cw, c.hiddenWidth)
+            linearBackward(ws.dgelu.base, G(s.downW), G(s.downB), dres, a.gelu.base, P(s.downW), rows, c.hiddenWidth, cw,
+                           overwriteInput: true)
+            geluBackward(ws.dup.base, a.up.base, ws.dgelu.base, rows * c.hiddenWidth, overwrite: true)
+            linearBackward(dln, G(s.upW), G(s.upB), ws.dup.base, a.ln2.base, P(s.upW), rows, cw, c.hiddenWidth,
+                           overwriteInput: true)
             dmid.update(from: dres, count: rows * cw)
             layerNormBackward(dmid, G(s.ln2w), G(s.ln2b), dln, a.mid.base, P(s.ln2w), a.ln2Mean.base, a.ln2Rstd.base, rows, cw)
             // mid = h + proj(attn): the residual passes dmid through
-            ws.dattOut.base.update(repeating: 0, count: rows * c.attentionWidth)
-            linearBackward(ws.dattOut.base, G(s.projW), G(s.projB), dmid, a.attOut.base, P(s.projW), rows, c.attentionWidth, cw)
+            linearBackward(ws.dattOut.base, G(s.projW), G(s.projB), dmid, a.attOut.base, P(s.projW), rows, c.attentionWidth, cw,
+                           overwriteInput: true)
             ws.dqkv.base.update(repeating: 0, count: rows * 3 * c.attentionWidth)
             attentionBackward(ws.dqkv.base, ws.dattOut.base, a.qkv.base, a.att.base, input.counts, shape, ws.scratch)
-            dln.update(repeating: 0, count: rows * cw)
-            linearBackward(dln, G(s.qkvW), G(s.qkvB), ws.dqkv.base, a.ln1.base, P(s.qkvW), rows, cw, 3 * c.attentionWidth)
+            linearBackward(dln, G(s.qkvW), G(s.qkvB), ws.dqkv.base, a.ln1.base, P(s.qkvW), rows, cw, 3 * c.attentionWidth,
+                           overwriteInput: true)
             dres.update(from: dmid, count: rows * cw)
             layerNormBackward(dres, G(s.ln1w), G(s.ln1b), dln, hin, P(s.ln1w), a.ln1Mean.base, a.ln1Rstd.base, rows, cw)
         }

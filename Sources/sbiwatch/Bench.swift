@@ -12,6 +12,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Seconds to spend measuring each configuration.")
     var seconds: Double = 3
 
+    @Option(name: .customLong("only"), help: "Measure only the configurations whose name contains this text.")
+    var only: String?
+
     @Option(help: "Worker threads for the network (default: the processor count).")
     var threads: Int?
 
@@ -21,7 +24,7 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
-        let report = ThroughputBench(seconds: seconds, threads: threads ?? BatchParallel.defaultThreads).run { line in
+        let report = ThroughputBench(seconds: seconds, threads: threads ?? BatchParallel.defaultThreads, only: only).run { line in
             FileHandle.standardError.write(Data((line + "\n").utf8))
         }
         if json {

@@ -107,13 +107,16 @@ final class KernelGradientTests: XCTestCase {
             return weightedSum(out.base, lw.base, out.count)
         }
         _ = loss()
-        // every valid probability row sums to 1; hidden keys get exactly 0
+        // every valid query's probabilities over keys sum to 1; hidden keys get exactly 0
+        let tp = shape.paddedTokens
         for e in 0..<b { for h in 0..<shape.heads { for i in 0..<Int(counts[e]) {
-            let row = att.base + ((e * shape.heads + h) * t + i) * shape.paddedTokens
             var s: Float = 0
-            for j in 0..<shape.paddedTokens {
-                s += row[j]
-                if keep.base[(e * t + i) * shape.paddedTokens + j] == 0 { XCTAssertEqual(row[j], 0) }
+            for j in 0..<t {
+                let pij = att.base[((e * shape.heads + h) * t + j) * tp + i]
+                s += pij
+                if keep.base[(e * t + j) * tp + i] == 0 { XCTAssertEqual(pij, 0) }
+                let maskAllows = allowed[(e * t + i) * t + j] != 0 || i == j
+                XCTAssertEqual(keep.base[(e * t + j) * tp + i] != 0, maskAllows && j < Int(counts[e]))
             }
             XCTAssertEqual(s, 1, accuracy: 1e-5)
         } } }
