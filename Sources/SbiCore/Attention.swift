@@ -23,15 +23,17 @@ public struct AttentionShape: Sendable {
 /// Per-thread scratch for one head of one example.
 public final class AttentionScratch: @unchecked Sendable {
     /// qt (D,Tp) queries transposed; rowMax, rowSum (Tp); ot (D,Tp) output or its gradient transposed;
-    /// dp (T,Tp) score gradients key-major; dsT, pT (T,Tp) score gradients and probabilities query-major;
-    /// dkt, dvt (D,Tp) key and value gradients transposed
-    let qt, rowMax, rowSum, ot, dp, dsT, pT, dkt, dvt: FloatBuffer
+    /// dp (T,Tp) score gradients key-major; q8, g8 (Tp,Dp) queries and output gradients with the key size
+    /// padded to Dp (a multiple of 8, zero-filled); dk8, dv8 (T,Dp) key and value gradients
+    let qt, rowMax, rowSum, ot, dp, q8, g8, dk8, dv8: FloatBuffer
+    let paddedKeySize: Int
     public init(tokens: Int, keySize: Int) {
         let tp = (tokens + 7) / 8 * 8
+        paddedKeySize = (keySize + 7) / 8 * 8
         qt = FloatBuffer(keySize * tp); rowMax = FloatBuffer(tp); rowSum = FloatBuffer(tp)
         ot = FloatBuffer(keySize * tp); dp = FloatBuffer(tokens * tp)
-        dsT = FloatBuffer(tokens * tp); pT = FloatBuffer(tokens * tp)
-        dkt = FloatBuffer(keySize * tp); dvt = FloatBuffer(keySize * tp)
+        q8 = FloatBuffer(tp * paddedKeySize); g8 = FloatBuffer(tp * paddedKeySize)
+        dk8 = FloatBuffer(tokens * paddedKeySize); dv8 = FloatBuffer(tokens * paddedKeySize)
     }
 }
 
@@ -73,15 +75,10 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMu
             qt.update(repeating: 0, count: d * tp)
             for i in 0..<n { for e in 0..<d { qt[e * tp + i] = scale * tok[i * st + h * d + e] } }
             for i in 0..<tp { mx[i] = -1e30; sum[i] = 0 }
-            // scores s[j, i] = sum_e k[j, e] qt[e, i]; running max over kept keys
+            // scores S (n,Tp) = K_h (n,D) @ qt (D,Tp); running max over kept keys
+            smallGemm(p, tp, tok + hd + h * d, st, 1, qt, tp, n, tp, d, accumulate: false)
             for j in 0..<n {
-                let k = tok + j * st + hd + h * d
                 let row = p + j * tp, kp = keep + (b * t + j) * tp
-                for i in 0..<tp { row[i] = 0 }
-                for e in 0..<d {
-                    let ke = k[e], q = qt + e * tp
-                    for i in 0..<tp { row[i] = row[i].addingProduct(ke, q[i]) }
-                }
                 for i in 0..<tp { let v = kp[i] != 0 ? row[i] : -1e30; mx[i] = v > mx[i] ? v : mx[i] }
             }
             for j in 0..<n {
@@ -93,16 +90,12 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMu
                 }
             }
             for i in 0..<tp { sum[i] = sum[i] > 0 ? 1 / sum[i] : 0 }
-            // normalise; ot[e, i] = sum_j v[j, e] p[j, i]
-            ot.update(repeating: 0, count: d * tp)
+            // normalise; ot (D,Tp) = V_h^T (D,n) @ P (n,Tp)
             for j in 0..<n {
-                let row = p + j * tp, v = tok + j * st + 2 * hd + h * d
+                let row = p + j * tp
                 for i in 0..<tp { row[i] *= sum[i] }
-                for e in 0..<d {
-                    let ve = v[e], o = ot + e * tp
-                    for i in 0..<tp { o[i] = o[i].addingProduct(ve, row[i]) }
-                }
             }
+            smallGemm(ot, tp, tok + 2 * hd + h * d, 1, st, p, tp, d, tp, n, accumulate: false)
             if n < t { (p + n * tp).update(repeating: 0, count: (t - n) * tp) }
             for i in 0..<t {
                 let o = out + (b * t + i) * hd + h * d
@@ -122,7 +115,8 @@ public func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ dout: Unsaf
     let t = shape.tokens, tp = shape.paddedTokens, d = shape.keySize, hd = shape.outStride, st = shape.qkvStride
     let scale = 1 / Float(d).squareRoot()
     let dot = scratch.rowSum.base, got = scratch.ot.base, dqt = scratch.qt.base, dpAll = scratch.dp.base
-    let dsT = scratch.dsT.base, pT = scratch.pT.base, dkt = scratch.dkt.base, dvt = scratch.dvt.base
+    let dp8 = scratch.paddedKeySize
+    let q8 = scratch.q8.base, g8 = scratch.g8.base, dk8 = scratch.dk8.base, dv8 = scratch.dv8.base
     for b in 0..<shape.batch {
         let n = Int(counts[b])
         let tok = qkv + b * t * st, dtok = dqkv + b * t * st
@@ -132,50 +126,33 @@ public func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ dout: Unsaf
             got.update(repeating: 0, count: d * tp)
             for i in 0..<n { for e in 0..<d { got[e * tp + i] = dout[(b * t + i) * hd + h * d + e] } }
             for i in 0..<tp { dot[i] = 0 }
-            // dP[j, i] = sum_e v[j, e] got[e, i];  dot[i] = sum_j P[j, i] dP[j, i]
-            for j in 0..<n {
-                let v = tok + j * st + 2 * hd + h * d, dpr = dpAll + j * tp, pr = p + j * tp
-                for i in 0..<tp { dpr[i] = 0 }
-                for e in 0..<d {
-                    let ve = v[e], g = got + e * tp
-                    for i in 0..<tp { dpr[i] = dpr[i].addingProduct(ve, g[i]) }
-                }
-                for i in 0..<tp { dot[i] = dot[i].addingProduct(pr[i], dpr[i]) }
-            }
-            // dS[j, i] = P (dP - dot) / sqrt(D) in place;  dqt[e, i] += k[j, e] dS[j, i]
-            dqt.update(repeating: 0, count: d * tp)
+            // dP (n,Tp) = V_h (n,D) @ got (D,Tp);  dot[i] = sum_j P[j, i] dP[j, i]
+            smallGemm(dpAll, tp, tok + 2 * hd + h * d, st, 1, got, tp, n, tp, d, accumulate: false)
             for j in 0..<n {
                 let dpr = dpAll + j * tp, pr = p + j * tp
-                let k = tok + j * st + hd + h * d
+                for i in 0..<tp { dot[i] = dot[i].addingProduct(pr[i], dpr[i]) }
+            }
+            // dS[j, i] = P (dP - dot) / sqrt(D) in place;  dqt (D,Tp) = K_h^T (D,n) @ dS (n,Tp)
+            for j in 0..<n {
+                let dpr = dpAll + j * tp, pr = p + j * tp
                 for i in 0..<tp { dpr[i] = pr[i] * (dpr[i] - dot[i]) * scale }
-                for e in 0..<d {
-                    let ke = k[e], q = dqt + e * tp
-                    for i in 0..<tp { q[i] = q[i].addingProduct(ke, dpr[i]) }
-                }
             }
-            // query-major copies: dsT[i, j] = dS[j, i], pT[i, j] = P[j, i] (zero for j >= n)
-            for i in 0..<n {
-                let ds = dsT + i * tp, pq = pT + i * tp
-                for j in 0..<n { ds[j] = dpAll[j * tp + i]; pq[j] = p[j * tp + i] }
-                for j in n..<tp { ds[j] = 0; pq[j] = 0 }
-            }
-            // dkt[e, j] = sum_i q[i, e] dS[j, i];  dvt[e, j] = sum_i dO[i, e] P[j, i]
-            dkt.update(repeating: 0, count: d * tp)
-            dvt.update(repeating: 0, count: d * tp)
+            smallGemm(dqt, tp, tok + hd + h * d, 1, st, dpAll, tp, d, tp, n, accumulate: false)
+            // dK (n,Dp) = dS (n,Tp) @ q8 (Tp,Dp);  dV (n,Dp) = P (n,Tp) @ g8 (Tp,Dp), rows of q8, g8 past n zero
+            q8.update(repeating: 0, count: tp * dp8)
+            g8.update(repeating: 0, count: tp * dp8)
             for i in 0..<n {
                 let q = tok + i * st + h * d, g = dout + (b * t + i) * hd + h * d
-                let ds = dsT + i * tp, pq = pT + i * tp
-                for e in 0..<d {
-                    let qe = q[e], ge = g[e], kr = dkt + e * tp, vr = dvt + e * tp
-                    for j in 0..<tp { kr[j] = kr[j].addingProduct(qe, ds[j]); vr[j] = vr[j].addingProduct(ge, pq[j]) }
-                }
+                for e in 0..<d { q8[i * dp8 + e] = q[e]; g8[i * dp8 + e] = g[e] }
             }
+            smallGemm(dk8, dp8, dpAll, tp, 1, q8, dp8, n, dp8, tp, accumulate: false)
+            smallGemm(dv8, dp8, p, tp, 1, g8, dp8, n, dp8, tp, accumulate: false)
             for i in 0..<n {
                 let r = dtok + i * st + h * d
                 for e in 0..<d {
                     r[e] += dqt[e * tp + i]
-                    r[hd + e] += dkt[e * tp + i]
-                    r[2 * hd + e] += dvt[e * tp + i]
+                    r[hd + e] += dk8[i * dp8 + e]
+                    r[2 * hd + e] += dv8[i * dp8 + e]
                 }
             }
         }

@@ -1,7 +1,8 @@
 // Data parallelism across the batch. The batch is cut into fixed chunks of examples
-// (independent of the thread count); workers take chunks in a static order, each with its own
+// (independent of the thread count); workers take the next free chunk, each with its own
 // activations; each chunk's gradient goes to its own arena and the chunks are summed in chunk
-// order. Results are therefore bit-identical for any number of threads.
+// order. A chunk's arithmetic does not depend on which worker runs it, so results are
+// bit-identical for any number of threads, and taking chunks on demand keeps the cores balanced.
 import Dispatch
 
 public final class BatchParallel: @unchecked Sendable {
@@ -20,8 +21,9 @@ public final class BatchParallel: @unchecked Sendable {
     /// d loss / d token value (capacity, tokens) after `forwardBackward`.
     public let valueGradient: FloatBuffer
 
-    /// Default chunk: about 1,024 token rows, which keeps a chunk's activations in cache-friendly sizes.
-    public static func defaultChunk(tokens: Int) -> Int { max(1, 1024 / tokens) }
+    /// Default chunk: about 512 token rows: big enough for efficient products, small enough that
+    /// a batch makes many chunks and the workers finish together.
+    public static func defaultChunk(tokens: Int) -> Int { max(1, 512 / tokens) }
 
     public static var defaultThreads: Int { ProcessInfoCores.active }
 
@@ -43,15 +45,16 @@ public final class BatchParallel: @unchecked Sendable {
     }
 
     /// Runs `body(chunkIndex, start, count, workspace)` for every chunk of a batch of `batch` examples;
-    /// worker w takes chunks w, w + threads, ...
+    /// each worker takes the next chunk nobody has taken yet.
     private func eachChunk(_ batch: Int, _ body: (Int, Int, Int, TransformerWorkspace) -> Void) {
         let chunks = (batch + chunkSize - 1) / chunkSize
+        let next = ChunkCounter()
         DispatchQueue.concurrentPerform(iterations: threads) { w in
-            var k = w
-            while k < chunks {
+            while true {
+                let k = next.take()
+                if k >= chunks { break }
                 let start = k * chunkSize
                 body(k, start, min(chunkSize, batch - start), workspaces[w])
-                k += threads
             }
         }
     }
@@ -89,6 +92,19 @@ public final class BatchParallel: @unchecked Sendable {
         }
         for k in 0..<chunks { grads.add(chunkGrads[k]) }
         return losses.reduce(0, +)
+    }
+}
+
+/// A shared counter handing out chunk indices 0, 1, 2, ... under a mutex.
+final class ChunkCounter: @unchecked Sendable {
+    private var value = 0
+    private var mutex = pthread_mutex_t()
+    init() { pthread_mutex_init(&mutex, nil) }
+    deinit { pthread_mutex_destroy(&mutex) }
+    func take() -> Int {
+        pthread_mutex_lock(&mutex)
+        defer { value += 1; pthread_mutex_unlock(&mutex) }
+        return value
     }
 }
 

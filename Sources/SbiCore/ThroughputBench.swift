@@ -82,7 +82,7 @@ public struct ThroughputBench {
         var rng = RandomStream(seed: 1)
         rng.fillNormal(a.base, count: n * n); rng.fillNormal(b.base, count: n * n)
         var best = 0.0
-        for _ in 0..<4 {
+        for _ in 0..<10 {
             let t0 = DispatchTime.now().uptimeNanoseconds
             BLAS.gemm(false, false, n, n, n, 1, a.base, n, b.base, n, 0, c.base, n)
             let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
