@@ -37,5 +37,8 @@ let package = Package(
         ], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "SbiCoreTests", dependencies: ["SbiCore"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
+        // Spawns the real binary (the dependency makes sure it is built first).
+        .testTarget(name: "SbiwatchCLITests", dependencies: ["sbiwatch"],
+                    swiftSettings: [.swiftLanguageMode(.v5)]),
     ]
 )

@@ -1,0 +1,69 @@
+import Foundation
+import XCTest
+
+/// Result of running the real `sbiwatch` binary.
+struct RunResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+enum CLI {
+    /// The binary built next to the test bundle (.build/<config>/sbiwatch).
+    static var binary: URL {
+        let testBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var dir = testBinary.deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("sbiwatch").path) && dir.path != "/" {
+            dir = dir.deletingLastPathComponent()
+        }
+        return dir.appendingPathComponent("sbiwatch")
+    }
+
+    /// The repository root (holds Package.swift).
+    static var repository: URL {
+        var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("Package.swift").path) {
+            dir = dir.deletingLastPathComponent()
+        }
+        return dir
+    }
+
+    @discardableResult
+    static func run(_ args: [String], environment: [String: String] = [:], cwd: URL? = nil) throws -> RunResult {
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = args
+        var env = ProcessInfo.processInfo.environment
+        env["COLUMNS"] = "80"
+        for (k, v) in environment { env[k] = v }
+        p.environment = env
+        if let cwd { p.currentDirectoryURL = cwd }
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out; p.standardError = err
+        try p.run()
+        // read both pipes fully before waiting, so a chatty child cannot block on a full pipe
+        final class Box: @unchecked Sendable { var data = Data() }
+        let errBox = Box()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async { errBox.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        let errData = errBox.data
+        p.waitUntilExit()
+        return RunResult(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                         stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    /// Compares `text` with fixtures/golden/NAME; SBIWATCH_UPDATE_GOLDEN=1 rewrites the file instead.
+    static func assertGolden(_ text: String, _ name: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let url = repository.appendingPathComponent("fixtures/golden").appendingPathComponent(name)
+        if ProcessInfo.processInfo.environment["SBIWATCH_UPDATE_GOLDEN"] == "1" {
+            try text.write(to: url, atomically: true, encoding: .utf8)
+            return
+        }
+        let golden = try String(contentsOf: url, encoding: .utf8)
+        XCTAssertEqual(text, golden, "output differs from \(url.path); rerun with SBIWATCH_UPDATE_GOLDEN=1 if intended",
+                       file: file, line: line)
+    }
+}
