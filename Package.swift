@@ -8,6 +8,8 @@ let kernelFlags: [String] = ["-O", "-enforce-exclusivity=unchecked", "-Xfrontend
 #else
 let kernelFlags: [String] = ["-O", "-enforce-exclusivity=unchecked"]
 #endif
+// Numeric stages above the kernels are optimised in debug builds too, so tests run fast.
+let optimized: [SwiftSetting] = [.swiftLanguageMode(.v5), .unsafeFlags(["-O"])]
 
 let package = Package(
     name: "sbiwatch",
@@ -18,6 +20,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // C libraries from Debian, found through pkg-config.
@@ -30,8 +33,18 @@ let package = Package(
         // Numeric core: parameter arena, layers (forward + backward), transformer, Adam, RNG.
         .target(name: "SbiCore", dependencies: ["CBLAS"],
                 swiftSettings: [.swiftLanguageMode(.v5), .unsafeFlags(kernelFlags)]),
+        // The method: variables, SDEs, the score model, condition masks, sampling and guidance.
+        .target(name: "SbiModel", dependencies: ["SbiCore"], swiftSettings: optimized),
+        // The pinned model archive (.sbim): gzip'd tar via libarchive, safetensors weights, SHA-256 pins.
+        .target(name: "SbiArchive", dependencies: [
+            "SbiCore", "SbiModel", "CArchive", .product(name: "Crypto", package: "swift-crypto"),
+        ], swiftSettings: [.swiftLanguageMode(.v5)]),
+        // Built-in simulators with priors, dependency graphs and reference posteriors.
+        .target(name: "SbiTasks", dependencies: ["SbiCore", "SbiModel"], swiftSettings: optimized),
+        // Denoising score matching training.
+        .target(name: "SbiTraining", dependencies: ["SbiCore", "SbiModel"], swiftSettings: optimized),
         .executableTarget(name: "sbiwatch", dependencies: [
-            "SbiCore", "CNetCDF", "CArchive", "CBLAS",
+            "SbiCore", "SbiModel", "SbiTasks", "SbiTraining", "SbiArchive", "CNetCDF", "CArchive", "CBLAS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: [.swiftLanguageMode(.v5)]),

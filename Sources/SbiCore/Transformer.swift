@@ -62,8 +62,9 @@ public struct Transformer: Sendable {
                                  lnfW: lnfW, lnfB: lnfB, headW: headW, headB: headB)
     }
 
-    /// Fresh parameters: linear weights N(0, 1/fan_in), biases 0, LayerNorm 1/0, identifier rows
-    /// orthonormal, Fourier frequencies N(0, std^2), condition vector N(0, 1).
+    /// Fresh parameters: block linear weights N(0, 2 / (layers * fan_in)) (variance scaling 2/L, as in
+    /// the reference), other linear weights N(0, 1/fan_in), biases 0, LayerNorm 1/0, identifier rows
+    /// orthonormal, Fourier frequencies N(0, std^2), condition vector N(0, conditionInitStd^2).
     public func initialParameters(key: RandomKey) -> Arena {
         let arena = Arena(layout: layout)
         var rng = RandomStream(key: key)
@@ -77,9 +78,11 @@ public struct Transformer: Sendable {
             case "context.freqs":
                 rng.fillNormal(p, count: slot.count, std: config.contextFrequencyStd)
             case "embed.condition":
-                rng.fillNormal(p, count: slot.count)
+                rng.fillNormal(p, count: slot.count, std: config.conditionInitStd)
             case _ where slot.name.hasSuffix("ln1.w") || slot.name.hasSuffix("ln2.w") || slot.name.hasSuffix("ln.w"):
                 p.update(repeating: 1, count: slot.count)
+            case _ where slot.shape.count == 2 && slot.count > 0 && slot.name.hasPrefix("block"):
+                rng.fillNormal(p, count: slot.count, std: (2 / Float(config.layers * slot.shape[0])).squareRoot())
             case _ where slot.shape.count == 2 && slot.count > 0:
                 rng.fillNormal(p, count: slot.count, std: 1 / Float(slot.shape[0]).squareRoot())
             default:

@@ -23,6 +23,8 @@ public struct TransformerConfig: Codable, Hashable, Sendable {
     /// Gaussian Fourier frequencies for the diffusion time (features = 2x this).
     public var contextFrequencies: Int
     public var contextFrequencyStd: Float
+    /// Std of the initial condition-state vector (reference: 0.1 small, 0.01 large).
+    public var conditionInitStd: Float = 0.1
 
     public var width: Int { idDim + valueDim + timeDim + condDim }
     public var hiddenWidth: Int { widening * width }
@@ -30,7 +32,7 @@ public struct TransformerConfig: Codable, Hashable, Sendable {
 
     public init(layers: Int, heads: Int, keySize: Int, widening: Int, idDim: Int, valueDim: Int,
                 timeDim: Int, condDim: Int, identifiers: Int, timeFrequencies: Int = 128,
-                timeFrequencyStd: Float = 1, contextFrequencies: Int = 64, contextFrequencyStd: Float = 16) {
+                timeFrequencyStd: Float = 1, contextFrequencies: Int = 64, contextFrequencyStd: Float = 1) {
         self.layers = layers; self.heads = heads; self.keySize = keySize; self.widening = widening
         self.idDim = idDim; self.valueDim = valueDim; self.timeDim = timeDim; self.condDim = condDim
         self.identifiers = identifiers; self.timeFrequencies = timeFrequencies
@@ -46,9 +48,11 @@ public struct TransformerConfig: Codable, Hashable, Sendable {
     /// otherwise id 20 | value 20 | condition 10.
     public static func preset(_ p: Preset, identifiers: Int, timeIndexed: Bool) -> TransformerConfig {
         let (layers, widening) = p == .small ? (6, 3) : (8, 4)
-        return TransformerConfig(layers: layers, heads: 4, keySize: 10, widening: widening,
-                                 idDim: timeIndexed ? 13 : 20, valueDim: timeIndexed ? 13 : 20,
-                                 timeDim: timeIndexed ? 14 : 0, condDim: 10, identifiers: identifiers)
+        var c = TransformerConfig(layers: layers, heads: 4, keySize: 10, widening: widening,
+                                  idDim: timeIndexed ? 13 : 20, valueDim: timeIndexed ? 13 : 20,
+                                  timeDim: timeIndexed ? 14 : 0, condDim: 10, identifiers: identifiers)
+        c.conditionInitStd = p == .small ? 0.1 : 0.01
+        return c
     }
 
     /// Multiply-adds x2 of one forward pass per token with `tokens` keys in attention (dense).

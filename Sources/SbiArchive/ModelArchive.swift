@@ -1,0 +1,211 @@
+// The pinned model archive (.sbim): manifest.json, weights.safetensors, README.md (model card)
+// and optionally calibration.json, in a gzip'd tar. Named with its SHA-256 as ARCHIVE@sha256:HEX.
+import Crypto
+import Foundation
+import SbiCore
+import SbiModel
+
+/// How a model was made: enough to rebuild it.
+public struct Provenance: Codable, Hashable, Sendable {
+    /// Built-in task name, or nil when trained from a simulation file.
+    public var task: String?
+    /// SHA-256 of the simulation file, when trained from one.
+    public var simulationsSHA256: String?
+    public var simulations: Int
+    public var seed: UInt64
+    public var training: TrainingSummary
+    public var command: String
+    public var sbiwatchVersion: String
+
+    public init(task: String?, simulationsSHA256: String?, simulations: Int, seed: UInt64,
+                training: TrainingSummary, command: String, sbiwatchVersion: String) {
+        self.task = task; self.simulationsSHA256 = simulationsSHA256; self.simulations = simulations
+        self.seed = seed; self.training = training; self.command = command; self.sbiwatchVersion = sbiwatchVersion
+    }
+}
+
+/// The training figures stored with a model.
+public struct TrainingSummary: Codable, Hashable, Sendable {
+    public var steps: Int
+    public var stepsPlanned: Int
+    public var batchSize: Int
+    public var finalTrainLoss: Double
+    public var bestValidationLoss: Double
+    public var bestValidationStep: Int
+    public var stoppedEarly: Bool
+    public var seconds: Double
+    public init(steps: Int, stepsPlanned: Int, batchSize: Int, finalTrainLoss: Double, bestValidationLoss: Double,
+                bestValidationStep: Int, stoppedEarly: Bool, seconds: Double) {
+        self.steps = steps; self.stepsPlanned = stepsPlanned; self.batchSize = batchSize
+        self.finalTrainLoss = finalTrainLoss; self.bestValidationLoss = bestValidationLoss
+        self.bestValidationStep = bestValidationStep; self.stoppedEarly = stoppedEarly; self.seconds = seconds
+    }
+}
+
+/// manifest.json
+public struct Manifest: Codable, Hashable, Sendable {
+    public static let currentFormatVersion = 1
+    public var format: String
+    public var formatVersion: Int
+    public var spec: ModelSpec
+    public var network: NetworkSettings
+    public var transformer: TransformerConfig
+    public var normalization: Normalization
+    public var sampler: SamplerSettings
+    public var provenance: Provenance
+}
+
+/// A loaded archive.
+public struct LoadedModel: @unchecked Sendable {
+    public var model: ScoreModel
+    public var manifest: Manifest
+    public var sha256: String
+    public var path: String
+    public var calibration: Data?
+}
+
+public enum ModelArchive {
+    static let entryNames: Set<String> = ["manifest.json", "weights.safetensors", "README.md", "calibration.json"]
+
+    public static func sha256Hex(_ data: Data) -> String {
+        SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The archive bytes of a model (deterministic for the same model and manifest).
+    public static func encode(_ model: ScoreModel, sampler: SamplerSettings, provenance: Provenance,
+                              calibration: Data? = nil) throws -> Data {
+        let manifest = Manifest(format: "sbiwatch-model", formatVersion: Manifest.currentFormatVersion,
+                                spec: model.spec, network: model.settings, transformer: model.transformer.config,
+                                normalization: model.normalization, sampler: sampler, provenance: provenance)
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .prettyPrinted]
+        var files: [(name: String, data: Data)] = [
+            ("manifest.json", try enc.encode(manifest)),
+            ("weights.safetensors", Safetensors.encode(model.params, metadata: ["format": "sbiwatch", "dtype": "float32"])),
+            ("README.md", Data(modelCard(manifest).utf8)),
+        ]
+        if let calibration { files.append(("calibration.json", calibration)) }
+        return try TarIO.write(files)
+    }
+
+    /// Writes atomically: a temporary name in the same directory, fsync, rename. Returns the SHA-256.
+    @discardableResult
+    public static func save(_ data: Data, to path: String) throws -> String {
+        try AtomicFile.write(data, to: path)
+        return sha256Hex(data)
+    }
+
+    /// Splits "PATH@sha256:HEX" into the path and the expected digest.
+    public static func parseReference(_ reference: String) throws -> (path: String, pin: String?) {
+        guard let r = reference.range(of: "@sha256:", options: .backwards) else { return (reference, nil) }
+        let pin = String(reference[r.upperBound...]).lowercased()
+        guard pin.count == 64, pin.allSatisfy({ $0.isHexDigit }) else {
+            throw SbiError(.usage, "'\(reference)' has a malformed pin; after @sha256: come 64 hexadecimal digits",
+                           hint: "copy the pin printed by `sbiwatch inspect \(reference[..<r.lowerBound])`")
+        }
+        return (String(reference[..<r.lowerBound]), pin)
+    }
+
+    /// Loads "PATH" or "PATH@sha256:HEX"; a pinned load refuses an archive whose digest differs.
+    public static func load(_ reference: String) throws -> LoadedModel {
+        let (path, pin) = try parseReference(reference)
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw SbiError(.noInput, "model archive \(path) does not exist", hint: "check the path, or build it with `sbiwatch train`")
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw SbiError(.noInput, "model archive \(path) cannot be read", hint: "check its permissions")
+        }
+        let digest = sha256Hex(data)
+        if let pin, pin != digest {
+            throw SbiError(.configuration, "model archive \(path) has SHA-256 \(digest), but the pin asks for \(pin)",
+                           hint: "the file changed since it was pinned; restore the pinned archive or update the pin deliberately")
+        }
+        return try decode(data, source: path, sha256: digest)
+    }
+
+    public static func decode(_ data: Data, source: String, sha256: String) throws -> LoadedModel {
+        let files = try TarIO.read(data, source: source, allowed: entryNames)
+        guard let manifestData = files["manifest.json"] else {
+            throw SbiError(.badInput, "\(source) has no manifest.json", hint: "this is not an sbiwatch model archive")
+        }
+        // the version first, so a newer format gets a clear message rather than a decoding error
+        struct Version: Decodable { var format: String?; var formatVersion: Int? }
+        let version = try? JSONDecoder().decode(Version.self, from: manifestData)
+        guard version?.format == "sbiwatch-model" else {
+            throw SbiError(.badInput, "\(source): manifest.json is not an sbiwatch model manifest")
+        }
+        guard version?.formatVersion == Manifest.currentFormatVersion else {
+            throw SbiError(.badInput, "\(source) has model format version \(version?.formatVersion.map(String.init) ?? "?"); this sbiwatch reads version \(Manifest.currentFormatVersion)",
+                           hint: "use the sbiwatch version that wrote it, or rebuild the model with this one")
+        }
+        let manifest: Manifest
+        do { manifest = try JSONDecoder().decode(Manifest.self, from: manifestData) } catch {
+            throw SbiError(.badInput, "\(source): manifest.json cannot be read: \(error)")
+        }
+        let expected = ScoreModel.transformerConfig(spec: manifest.spec, settings: manifest.network)
+        guard expected.width == manifest.transformer.width, expected.identifiers == manifest.transformer.identifiers,
+              manifest.normalization.mean.count == manifest.spec.nodeCount,
+              manifest.normalization.std.count == manifest.spec.nodeCount else {
+            throw SbiError(.badInput, "\(source): manifest.json is inconsistent (network or normalisation does not fit the variables)")
+        }
+        guard let weights = files["weights.safetensors"] else { throw SbiError(.badInput, "\(source) has no weights.safetensors") }
+        let transformer = Transformer(config: manifest.transformer)
+        let params = try Safetensors.decode(weights, layout: transformer.layout, source: source)
+        let model = ScoreModel(spec: manifest.spec, settings: manifest.network, config: manifest.transformer, params: params,
+                               normalization: manifest.normalization)
+        return LoadedModel(model: model, manifest: manifest, sha256: sha256, path: source, calibration: files["calibration.json"])
+    }
+
+    /// README.md: what the model is and the exact command that rebuilds it.
+    static func modelCard(_ m: Manifest) -> String {
+        let p = m.provenance
+        var s = "# sbiwatch model: \(p.task ?? "trained from simulations")\n\n"
+        s += "Variables:\n\n"
+        for v in m.spec.variables { s += "- `\(v.name)` (\(v.kind.rawValue), \(v.size) values\(v.units.map { ", \($0)" } ?? ""))\n" }
+        s += "\nNetwork: \(m.network.preset.rawValue) transformer (\(m.transformer.layers) layers, \(m.transformer.heads) heads), "
+        s += "\(m.network.mask.rawValue) attention mask, \(m.network.sde.name.uppercased()) SDE.\n"
+        s += "Default sampler: \(m.sampler.method.rawValue), \(m.sampler.steps) steps.\n\n"
+        s += "Trained on \(p.simulations) simulations, seed \(p.seed), \(p.training.steps) of \(p.training.stepsPlanned) steps "
+        s += "(batch \(p.training.batchSize)) in \(Int(p.training.seconds.rounded())) s; best validation loss "
+        s += "\(p.training.bestValidationLoss) at step \(p.training.bestValidationStep).\n\n"
+        s += "Rebuild it with (sbiwatch \(p.sbiwatchVersion)):\n\n    \(p.command)\n"
+        return s
+    }
+}
+
+/// Whole-file writes that never leave a partial file: temp name in the same directory, fsync, rename.
+public enum AtomicFile {
+    public static func write(_ data: Data, to path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        let dir = url.deletingLastPathComponent().path
+        let tmp = dir + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw SbiError(.cannotCreate, "cannot create \(path): \(String(cString: strerror(errno)))",
+                           hint: "check that \(dir) exists and is writable")
+        }
+        var ok = false
+        defer { if !ok { unlink(tmp) } }
+        let written = data.withUnsafeBytes { raw -> Int in
+            var off = 0
+            while off < raw.count {
+                let n = Glibc.write(fd, raw.baseAddress! + off, raw.count - off)
+                if n < 0 { if errno == EINTR { continue }; return -1 }
+                off += n
+            }
+            return off
+        }
+        let synced = fsync(fd) == 0
+        close(fd)
+        guard written == data.count, synced else {
+            throw SbiError(.ioError, "cannot write \(path): \(String(cString: strerror(errno)))", hint: "check free disk space")
+        }
+        guard rename(tmp, path) == 0 else {
+            throw SbiError(.cannotCreate, "cannot rename into \(path): \(String(cString: strerror(errno)))")
+        }
+        ok = true
+        // make the rename durable
+        let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 { fsync(dfd); close(dfd) }
+    }
+}

@@ -1,0 +1,158 @@
+// Reverse-time sampling of any conditional from the all-conditional score model.
+import Dispatch
+import SbiCore
+
+/// How to integrate from t = 1 down to t = 1e-5.
+public struct SamplerSettings: Codable, Hashable, Sendable {
+    public enum Method: String, Codable, CaseIterable, Sendable {
+        /// reverse SDE, Euler-Maruyama (no noise in the last step)
+        case sde
+        /// probability-flow ODE, Heun's method (deterministic after the initial draw)
+        case ode
+    }
+    public var method: Method
+    public var steps: Int
+    /// RePaint-style resampling steps per step (used with guidance).
+    public var resampling: Int
+    public init(method: Method = .sde, steps: Int = 50, resampling: Int = 0) {
+        self.method = method; self.steps = steps; self.resampling = resampling
+    }
+}
+
+/// What is known: exact values of observed nodes and constraints on latent ones (physical units).
+public struct Conditioning: Sendable {
+    public var observed: [Int: Double]
+    public var constraints: [any GuidanceConstraint]
+    public init(observed: [Int: Double] = [:], constraints: [any GuidanceConstraint] = []) {
+        self.observed = observed; self.constraints = constraints
+    }
+}
+
+public enum Sampler {
+    /// `count` joint samples of every node (physical units; observed nodes hold their values).
+    /// Sample j uses its own stream key.split(j), so sample j does not depend on `count` or on threads.
+    public static func sample(_ model: ScoreModel, _ conditioning: Conditioning, count: Int,
+                              settings: SamplerSettings, key: RandomKey, threads: Int? = nil) throws -> [[Double]] {
+        let d = model.tokenCount
+        for (node, v) in conditioning.observed {
+            guard node >= 0 && node < d else { throw SbiError(.usage, "node \(node) does not exist in this model") }
+            guard v.isFinite else { throw SbiError(.badInput, "observed value of \(model.spec.label(ofNode: node)) is not finite") }
+        }
+        for c in conditioning.constraints {
+            for n in c.nodes where conditioning.observed[n] != nil {
+                throw SbiError(.usage, "\(model.spec.label(ofNode: n)) is both observed and constrained",
+                               hint: "give either an exact value or an interval for it, not both")
+            }
+        }
+        guard count > 0 else { return [] }
+        guard settings.steps >= 2 else { throw SbiError(.usage, "sampling needs at least 2 steps") }
+        let sde = model.settings.sde, norm = model.normalization
+        let capacity = min(count, 4096)
+        let batch = TokenBatch(capacity: capacity, tokens: d)
+        model.prepare(batch)
+        let runner = BatchParallel(model: model.transformer, capacity: capacity, tokens: d, training: false, threads: threads)
+        var observedMask = [Float](repeating: 0, count: d), observedValue = [Float](repeating: 0, count: d)
+        for (node, v) in conditioning.observed { observedMask[node] = 1; observedValue[node] = Float(norm.normalize(v, node: node)) }
+        let guided = !conditioning.constraints.isEmpty
+        let ts = (0..<settings.steps).map { 1 - (1 - SDE.tMin) * Double($0) / Double(settings.steps - 1) }
+
+        var out: [[Double]] = []
+        out.reserveCapacity(count)
+        var first = 0
+        while first < count {
+            let n = min(capacity, count - first)
+            batch.batch = n
+            var rngs = (0..<n).map { RandomStream(key: key.split(UInt64(first + $0))) }
+            // x (n, d) in normalized units; observed nodes fixed
+            var x = [Double](repeating: 0, count: n * d)
+            let s0 = sde.initialStd(dataVariance: 1)
+            for e in 0..<n { for i in 0..<d {
+                x[e * d + i] = observedMask[i] != 0 ? Double(observedValue[i]) : s0 * rngs[e].normal()
+            } }
+            for e in 0..<n { (batch.observed + e * d).update(from: observedMask, count: d) }
+            var score = [Double](repeating: 0, count: n * d)
+
+            // score(x, t) into `score` (latent tokens; guidance included)
+            func evaluate(_ xs: [Double], _ t: Double) {
+                for r in 0..<(n * d) { batch.values[r] = Float(xs[r]) }
+                for e in 0..<n { batch.diffusionTime[e] = Float(t) }
+                runner.forward(model.params, batch.view)
+                let scale = model.outputScale(t)
+                for r in 0..<(n * d) { score[r] = Double(runner.output.base[r]) / scale }
+                if guided { addGuidance(model, conditioning, xs, t, n, &score) }
+            }
+            func reverseDrift(_ xs: [Double], _ t: Double, _ r: Int, ode: Bool) -> Double {
+                let g = sde.diffusion(t)
+                return sde.driftCoefficient(t) * xs[r] - (ode ? 0.5 : 1) * g * g * score[r]
+            }
+
+            for k in 0..<(settings.steps - 1) {
+                let t = ts[k], tNext = ts[k + 1], dt = t - tNext
+                let last = k == settings.steps - 2
+                switch settings.method {
+                case .sde:
+                    for rep in 0...(guided ? settings.resampling : 0) {
+                        evaluate(x, t)
+                        let g = sde.diffusion(t)
+                        for e in 0..<n { for i in 0..<d where observedMask[i] == 0 {
+                            let r = e * d + i
+                            let noise = last ? 0 : g * dt.squareRoot() * rngs[e].normal()
+                            x[r] = x[r] - reverseDrift(x, t, r, ode: false) * dt + noise
+                        } }
+                        // RePaint: go back up to t with the forward SDE, then repeat the step
+                        if rep < (guided ? settings.resampling : 0) && !last {
+                            let gb = sde.diffusion(tNext)
+                            for e in 0..<n { for i in 0..<d where observedMask[i] == 0 {
+                                let r = e * d + i
+                                x[r] = x[r] + sde.driftCoefficient(tNext) * x[r] * dt + gb * dt.squareRoot() * rngs[e].normal()
+                            } }
+                        }
+                    }
+                case .ode:
+                    evaluate(x, t)
+                    var predicted = x, v0 = [Double](repeating: 0, count: n * d)
+                    for r in 0..<(n * d) where observedMask[r % d] == 0 {
+                        v0[r] = reverseDrift(x, t, r, ode: true)
+                        predicted[r] = x[r] - v0[r] * dt
+                    }
+                    evaluate(predicted, tNext)
+                    for r in 0..<(n * d) where observedMask[r % d] == 0 {
+                        x[r] = x[r] - 0.5 * (v0[r] + reverseDrift(predicted, tNext, r, ode: true)) * dt
+                    }
+                }
+            }
+            for e in 0..<n {
+                out.append((0..<d).map { i in
+                    observedMask[i] != 0 ? conditioning.observed[i]! : norm.denormalize(x[e * d + i], node: i)
+                })
+            }
+            first += n
+        }
+        return out
+    }
+
+    /// score += grad log c at the Tweedie estimate x0_hat = (x_t + sigma^2 s) / mu, converted
+    /// between physical and normalised units (grad_z = std * grad_x).
+    static func addGuidance(_ model: ScoreModel, _ conditioning: Conditioning, _ x: [Double], _ t: Double,
+                            _ n: Int, _ score: inout [Double]) {
+        let d = model.tokenCount, sde = model.settings.sde, norm = model.normalization
+        let mu = sde.mean(t), sigma = sde.std(t)
+        var x0 = [Double](repeating: 0, count: d), grad = [Double](repeating: 0, count: d)
+        let sharpness = (0..<d).map { i in 1 / (sigma * sigma * norm.std[i] * norm.std[i]) }
+        sharpness.withUnsafeBufferPointer { k in
+            for e in 0..<n {
+                for i in 0..<d {
+                    let z0 = (x[e * d + i] + sigma * sigma * score[e * d + i]) / mu
+                    x0[i] = norm.denormalize(z0, node: i)
+                    grad[i] = 0
+                }
+                x0.withUnsafeBufferPointer { xp in
+                    grad.withUnsafeMutableBufferPointer { gp in
+                        for c in conditioning.constraints { c.addLogGradient(x: xp.baseAddress!, sharpness: k.baseAddress!, grad: gp.baseAddress!) }
+                    }
+                }
+                for i in 0..<d where grad[i] != 0 { score[e * d + i] += grad[i] * norm.std[i] }
+            }
+        }
+    }
+}

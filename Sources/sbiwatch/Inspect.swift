@@ -1,0 +1,30 @@
+import ArgumentParser
+import Foundation
+import SbiArchive
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print a model archive's manifest summary and its SHA-256 pin.")
+
+    @Argument(help: "The model archive (PATH or PATH@sha256:HEX).")
+    var model: String
+
+    func run() throws {
+        let loaded = try ModelArchive.load(model)
+        let m = loaded.manifest, p = m.provenance
+        print("model:     \(loaded.path)")
+        print("sha256:    \(loaded.sha256)")
+        print("pin:       \(loaded.path)@sha256:\(loaded.sha256)")
+        print("format:    \(m.format) version \(m.formatVersion), written by sbiwatch \(p.sbiwatchVersion)")
+        print("variables:")
+        for v in m.spec.variables {
+            print("  \(v.name): \(v.kind.rawValue), \(v.size) value\(v.size == 1 ? "" : "s")\(v.units.map { " [\($0)]" } ?? "")")
+        }
+        print("network:   \(m.network.preset.rawValue) (\(m.transformer.layers) layers, \(m.transformer.heads) heads, width \(m.transformer.width)), \(m.network.mask.rawValue) mask, \(m.network.sde.name) SDE")
+        print("sampler:   \(m.sampler.method.rawValue), \(m.sampler.steps) steps")
+        print("training:  \(p.task.map { "task \($0)" } ?? "simulation file \(p.simulationsSHA256 ?? "?")"), \(p.simulations) simulations, seed \(p.seed)")
+        print("           \(p.training.steps)/\(p.training.stepsPlanned) steps, batch \(p.training.batchSize), \(Int(p.training.seconds.rounded())) s, best validation loss \(p.training.bestValidationLoss) at step \(p.training.bestValidationStep)\(p.training.stoppedEarly ? " (stopped early)" : "")")
+        print("rebuild:   \(p.command)")
+        if loaded.calibration != nil { print("calibration: calibration.json present") }
+    }
+}

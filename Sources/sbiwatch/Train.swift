@@ -1,0 +1,103 @@
+import ArgumentParser
+import Foundation
+import SbiArchive
+import SbiCore
+import SbiModel
+import SbiTasks
+import SbiTraining
+
+extension TransformerConfig.Preset: ExpressibleByArgument {}
+extension AttentionMaskKind: ExpressibleByArgument {}
+extension SamplerSettings.Method: ExpressibleByArgument {}
+
+enum SDEChoice: String, ExpressibleByArgument, CaseIterable {
+    case ve, vp
+    var sde: SDE { self == .ve ? .defaultVE : .defaultVP }
+}
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train an all-conditional score model and write it as a pinned model archive.")
+
+    @Option(help: "Built-in simulator to train on (\(TaskRegistry.benchmarkNames.joined(separator: ", "))).")
+    var task: String
+
+    @Option(help: "Number of simulations.")
+    var budget: Int = 10_000
+
+    @Option(help: "Where to write the model archive (.sbim).")
+    var out: String
+
+    @Option(help: "Seed of everything random: simulations, initial weights, batches.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Optimiser steps (default: clip(3 x budget, 5000, 100000)).")
+    var steps: Int?
+
+    @Option(name: .customLong("batch-size"), help: "Examples per step.")
+    var batchSize: Int = 1000
+
+    @Option(name: .customLong("config"), help: "Network size: small or large.")
+    var preset: TransformerConfig.Preset = .small
+
+    @Option(help: "Diffusion: ve or vp.")
+    var sde: SDEChoice = .ve
+
+    @Option(help: "Attention mask: dense or undirected.")
+    var mask: AttentionMaskKind = .undirected
+
+    @Option(name: .customLong("sampler-steps"), help: "Default number of sampling steps stored with the model.")
+    var samplerSteps: Int?
+
+    @Option(help: "Worker threads (default: the processor count).")
+    var threads: Int?
+
+    func validate() throws {
+        guard budget >= 20 else { throw ValidationError("--budget must be at least 20") }
+        if let steps, steps < 1 { throw ValidationError("--steps must be positive") }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be positive") }
+        guard out.hasSuffix(".sbim") else { throw ValidationError("--out must name a .sbim file") }
+        if let samplerSteps, samplerSteps < 2 { throw ValidationError("--sampler-steps must be at least 2") }
+    }
+
+    /// The canonical command line that rebuilds this model (written into the model card).
+    var canonicalCommand: String {
+        var c = "sbiwatch train --task \(task) --budget \(budget) --seed \(seed)"
+        if let steps { c += " --steps \(steps)" }
+        if batchSize != 1000 { c += " --batch-size \(batchSize)" }
+        c += " --config \(preset.rawValue) --sde \(sde.rawValue) --mask \(mask.rawValue)"
+        if let samplerSteps { c += " --sampler-steps \(samplerSteps)" }
+        return c + " --out \(URL(fileURLWithPath: out).lastPathComponent)"
+    }
+
+    func run() throws {
+        let simTask = try TaskRegistry.task(named: task)
+        let key = RandomKey(seed: seed)
+        stderrLine("simulating \(budget) draws of \(task)")
+        let sims = simTask.simulate(count: budget, key: key.split(100))
+        var config = TrainingConfig(steps: steps, seed: seed)
+        config.batchSize = batchSize
+        config.threads = threads
+        let settings = NetworkSettings(preset: preset, sde: sde.sde, mask: mask)
+        stderrLine("training \(preset.rawValue) network, \(config.resolvedSteps(simulations: budget)) steps of \(batchSize)")
+        let (model, report) = try Trainer.train(spec: simTask.spec, simulations: sims, settings: settings, config: config) {
+            stderrLine($0.line)
+        }
+        let sampler = SamplerSettings(method: .sde, steps: samplerSteps ?? (sde == .ve ? 50 : 250))
+        let provenance = Provenance(
+            task: task, simulationsSHA256: nil, simulations: budget, seed: seed,
+            training: TrainingSummary(steps: report.steps, stepsPlanned: report.stepsPlanned, batchSize: batchSize,
+                                      finalTrainLoss: report.finalTrainLoss, bestValidationLoss: report.bestValidationLoss,
+                                      bestValidationStep: report.bestValidationStep, stoppedEarly: report.stoppedEarly,
+                                      seconds: report.seconds),
+            command: canonicalCommand, sbiwatchVersion: sbiwatchVersion)
+        let data = try ModelArchive.encode(model, sampler: sampler, provenance: provenance)
+        let digest = try ModelArchive.save(data, to: out)
+        stderrLine("trained in \(Int(report.seconds.rounded())) s; best validation loss \(report.bestValidationLoss) at step \(report.bestValidationStep)")
+        print("\(out)@sha256:\(digest)")
+    }
+}
+
+func stderrLine(_ s: String) {
+    FileHandle.standardError.write(Data((s + "\n").utf8))
+}
