@@ -151,6 +151,19 @@ public func geluBackward(_ dinp: UnsafeMutablePointer<Float>, _ inp: UnsafePoint
     }
 }
 
+// MARK: ReLU
+
+/// out (N) = max(x, 0)
+public func reluForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ count: Int) {
+    for i in 0..<count { out[i] = inp[i] > 0 ? inp[i] : 0 }
+}
+
+/// dinp (N) += dout * (x > 0)
+public func reluBackward(_ dinp: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
+                         _ dout: UnsafePointer<Float>, _ count: Int) {
+    for i in 0..<count { dinp[i] += inp[i] > 0 ? dout[i] : 0 }
+}
+
 // MARK: Residual
 
 /// out (N) = a + b

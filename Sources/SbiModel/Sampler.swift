@@ -28,29 +28,77 @@ public struct Conditioning: Sendable {
     }
 }
 
+/// Scores of the noised distribution in normalised units, for a block of `n` samples of `d` nodes.
+public protocol ScoreFunction {
+    var nodeCount: Int { get }
+    var sde: SDE { get }
+    var normalization: Normalization { get }
+    /// Largest block `scores` accepts.
+    var blockCapacity: Int { get }
+    /// score (n, d) of x (n, d) at time t; `observed` (d) flags nodes held at their values.
+    func scores(_ x: [Double], n: Int, t: Double, observed: [Float], into score: inout [Double])
+}
+
+/// The network as a score function: out / max(sigma(t), 1e-3).
+public final class NetworkScore: ScoreFunction {
+    public let model: ScoreModel
+    let batch: TokenBatch
+    let runner: BatchParallel
+    public var nodeCount: Int { model.tokenCount }
+    public var sde: SDE { model.settings.sde }
+    public var normalization: Normalization { model.normalization }
+    public var blockCapacity: Int { batch.capacity }
+
+    public init(model: ScoreModel, capacity: Int, threads: Int? = nil) {
+        self.model = model
+        batch = TokenBatch(capacity: capacity, tokens: model.tokenCount)
+        model.prepare(batch)
+        runner = BatchParallel(model: model.transformer, capacity: capacity, tokens: model.tokenCount,
+                               training: false, threads: threads)
+    }
+
+    public func scores(_ x: [Double], n: Int, t: Double, observed: [Float], into score: inout [Double]) {
+        let d = nodeCount
+        batch.batch = n
+        for e in 0..<n { (batch.observed + e * d).update(from: observed, count: d) }
+        for r in 0..<(n * d) { batch.values[r] = Float(x[r]) }
+        for e in 0..<n { batch.diffusionTime[e] = Float(t) }
+        runner.forward(model.params, batch.view)
+        let scale = model.outputScale(t)
+        for r in 0..<(n * d) { score[r] = Double(runner.output.base[r]) / scale }
+    }
+}
+
 public enum Sampler {
-    /// `count` joint samples of every node (physical units; observed nodes hold their values).
-    /// Sample j uses its own stream key.split(j), so sample j does not depend on `count` or on threads.
+    /// `count` joint samples of every node of a trained model (physical units; observed nodes hold their values).
     public static func sample(_ model: ScoreModel, _ conditioning: Conditioning, count: Int,
-                              settings: SamplerSettings, key: RandomKey, threads: Int? = nil) throws -> [[Double]] {
-        let d = model.tokenCount
+                              settings: SamplerSettings, key: RandomKey, threads: Int? = nil,
+                              progress: ((Int, Int) -> Void)? = nil) throws -> [[Double]] {
+        let score = NetworkScore(model: model, capacity: max(1, min(count, 4096)), threads: threads)
+        return try sample(score, conditioning, count: count, settings: settings, key: key, progress: progress)
+    }
+
+    /// `count` joint samples from any score function. Sample j uses its own stream key.split(j),
+    /// so sample j does not depend on `count` or on the thread count.
+    public static func sample(_ scoreFunction: ScoreFunction, _ conditioning: Conditioning, count: Int,
+                              settings: SamplerSettings, key: RandomKey,
+                              progress: ((Int, Int) -> Void)? = nil) throws -> [[Double]] {
+        let d = scoreFunction.nodeCount
+        let labels = { (node: Int) in "node \(node)" }
         for (node, v) in conditioning.observed {
             guard node >= 0 && node < d else { throw SbiError(.usage, "node \(node) does not exist in this model") }
-            guard v.isFinite else { throw SbiError(.badInput, "observed value of \(model.spec.label(ofNode: node)) is not finite") }
+            guard v.isFinite else { throw SbiError(.badInput, "observed value of \(labels(node)) is not finite") }
         }
         for c in conditioning.constraints {
             for n in c.nodes where conditioning.observed[n] != nil {
-                throw SbiError(.usage, "\(model.spec.label(ofNode: n)) is both observed and constrained",
+                throw SbiError(.usage, "\(labels(n)) is both observed and constrained",
                                hint: "give either an exact value or an interval for it, not both")
             }
         }
         guard count > 0 else { return [] }
         guard settings.steps >= 2 else { throw SbiError(.usage, "sampling needs at least 2 steps") }
-        let sde = model.settings.sde, norm = model.normalization
-        let capacity = min(count, 4096)
-        let batch = TokenBatch(capacity: capacity, tokens: d)
-        model.prepare(batch)
-        let runner = BatchParallel(model: model.transformer, capacity: capacity, tokens: d, training: false, threads: threads)
+        let sde = scoreFunction.sde, norm = scoreFunction.normalization
+        let capacity = scoreFunction.blockCapacity
         var observedMask = [Float](repeating: 0, count: d), observedValue = [Float](repeating: 0, count: d)
         for (node, v) in conditioning.observed { observedMask[node] = 1; observedValue[node] = Float(norm.normalize(v, node: node)) }
         let guided = !conditioning.constraints.isEmpty
@@ -61,7 +109,6 @@ public enum Sampler {
         var first = 0
         while first < count {
             let n = min(capacity, count - first)
-            batch.batch = n
             var rngs = (0..<n).map { RandomStream(key: key.split(UInt64(first + $0))) }
             // x (n, d) in normalized units; observed nodes fixed
             var x = [Double](repeating: 0, count: n * d)
@@ -69,17 +116,12 @@ public enum Sampler {
             for e in 0..<n { for i in 0..<d {
                 x[e * d + i] = observedMask[i] != 0 ? Double(observedValue[i]) : s0 * rngs[e].normal()
             } }
-            for e in 0..<n { (batch.observed + e * d).update(from: observedMask, count: d) }
             var score = [Double](repeating: 0, count: n * d)
 
-            // score(x, t) into `score` (latent tokens; guidance included)
+            // score(x, t) into `score` (guidance included)
             func evaluate(_ xs: [Double], _ t: Double) {
-                for r in 0..<(n * d) { batch.values[r] = Float(xs[r]) }
-                for e in 0..<n { batch.diffusionTime[e] = Float(t) }
-                runner.forward(model.params, batch.view)
-                let scale = model.outputScale(t)
-                for r in 0..<(n * d) { score[r] = Double(runner.output.base[r]) / scale }
-                if guided { addGuidance(model, conditioning, xs, t, n, &score) }
+                scoreFunction.scores(xs, n: n, t: t, observed: observedMask, into: &score)
+                if guided { addGuidance(sde, norm, d, conditioning, xs, t, n, &score) }
             }
             func reverseDrift(_ xs: [Double], _ t: Double, _ r: Int, ode: Bool) -> Double {
                 let g = sde.diffusion(t)
@@ -87,6 +129,7 @@ public enum Sampler {
             }
 
             for k in 0..<(settings.steps - 1) {
+                progress?(first + (k + 1) * n / (settings.steps - 1), count)
                 let t = ts[k], tNext = ts[k + 1], dt = t - tNext
                 let last = k == settings.steps - 2
                 switch settings.method {
@@ -133,9 +176,8 @@ public enum Sampler {
 
     /// score += grad log c at the Tweedie estimate x0_hat = (x_t + sigma^2 s) / mu, converted
     /// between physical and normalised units (grad_z = std * grad_x).
-    static func addGuidance(_ model: ScoreModel, _ conditioning: Conditioning, _ x: [Double], _ t: Double,
-                            _ n: Int, _ score: inout [Double]) {
-        let d = model.tokenCount, sde = model.settings.sde, norm = model.normalization
+    static func addGuidance(_ sde: SDE, _ norm: Normalization, _ d: Int, _ conditioning: Conditioning, _ x: [Double],
+                            _ t: Double, _ n: Int, _ score: inout [Double]) {
         let mu = sde.mean(t), sigma = sde.std(t)
         var x0 = [Double](repeating: 0, count: d), grad = [Double](repeating: 0, count: d)
         let sharpness = (0..<d).map { i in 1 / (sigma * sigma * norm.std[i] * norm.std[i]) }

@@ -1,38 +1,137 @@
 import ArgumentParser
 import Foundation
+import SbiArchive
 import SbiCore
+import SbiEval
+import SbiModel
+import SbiTasks
+import SbiTraining
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure this machine: BLAS peak and network throughput, in one run.")
+        abstract: "Measure this machine: BLAS peak and network throughput, or accuracy against reference posteriors.")
 
     @Flag(help: "Print the figures as JSON (sorted keys).")
     var json = false
 
-    @Option(help: "Seconds to spend measuring each configuration.")
+    @Option(help: "Seconds to spend measuring each throughput configuration.")
     var seconds: Double = 3
 
-    @Option(name: .customLong("only"), help: "Measure only the configurations whose name contains this text.")
+    @Option(name: .customLong("only"), help: "Measure only the throughput configurations whose name contains this text.")
     var only: String?
 
     @Option(help: "Worker threads for the network (default: the processor count).")
     var threads: Int?
 
+    @Flag(help: "Train on each task and report the posterior C2ST against reference samples.")
+    var accuracy = false
+
+    @Option(parsing: .upToNextOption, help: "Tasks for --accuracy (default: all four benchmark tasks).")
+    var tasks: [String] = TaskRegistry.benchmarkNames
+
+    @Option(help: "Simulations per task for --accuracy.")
+    var budget: Int = 10_000
+
+    @Option(help: "Training steps for --accuracy (default: the training default).")
+    var steps: Int?
+
+    @Option(help: "Observations per task for --accuracy.")
+    var observations: Int = 10
+
+    @Option(help: "Posterior samples per observation for --accuracy.")
+    var samples: Int = 10_000
+
+    @Option(name: .customLong("sampler-steps"), help: "Sampling steps for --accuracy (default: the model's).")
+    var samplerSteps: Int?
+
+    @Option(help: "Sampler for --accuracy: sde or ode (default: the model's).")
+    var sampler: SamplerSettings.Method?
+
+    @Option(help: "Attention mask for --accuracy training.")
+    var mask: AttentionMaskKind = .undirected
+
+    @Option(name: .customLong("models"), help: "Folder keeping the trained archives (TASK-BUDGET.sbim); existing ones are reused.")
+    var modelsDir: String?
+
     func validate() throws {
         guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        for t in tasks where !TaskRegistry.benchmarkNames.contains(t) {
+            throw ValidationError("unknown task '\(t)' (choose from \(TaskRegistry.benchmarkNames.joined(separator: ", ")))")
+        }
+        guard observations >= 1, samples >= 10 else { throw ValidationError("--observations >= 1 and --samples >= 10 needed") }
     }
 
     func run() throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .prettyPrinted]
+        if accuracy {
+            var entries: [AccuracyEntry] = []
+            for name in tasks {
+                entries.append(try accuracyEntry(name))
+                if !json { print(describe(entries.last!)) }
+            }
+            if json { print(String(decoding: try enc.encode(entries), as: UTF8.self)) }
+            return
+        }
         let report = ThroughputBench(seconds: seconds, threads: threads ?? BatchParallel.defaultThreads, only: only).run { line in
-            FileHandle.standardError.write(Data((line + "\n").utf8))
+            stderrLine(line)
         }
         if json {
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.sortedKeys, .prettyPrinted]
             print(String(decoding: try enc.encode(report), as: UTF8.self))
         } else {
             print(report.text)
+        }
+    }
+
+    func describe(_ e: AccuracyEntry) -> String {
+        let pub = e.publishedC2st.map { String(format: " (published Simformer %.2f)", $0) } ?? ""
+        return String(format: "%@: C2ST %.3f%@ over %d observations; trained %d steps in %.0f s; %d samples in %.2f s (%.0f samples/s, %@ %d steps)",
+                      e.task, e.c2stMean, pub, e.observations, e.trainingSteps, e.trainingSeconds,
+                      e.samplesPerObservation, e.samplingSeconds, e.samplesPerSecond, e.sampler, e.samplerSteps)
+    }
+
+    func accuracyEntry(_ name: String) throws -> AccuracyEntry {
+        let task = try TaskRegistry.task(named: name)
+        var loaded: LoadedModel?
+        var path: String?
+        if let modelsDir {
+            try FileManager.default.createDirectory(atPath: modelsDir, withIntermediateDirectories: true)
+            path = "\(modelsDir)/\(name)-\(budget)-\(mask.rawValue)\(steps.map { "-\($0)" } ?? "").sbim"
+            if FileManager.default.fileExists(atPath: path!) {
+                loaded = try ModelArchive.load(path!)
+                stderrLine("\(name): reusing \(path!)")
+            }
+        }
+        if loaded == nil {
+            let sims = task.simulate(count: budget, key: RandomKey(seed: 0).split(100))
+            var config = TrainingConfig(steps: steps, seed: 0)
+            config.threads = threads
+            let settings = NetworkSettings(preset: .small, sde: .defaultVE, mask: mask)
+            stderrLine("\(name): training on \(budget) simulations, \(config.resolvedSteps(simulations: budget)) steps")
+            let (model, report) = try Trainer.train(spec: task.spec, simulations: sims, settings: settings, config: config) {
+                stderrLine("\(name): \($0.line)")
+            }
+            let provenance = Provenance(
+                task: name, simulationsSHA256: nil, simulations: budget, seed: 0,
+                training: TrainingSummary(steps: report.steps, stepsPlanned: report.stepsPlanned, batchSize: config.batchSize,
+                                          finalTrainLoss: report.finalTrainLoss, bestValidationLoss: report.bestValidationLoss,
+                                          bestValidationStep: report.bestValidationStep, stoppedEarly: report.stoppedEarly,
+                                          seconds: report.seconds),
+                command: "sbiwatch train --task \(name) --budget \(budget) --seed 0\(steps.map { " --steps \($0)" } ?? "") --config small --sde ve --mask \(mask.rawValue) --out \(name).sbim",
+                sbiwatchVersion: sbiwatchVersion)
+            let data = try ModelArchive.encode(model, sampler: SamplerSettings(), provenance: provenance)
+            if let path { try ModelArchive.save(data, to: path) }
+            loaded = try ModelArchive.decode(data, source: path ?? name, sha256: ModelArchive.sha256Hex(data))
+        }
+        let l = loaded!
+        var settings = l.manifest.sampler
+        if let samplerSteps { settings.steps = samplerSteps }
+        if let sampler { settings.method = sampler }
+        return try AccuracyBench.evaluate(model: l.model, task: task, trainingSteps: l.manifest.provenance.training.steps,
+                                          trainingSeconds: l.manifest.provenance.training.seconds, simulations: budget,
+                                          observations: observations, samples: samples, sampler: settings, seed: 0) {
+            stderrLine($0)
         }
     }
 }

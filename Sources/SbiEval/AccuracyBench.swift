@@ -1,0 +1,77 @@
+// `sbiwatch bench --accuracy`: train on each task at a simulation budget, then C2ST of the
+// posterior against reference samples for several observations.
+import Dispatch
+import SbiCore
+import SbiModel
+import SbiTasks
+
+public struct AccuracyEntry: Codable, Sendable {
+    public var task: String
+    public var simulations: Int
+    public var trainingSteps: Int
+    public var trainingSeconds: Double
+    public var mask: String
+    public var sampler: String
+    public var samplerSteps: Int
+    public var observations: Int
+    public var samplesPerObservation: Int
+    public var c2st: [Double]
+    public var c2stMean: Double
+    public var samplingSeconds: Double
+    public var samplesPerSecond: Double
+    /// The published Simformer figure at 10^4 simulations (METHOD.md).
+    public var publishedC2st: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case task, simulations, mask, sampler, observations, c2st
+        case trainingSteps = "training_steps", trainingSeconds = "training_seconds", samplerSteps = "sampler_steps"
+        case samplesPerObservation = "samples_per_observation", c2stMean = "c2st_mean"
+        case samplingSeconds = "sampling_seconds", samplesPerSecond = "samples_per_second"
+        case publishedC2st = "published_c2st"
+    }
+}
+
+public enum AccuracyBench {
+    public static let published: [String: Double] = ["gaussian_linear": 0.51, "gaussian_mixture": 0.52,
+                                                     "two_moons": 0.53, "slcp": 0.65]
+
+    /// The observations: observation k has theta_k ~ prior and x_k = simulator(theta_k), from seed key.split(k).
+    public static func observations(task: any SimulationTask, count: Int, key: RandomKey) -> [(theta: [Double], x: [Double])] {
+        let thetaNodes = task.spec.nodes(kind: .parameter), xNodes = task.spec.nodes(kind: .data)
+        return task.simulate(count: count, key: key).map { row in (thetaNodes.map { row[$0] }, xNodes.map { row[$0] }) }
+    }
+
+    /// C2ST of `model`'s posterior on `task` over `observations` observations.
+    public static func evaluate(model: ScoreModel, task: any SimulationTask, trainingSteps: Int, trainingSeconds: Double,
+                                simulations: Int, observations count: Int, samples: Int, sampler: SamplerSettings,
+                                seed: UInt64, progress: (String) -> Void) throws -> AccuracyEntry {
+        let key = RandomKey(seed: seed)
+        let obs = observations(task: task, count: count, key: key.split(7))
+        let thetaNodes = task.spec.nodes(kind: .parameter), xNodes = task.spec.nodes(kind: .data)
+        var scores: [Double] = [], samplingSeconds = 0.0
+        for (k, o) in obs.enumerated() {
+            let reference = ReferencePosterior.sample(task: task, observation: o.x, thetaTrue: o.theta, count: samples,
+                                                      key: key.split(1000 + UInt64(k)))
+            var observed: [Int: Double] = [:]
+            for (n, v) in zip(xNodes, o.x) { observed[n] = v }
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let draws = try Sampler.sample(model, Conditioning(observed: observed), count: samples, settings: sampler,
+                                           key: key.split(2000 + UInt64(k)))
+            samplingSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            let posterior = draws.map { d in thetaNodes.map { d[$0] } }
+            let c = C2ST.score(reference: reference, samples: posterior, seed: 1)
+            scores.append(c)
+            progress("\(task.name): observation \(k + 1)/\(count) C2ST \(String(format: "%.3f", c))")
+        }
+        let mean = scores.reduce(0, +) / Double(scores.count)
+        return AccuracyEntry(task: task.name, simulations: simulations, trainingSteps: trainingSteps,
+                             trainingSeconds: trainingSeconds, mask: model.settings.mask.rawValue,
+                             sampler: sampler.method.rawValue, samplerSteps: sampler.steps, observations: count,
+                             samplesPerObservation: samples, c2st: scores, c2stMean: mean,
+                             samplingSeconds: samplingSeconds / Double(count),
+                             samplesPerSecond: Double(samples * count) / samplingSeconds,
+                             publishedC2st: published[task.name])
+    }
+}
+
+import Foundation
