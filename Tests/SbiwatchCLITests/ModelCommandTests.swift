@@ -1,0 +1,100 @@
+import Foundation
+import XCTest
+
+/// One member of a tar.gz, read with tar(1).
+func tarMember(_ archive: String, _ member: String) throws -> Data {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/tar")
+    p.arguments = ["-xzOf", archive, member]
+    let pipe = Pipe(); p.standardOutput = pipe
+    try p.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    XCTAssertEqual(p.terminationStatus, 0)
+    return data
+}
+
+/// train -> inspect -> sample through the real binary, on a tiny budget (no accuracy asserted here).
+final class ModelCommandTests: XCTestCase {
+    var dir: URL!
+
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("sbiwatch-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+
+    func testTrainInspectSample() throws {
+        let model = dir.appendingPathComponent("gl.sbim").path
+        let train = try CLI.run(["train", "--task", "gaussian_linear", "--budget", "200", "--steps", "20",
+                                 "--batch-size", "32", "--seed", "3", "--out", model])
+        XCTAssertEqual(train.status, 0, train.stderr)
+        XCTAssert(train.stderr.contains("step 20/20"), "progress line missing: \(train.stderr)")
+        let pinned = train.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssert(pinned.hasPrefix(model + "@sha256:"), pinned)
+
+        // same command, same seed: the same archive, bit for bit
+        let again = dir.appendingPathComponent("again").path
+        try FileManager.default.createDirectory(atPath: again, withIntermediateDirectories: true)
+        let train2 = try CLI.run(["train", "--task", "gaussian_linear", "--budget", "200", "--steps", "20",
+                                  "--batch-size", "32", "--seed", "3", "--threads", "1", "--out", again + "/gl.sbim"])
+        XCTAssertEqual(train2.status, 0, train2.stderr)
+        // the manifest records wall time; the weights must be identical, whatever the thread count
+        XCTAssertEqual(try tarMember(model, "weights.safetensors"), try tarMember(again + "/gl.sbim", "weights.safetensors"),
+                       "retraining with 1 thread must give bit-identical weights")
+
+        let inspect = try CLI.run(["inspect", pinned])
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        XCTAssert(inspect.stdout.contains("theta: parameter, 10 values"), inspect.stdout)
+        XCTAssert(inspect.stdout.contains("sbiwatch train --task gaussian_linear --budget 200 --seed 3 --steps 20 --batch-size 32"), inspect.stdout)
+
+        let csv = dir.appendingPathComponent("post.csv").path
+        let xs = (0..<10).map { String(Double($0) / 10) }.joined(separator: ",")
+        let sample = try CLI.run(["sample", "--model", pinned, "--observe", "x=\(xs)", "--samples", "50",
+                                  "--steps", "10", "--out", csv])
+        XCTAssertEqual(sample.status, 0, sample.stderr)
+        let lines = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 51)
+        XCTAssertEqual(lines[0], Substring((0..<10).map { "theta[\($0)]" }.joined(separator: ",")))
+        XCTAssert(lines.dropFirst().allSatisfy { $0.split(separator: ",").count == 10 && $0.split(separator: ",").allSatisfy { Double($0)?.isFinite == true } })
+
+        // one element observed, two targets, an interval
+        let mixed = try CLI.run(["sample", "--model", model, "--observe", "theta[0]=0.3", "--interval", "x[1]=0:0.5",
+                                 "--target", "x[0]", "x[1]", "--samples", "20", "--steps", "10", "--out", csv])
+        XCTAssertEqual(mixed.status, 0, mixed.stderr)
+        let mixedLines = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(mixedLines[0], "x[0],x[1]")
+        XCTAssertEqual(mixedLines.count, 21)
+
+        // same seed, same samples
+        let csv2 = dir.appendingPathComponent("post2.csv").path
+        _ = try CLI.run(["sample", "--model", pinned, "--observe", "x=\(xs)", "--samples", "50", "--steps", "10", "--out", csv2])
+        let first = try String(contentsOfFile: csv2, encoding: .utf8)
+        _ = try CLI.run(["sample", "--model", pinned, "--observe", "x=\(xs)", "--samples", "50", "--steps", "10", "--out", csv2])
+        XCTAssertEqual(first, try String(contentsOfFile: csv2, encoding: .utf8))
+    }
+
+    func testClearErrors() throws {
+        let model = dir.appendingPathComponent("gl.sbim").path
+        XCTAssertEqual(try CLI.run(["train", "--task", "gaussian_linear", "--budget", "100", "--steps", "2",
+                                    "--batch-size", "8", "--out", model]).status, 0)
+        let csv = dir.appendingPathComponent("o.csv").path
+        let cases: [([String], Int32, String)] = [
+            (["train", "--task", "nope", "--out", dir.appendingPathComponent("n.sbim").path], 64, "unknown task 'nope'"),
+            (["sample", "--model", model, "--observe", "y=1", "--out", csv], 64, "no variable 'y'"),
+            (["sample", "--model", model, "--observe", "x=1,2", "--out", csv], 64, "x has 10 values, 2 given"),
+            (["sample", "--model", model, "--observe", "x[10]=1", "--out", csv], 64, "out of range"),
+            (["sample", "--model", model, "--observe", "theta[0]=abc", "--out", csv], 64, "not a finite number"),
+            (["sample", "--model", model + "@sha256:" + String(repeating: "0", count: 64), "--out", csv], 78, "the pin asks for"),
+            (["sample", "--model", dir.appendingPathComponent("none.sbim").path, "--out", csv], 66, "does not exist"),
+            (["sample", "--model", model, "--interval", "x[0]=2:1", "--out", csv], 64, "LO must be below HI"),
+        ]
+        for (args, status, message) in cases {
+            let r = try CLI.run(args)
+            XCTAssertEqual(r.status, status, "\(args): \(r.stderr)")
+            XCTAssert(r.stderr.contains(message), "\(args): \(r.stderr)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: csv), "a failed run must not leave output")
+    }
+}
