@@ -13,8 +13,12 @@ public struct TrainingConfig: Codable, Hashable, Sendable {
     public var validationFraction: Double = 0.05
     /// Evaluate the validation loss this many times over the run.
     public var validationChecks: Int = 100
-    /// Stop after this many consecutive checks without a new best validation loss (after the first half).
-    public var patience: Int = 10
+    /// Early stopping (the reference's rule): stop once the validation loss has exceeded
+    /// `overfitRatio` x the training loss at more than `patience` consecutive checks, and keep the
+    /// weights with the lowest validation loss. A run that does not stop keeps its final weights,
+    /// which have been through the whole learning-rate decay.
+    public var patience: Int = 5
+    public var overfitRatio: Double = 1.1
     public var seed: UInt64 = 0
     public var threads: Int?
 
@@ -129,7 +133,7 @@ public enum Trainer {
         let clock = { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
         let t0 = clock()
         var lastReport = t0
-        var ema = 0.0, bestVal = Double.infinity, bestStep = 0, sinceBest = 0, lastVal: Double? = nil
+        var ema = 0.0, bestVal = Double.infinity, bestStep = 0, overfitChecks = 0, lastVal: Double? = nil
         var stoppedEarly = false, step = 0
         let checkEvery = max(50, steps / max(config.validationChecks, 1))
         while step < steps {
@@ -151,12 +155,11 @@ public enum Trainer {
                 let v = validationLoss()
                 lastVal = v
                 if v < bestVal {
-                    bestVal = v; bestStep = step; sinceBest = 0
+                    bestVal = v; bestStep = step
                     best.copy(from: params)
-                } else {
-                    sinceBest += 1
-                    if sinceBest >= config.patience && step > steps / 2 { stoppedEarly = true }
                 }
+                overfitChecks = v > config.overfitRatio * ema ? overfitChecks + 1 : 0
+                if overfitChecks > config.patience { stoppedEarly = true }
             }
             let now = clock()
             if now - lastReport >= 2 || step == steps || stoppedEarly {
@@ -167,7 +170,7 @@ public enum Trainer {
             }
             if stoppedEarly { break }
         }
-        params.copy(from: best)
+        if stoppedEarly { params.copy(from: best) }
         let report = TrainingReport(steps: step, stepsPlanned: steps, finalTrainLoss: ema, bestValidationLoss: bestVal,
                                     bestValidationStep: bestStep, stoppedEarly: stoppedEarly, seconds: clock() - t0)
         return (model, report)

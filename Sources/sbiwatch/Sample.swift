@@ -92,8 +92,17 @@ struct Sample: ParsableCommand {
         if let sampler { settings.method = sampler }
         settings.resampling = resampling
         let start = Date()
+        var lastReport = start
         let draws = try Sampler.sample(loaded.model, conditioning, count: samples, settings: settings,
-                                       key: RandomKey(seed: seed), threads: threads)
+                                       key: RandomKey(seed: seed), threads: threads) { done, total in
+            let now = Date()
+            if now.timeIntervalSince(lastReport) >= 2 {
+                lastReport = now
+                let elapsed = now.timeIntervalSince(start)
+                let left = elapsed * Double(total - done) / Double(max(done, 1))
+                stderrLine("sampling: \(done)/\(total) samples done, ETA \(Int(left.rounded())) s")
+            }
+        }
         var csv = targets.map { spec.label(ofNode: $0) }.joined(separator: ",") + "\n"
         for d in draws { csv += targets.map { String(d[$0]) }.joined(separator: ",") + "\n" }
         try AtomicFile.write(Data(csv.utf8), to: out)
