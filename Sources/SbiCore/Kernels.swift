@@ -127,27 +127,27 @@ func rowDot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ n: Int) -> F
 
 private let geluScale: Float = 0.797_884_56  // sqrt(2/pi)
 
-/// out (N) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
-/// (tanh(u) = 1 - 2 / (e^{2u} + 1); scalar loops the compiler vectorises)
+/// out (N) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3)
+/// (one exponential and one division per element; scalar loops the compiler vectorises)
 public func geluForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ count: Int) {
     for i in 0..<count {
         let x = inp[i]
-        let u = geluScale * (x + 0.044715 * x * x * x)
-        let th = 1 - 2 / (fastExp(2 * u) + 1)
-        out[i] = 0.5 * x * (1 + th)
+        let u2 = 2 * geluScale * (x + 0.044715 * x * x * x)
+        out[i] = x / (1 + fastExp(-u2))
     }
 }
 
-/// dinp (N) += dout * d/dx gelu(x)   (with `overwrite`: dinp = ..., for scratch buffers)
+/// dinp (N) += dout * d/dx gelu(x) = dout * (s + x s (1 - s) 2u'),  s = sigmoid(2u)
+/// (with `overwrite`: dinp = ..., for scratch buffers)
 public func geluBackward(_ dinp: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
                          _ dout: UnsafePointer<Float>, _ count: Int, overwrite: Bool = false) {
     if overwrite { dinp.update(repeating: 0, count: count) }
     for i in 0..<count {
         let x = inp[i]
-        let u = geluScale * (x + 0.044715 * x * x * x)
-        let th = 1 - 2 / (fastExp(2 * u) + 1)
-        let du = geluScale * (1 + 3 * 0.044715 * x * x)
-        dinp[i] += dout[i] * (0.5 * (1 + th) + 0.5 * x * (1 - th * th) * du)
+        let u2 = 2 * geluScale * (x + 0.044715 * x * x * x)
+        let s = 1 / (1 + fastExp(-u2))
+        let du2 = 2 * geluScale * (1 + 3 * 0.044715 * x * x)
+        dinp[i] += dout[i] * (s + x * s * (1 - s) * du2)
     }
 }
 
