@@ -3,16 +3,66 @@
 /// Whether a variable is inferred (parameter) or observed (data) in the usual posterior query.
 public enum VariableKind: String, Codable, Sendable { case parameter, data }
 
-/// One named variable: a vector of `size` scalars (one token each).
+/// The time domain of a time-indexed variable (a time series, or a function-valued parameter).
+public struct TimeAxis: Codable, Hashable, Sendable {
+    public var lower: Double
+    public var upper: Double
+    /// Points of the dense simulation grid, evenly spaced on [lower, upper].
+    public var grid: Int
+    /// Most tokens of this variable in one training example (and the default query limit).
+    public var maxPoints: Int
+    /// Unit of time, e.g. "days".
+    public var units: String?
+
+    public init(lower: Double, upper: Double, grid: Int, maxPoints: Int, units: String? = nil) {
+        self.lower = lower; self.upper = upper; self.grid = grid; self.maxPoints = maxPoints; self.units = units
+    }
+
+    /// Time of dense grid point k.
+    public func gridTime(_ k: Int) -> Double { lower + (upper - lower) * Double(k) / Double(grid - 1) }
+
+    /// Time mapped to [0, 1] over the domain (the network's time input).
+    public func normalized(_ t: Double) -> Double { (t - lower) / (upper - lower) }
+
+    public func contains(_ t: Double) -> Bool { t >= lower && t <= upper }
+
+    /// Linear interpolation of dense-grid values (grid of them, starting at values.startIndex) at time t.
+    public func interpolate<C: RandomAccessCollection>(_ values: C, at t: Double) -> Double
+    where C.Element: BinaryFloatingPoint, C.Index == Int {
+        let u = min(max(normalized(t), 0), 1) * Double(grid - 1)
+        let k = min(Int(u), grid - 2), f = u - Double(k)
+        let base = values.startIndex
+        return Double(values[base + k]) * (1 - f) + Double(values[base + k + 1]) * f
+    }
+}
+
+/// One named variable: a vector of `size` scalars (one token each), or, with a `time` axis,
+/// a function of time observed or queried at any times (one node, one token per time).
 public struct VariableSpec: Codable, Hashable, Sendable {
     public var name: String
     public var kind: VariableKind
     public var size: Int
     public var units: String?
+    public var time: TimeAxis?
 
     public init(name: String, kind: VariableKind, size: Int, units: String? = nil) {
         self.name = name; self.kind = kind; self.size = size; self.units = units
     }
+
+    /// A time-indexed variable (one node).
+    public init(name: String, kind: VariableKind, time: TimeAxis, units: String? = nil) {
+        self.name = name; self.kind = kind; self.size = 1; self.units = units; self.time = time
+    }
+
+    /// Values per simulation in the dense layout: size, or the grid for a time-indexed variable.
+    public var denseWidth: Int { time?.grid ?? size }
+}
+
+/// One token: a node, and a time when the node's variable is time-indexed.
+public struct TokenRef: Hashable, Sendable {
+    public var node: Int
+    public var time: Double?
+    public init(node: Int, time: Double? = nil) { self.node = node; self.time = time }
 }
 
 /// How attention is restricted (METHOD.md, "Network").
@@ -51,6 +101,25 @@ public struct ModelSpec: Codable, Hashable, Sendable {
 
     public func variableIndex(named name: String) -> Int? { variables.firstIndex { $0.name == name } }
 
+    /// Whether any variable is time-indexed.
+    public var hasTimeIndexed: Bool { variables.contains { $0.time != nil } }
+
+    /// Variable of each node.
+    public var variableOfNode: [Int] { variables.indices.flatMap { v in [Int](repeating: v, count: variables[v].size) } }
+
+    /// Values per simulation in the dense layout (variable by variable).
+    public var denseWidth: Int { variables.reduce(0) { $0 + $1.denseWidth } }
+
+    /// First dense column of each variable.
+    public var denseOffsets: [Int] {
+        var o: [Int] = [], n = 0
+        for v in variables { o.append(n); n += v.denseWidth }
+        return o
+    }
+
+    /// The tokens of every node of a model without time-indexed variables.
+    public var fixedLayout: [TokenRef] { (0..<nodeCount).map { TokenRef(node: $0) } }
+
     /// Node range of a variable.
     public func nodes(of variable: Int) -> Range<Int> {
         let o = offsets[variable]
@@ -78,29 +147,9 @@ public struct ModelSpec: Codable, Hashable, Sendable {
         return nodes(of: p).flatMap { i in nodes(of: c).map { Edge(i, $0) } }
     }
 
-    /// allowed (T,T) row-major: allowed[i*T+j] = 1 if node i may attend node j.
+    /// allowed (T,T) row-major for the nodes of a model without time-indexed variables.
     public func attentionMask(_ kind: AttentionMaskKind) -> [UInt8] {
-        let t = nodeCount
-        switch kind {
-        case .dense:
-            return [UInt8](repeating: 1, count: t * t)
-        case .undirected:
-            // M[i][j] = 1 if j is a parent of i (plus the diagonal)
-            var m = [[Bool]](repeating: [Bool](repeating: false, count: t), count: t)
-            for i in 0..<t { m[i][i] = true }
-            for e in edges { m[e.child][e.parent] = true }
-            var a = [UInt8](repeating: 0, count: t * t)
-            for i in 0..<t {
-                for j in 0..<t {
-                    var allowed = m[i][j] || m[j][i]
-                    if !allowed {  // (M^T M)[i][j]: i and j are parents of a common child
-                        for k in 0..<t where m[k][i] && m[k][j] { allowed = true; break }
-                    }
-                    a[i * t + j] = allowed ? 1 : 0
-                }
-            }
-            return a
-        }
+        AttentionMasks(spec: self).mask(for: fixedLayout, kind: kind)
     }
 }
 

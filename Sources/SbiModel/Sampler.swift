@@ -19,7 +19,8 @@ public struct SamplerSettings: Codable, Hashable, Sendable {
     }
 }
 
-/// What is known: exact values of observed nodes and constraints on latent ones (physical units).
+/// What is known: exact values of observed tokens and constraints on latent ones (physical units),
+/// by token index in the sampled layout (for models without time-indexed variables: node index).
 public struct Conditioning: Sendable {
     public var observed: [Int: Double]
     public var constraints: [any GuidanceConstraint]
@@ -28,37 +29,44 @@ public struct Conditioning: Sendable {
     }
 }
 
-/// Scores of the noised distribution in normalised units, for a block of `n` samples of `d` nodes.
+/// Scores of the noised distribution in normalised units, for a block of `n` samples of `d` tokens.
 public protocol ScoreFunction {
-    var nodeCount: Int { get }
+    var tokenCount: Int { get }
     var sde: SDE { get }
-    var normalization: Normalization { get }
+    /// Per-token normalisation: the network sees (value - mean) / std.
+    var tokenMean: [Double] { get }
+    var tokenStd: [Double] { get }
     /// Largest block `scores` accepts.
     var blockCapacity: Int { get }
-    /// score (n, d) of x (n, d) at time t; `observed` (d) flags nodes held at their values.
+    /// score (n, d) of x (n, d) at time t; `observed` (d) flags tokens held at their values.
     func scores(_ x: [Double], n: Int, t: Double, observed: [Float], into score: inout [Double])
 }
 
-/// The network as a score function: out / max(sigma(t), 1e-3).
+/// The network as a score function on one token layout: out / max(sigma(t), 1e-3).
 public final class NetworkScore: ScoreFunction {
     public let model: ScoreModel
+    public let tokens: [TokenRef]
     let batch: TokenBatch
     let runner: BatchParallel
-    public var nodeCount: Int { model.tokenCount }
+    public let tokenMean: [Double]
+    public let tokenStd: [Double]
+    public var tokenCount: Int { tokens.count }
     public var sde: SDE { model.settings.sde }
-    public var normalization: Normalization { model.normalization }
     public var blockCapacity: Int { batch.capacity }
 
-    public init(model: ScoreModel, capacity: Int, threads: Int? = nil) {
-        self.model = model
-        batch = TokenBatch(capacity: capacity, tokens: model.tokenCount)
-        model.prepare(batch)
-        runner = BatchParallel(model: model.transformer, capacity: capacity, tokens: model.tokenCount,
+    public init(model: ScoreModel, tokens: [TokenRef], capacity: Int, threads: Int? = nil) {
+        self.model = model; self.tokens = tokens
+        batch = TokenBatch(capacity: capacity, tokens: max(tokens.count, 1))
+        let allowed = model.masks.mask(for: tokens, kind: model.settings.mask)
+        for e in 0..<capacity { model.fill(batch, example: e, tokens: tokens, allowed: allowed) }
+        runner = BatchParallel(model: model.transformer, capacity: capacity, tokens: batch.tokens,
                                training: false, threads: threads)
+        tokenMean = tokens.map { model.normalization.mean[$0.node] }
+        tokenStd = tokens.map { model.normalization.std[$0.node] }
     }
 
     public func scores(_ x: [Double], n: Int, t: Double, observed: [Float], into score: inout [Double]) {
-        let d = nodeCount
+        let d = tokenCount
         batch.batch = n
         for e in 0..<n { (batch.observed + e * d).update(from: observed, count: d) }
         for r in 0..<(n * d) { batch.values[r] = Float(x[r]) }
@@ -70,11 +78,25 @@ public final class NetworkScore: ScoreFunction {
 }
 
 public enum Sampler {
-    /// `count` joint samples of every node of a trained model (physical units; observed nodes hold their values).
+    /// `count` joint samples of every node of a model without time-indexed variables
+    /// (physical units; observed nodes hold their values).
     public static func sample(_ model: ScoreModel, _ conditioning: Conditioning, count: Int,
                               settings: SamplerSettings, key: RandomKey, threads: Int? = nil,
                               progress: ((Int, Int) -> Void)? = nil) throws -> [[Double]] {
-        let score = NetworkScore(model: model, capacity: max(1, min(count, 4096)), threads: threads)
+        try sample(model, tokens: model.spec.fixedLayout, conditioning, count: count, settings: settings, key: key,
+                   threads: threads, progress: progress)
+    }
+
+    /// `count` joint samples of the tokens of a layout (physical units; observed tokens hold their values).
+    public static func sample(_ model: ScoreModel, tokens: [TokenRef], _ conditioning: Conditioning, count: Int,
+                              settings: SamplerSettings, key: RandomKey, threads: Int? = nil,
+                              progress: ((Int, Int) -> Void)? = nil) throws -> [[Double]] {
+        guard tokens.count <= 4096 else {
+            throw SbiError(.usage, "\(tokens.count) tokens in one query; the limit is 4096", hint: "query fewer points")
+        }
+        // a block's activations stay around 100 MB: capacity x tokens <= 2^18 token rows
+        let capacity = max(1, min(count, 4096, (1 << 18) / max(tokens.count, 1)))
+        let score = NetworkScore(model: model, tokens: tokens, capacity: capacity, threads: threads)
         return try sample(score, conditioning, count: count, settings: settings, key: key, progress: progress)
     }
 
@@ -83,10 +105,10 @@ public enum Sampler {
     public static func sample(_ scoreFunction: ScoreFunction, _ conditioning: Conditioning, count: Int,
                               settings: SamplerSettings, key: RandomKey,
                               progress: ((Int, Int) -> Void)? = nil) throws -> [[Double]] {
-        let d = scoreFunction.nodeCount
-        let labels = { (node: Int) in "node \(node)" }
+        let d = scoreFunction.tokenCount
+        let labels = { (token: Int) in "token \(token)" }
         for (node, v) in conditioning.observed {
-            guard node >= 0 && node < d else { throw SbiError(.usage, "node \(node) does not exist in this model") }
+            guard node >= 0 && node < d else { throw SbiError(.usage, "token \(node) does not exist in this query") }
             guard v.isFinite else { throw SbiError(.badInput, "observed value of \(labels(node)) is not finite") }
         }
         for c in conditioning.constraints {
@@ -97,7 +119,8 @@ public enum Sampler {
         }
         guard count > 0 else { return [] }
         guard settings.steps >= 2 else { throw SbiError(.usage, "sampling needs at least 2 steps") }
-        let sde = scoreFunction.sde, norm = scoreFunction.normalization
+        let sde = scoreFunction.sde
+        let norm = Normalization(mean: scoreFunction.tokenMean, std: scoreFunction.tokenStd)
         let capacity = scoreFunction.blockCapacity
         var observedMask = [Float](repeating: 0, count: d), observedValue = [Float](repeating: 0, count: d)
         for (node, v) in conditioning.observed { observedMask[node] = 1; observedValue[node] = Float(norm.normalize(v, node: node)) }

@@ -18,15 +18,25 @@ public struct Normalization: Codable, Hashable, Sendable {
 
     public init(mean: [Double], std: [Double]) { self.mean = mean; self.std = std }
 
-    /// Mean and std of every column of `rows` (std clipped below at 1e-2, as in the reference).
-    public init(fitting rows: [[Double]]) {
-        let d = rows.first?.count ?? 0, n = Double(max(rows.count, 1))
-        var m = [Double](repeating: 0, count: d), v = [Double](repeating: 0, count: d)
-        for r in rows { for j in 0..<d { m[j] += r[j] } }
-        for j in 0..<d { m[j] /= n }
-        for r in rows { for j in 0..<d { v[j] += (r[j] - m[j]) * (r[j] - m[j]) } }
-        mean = m
-        std = v.map { max(($0 / n).squareRoot(), 1e-2) }
+    /// Mean and std per node of dense simulation rows (std clipped below at 1e-2, as in the reference);
+    /// a time-indexed node pools every grid value of its variable.
+    public init(fitting rows: [[Double]], spec: ModelSpec) {
+        let n = Double(max(rows.count, 1))
+        var m: [Double] = [], s: [Double] = []
+        let offsets = spec.denseOffsets
+        for (v, variable) in spec.variables.enumerated() {
+            let columns: [[Int]] = variable.time != nil ? [Array(offsets[v]..<(offsets[v] + variable.denseWidth))]
+                                                       : (0..<variable.size).map { [offsets[v] + $0] }
+            for cols in columns {
+                let count = n * Double(cols.count)
+                var mean = 0.0, varSum = 0.0
+                for r in rows { for c in cols { mean += r[c] } }
+                mean /= count
+                for r in rows { for c in cols { varSum += (r[c] - mean) * (r[c] - mean) } }
+                m.append(mean); s.append(max((varSum / count).squareRoot(), 1e-2))
+            }
+        }
+        mean = m; std = s
     }
 
     @inline(__always) public func normalize(_ x: Double, node: Int) -> Double { (x - mean[node]) / std[node] }
@@ -39,13 +49,11 @@ public final class ScoreModel: @unchecked Sendable {
     public let transformer: Transformer
     public let params: Arena
     public let normalization: Normalization
-    /// allowed (T,T) for the model's attention mask kind.
-    public let attentionMask: [UInt8]
-
-    public var tokenCount: Int { spec.nodeCount }
+    /// Attention masks for any token layout of this model.
+    public let masks: AttentionMasks
 
     public static func transformerConfig(spec: ModelSpec, settings: NetworkSettings) -> TransformerConfig {
-        TransformerConfig.preset(settings.preset, identifiers: spec.nodeCount, timeIndexed: false)
+        TransformerConfig.preset(settings.preset, identifiers: spec.nodeCount, timeIndexed: spec.hasTimeIndexed)
     }
 
     /// `config` defaults to the preset's; archives pass the stored one.
@@ -54,24 +62,32 @@ public final class ScoreModel: @unchecked Sendable {
         self.spec = spec; self.settings = settings; self.params = params; self.normalization = normalization
         transformer = Transformer(config: config ?? ScoreModel.transformerConfig(spec: spec, settings: settings))
         precondition(params.layout == transformer.layout, "weights do not match the network layout")
-        attentionMask = spec.attentionMask(settings.mask)
+        masks = AttentionMasks(spec: spec)
     }
 
-    /// Fills the static part of a batch: identifiers, counts, attention mask, no times.
-    public func prepare(_ batch: TokenBatch) {
-        let t = tokenCount
-        precondition(batch.tokens == t)
+    /// Writes the layout of example e: identifiers, token times (mapped to [0, 1] on the variable's
+    /// time axis), the token count and the attention mask `allowed` (tokens.count^2, from `masks`);
+    /// padding tokens past the count get identifier 0 and no time.
+    public func fill(_ batch: TokenBatch, example e: Int, tokens: [TokenRef], allowed: [UInt8]) {
+        let cap = batch.tokens, t = tokens.count
+        precondition(t <= cap, "\(t) tokens do not fit a batch of \(cap)")
         batch.usesMask = settings.mask != .dense
-        for e in 0..<batch.capacity {
-            batch.counts[e] = Int32(t)
-            for i in 0..<t {
-                batch.ids[e * t + i] = Int32(i)
-                batch.hasTime[e * t + i] = 0
-                batch.times[e * t + i] = 0
+        batch.counts[e] = Int32(t)
+        let varOf = spec.variableOfNode
+        for i in 0..<cap {
+            let r = e * cap + i
+            if i < t, let time = tokens[i].time, let axis = spec.variables[varOf[tokens[i].node]].time {
+                batch.times[r] = Float(axis.normalized(time)); batch.hasTime[r] = 1
+            } else {
+                batch.times[r] = 0; batch.hasTime[r] = 0
             }
-            if batch.usesMask {
-                (batch.allowedStorage + e * t * t).update(from: attentionMask, count: t * t)
-            }
+            batch.ids[r] = i < t ? Int32(tokens[i].node) : 0
+            if i >= t { batch.values[r] = 0; batch.observed[r] = 0 }
+        }
+        if batch.usesMask {
+            let m = batch.allowedStorage + e * cap * cap
+            m.update(repeating: 0, count: cap * cap)
+            for i in 0..<t { (m + i * cap).update(from: allowed.withUnsafeBufferPointer { $0.baseAddress! + i * t }, count: t) }
         }
     }
 

@@ -61,17 +61,18 @@ func fmt(_ x: Double, _ digits: Int) -> String {
 }
 
 public enum Trainer {
-    /// Trains a new model on `simulations` (each row = all nodes of `spec`, in node order).
+    /// Trains a new model on dense simulation rows (`spec.denseWidth` values each: fixed variables'
+    /// values, and for each time-indexed variable its values on the dense grid).
     public static func train(spec: ModelSpec, simulations: [[Double]], settings: NetworkSettings,
                              config: TrainingConfig, progress: (TrainingProgress) -> Void) throws -> (ScoreModel, TrainingReport) {
-        let d = spec.nodeCount
+        let width = spec.denseWidth
         guard simulations.count >= 20 else {
             throw SbiError(.badInput, "only \(simulations.count) simulations; training needs at least 20",
                            hint: "simulate more (e.g. --budget 1000)")
         }
         for (r, row) in simulations.enumerated() {
-            guard row.count == d else {
-                throw SbiError(.badInput, "simulation \(r) has \(row.count) values, the model has \(d) nodes")
+            guard row.count == width else {
+                throw SbiError(.badInput, "simulation \(r) has \(row.count) values, the model needs \(width)")
             }
             guard row.allSatisfy({ $0.isFinite }) else {
                 throw SbiError(.badInput, "simulation \(r) contains NaN or infinite values",
@@ -86,14 +87,14 @@ public enum Trainer {
         let valRows = order.prefix(nVal).map { simulations[$0] }
         let trainRows = order.dropFirst(nVal).map { simulations[$0] }
 
-        let normalization = Normalization(fitting: trainRows)
-        let trainData = trainRows.map { r in (0..<d).map { Float(normalization.normalize(r[$0], node: $0)) } }
-        let valData = valRows.map { r in (0..<d).map { Float(normalization.normalize(r[$0], node: $0)) } }
-
+        let normalization = Normalization(fitting: trainRows, spec: spec)
         let tconfig = ScoreModel.transformerConfig(spec: spec, settings: settings)
         let transformer = Transformer(config: tconfig)
         let params = transformer.initialParameters(key: key.split(2))
         let model = ScoreModel(spec: spec, settings: settings, params: params, normalization: normalization)
+        let maker = ExampleMaker(model: model)
+        let trainData = trainRows.map(maker.normalize)
+        let valData = valRows.map(maker.normalize)
         let steps = config.resolvedSteps(simulations: simulations.count)
         let schedule = LearningRateSchedule(peak: config.learningRate, final: config.finalLearningRate, totalSteps: steps)
         let adam = AdamOptimizer(layout: transformer.layout)
@@ -101,27 +102,24 @@ public enum Trainer {
         let best = Arena(layout: transformer.layout)
         best.copy(from: params)
 
-        let batchSize = config.batchSize
-        let runner = BatchParallel(model: transformer, capacity: batchSize, tokens: d, training: true, threads: config.threads)
-        let batch = TokenBatch(capacity: batchSize, tokens: d)
-        model.prepare(batch)
-        let objective = DenoisingObjective(model: model, batch: batch)
-        let masks = ConditionMaskSampler(spec: spec)
+        let batchSize = config.batchSize, tokens = maker.maxTokens
+        let runner = BatchParallel(model: transformer, capacity: batchSize, tokens: tokens, training: true, threads: config.threads)
+        let batch = TokenBatch(capacity: batchSize, tokens: tokens)
+        let objective = DenoisingObjective(model: model, batch: batch, maker: maker)
 
-        // fixed validation draws: each validation row twice, with its own t, noise and mask
+        // fixed validation draws: each validation row twice, with its own layout, t, noise and mask
         let valRepeat = 2
         let valCount = valData.count * valRepeat
-        let valBatch = TokenBatch(capacity: min(valCount, batchSize), tokens: d)
-        model.prepare(valBatch)
-        let valObjective = DenoisingObjective(model: model, batch: valBatch)
-        let valRunner = BatchParallel(model: transformer, capacity: valBatch.capacity, tokens: d, training: false, threads: config.threads)
+        let valBatch = TokenBatch(capacity: min(valCount, batchSize), tokens: tokens)
+        let valObjective = DenoisingObjective(model: model, batch: valBatch, maker: maker)
+        let valRunner = BatchParallel(model: transformer, capacity: valBatch.capacity, tokens: tokens, training: false, threads: config.threads)
         func validationLoss() -> Double {
             var total = 0.0, start = 0
             var rng = RandomStream(key: key.split(3))
             while start < valCount {
                 let n = min(valBatch.capacity, valCount - start)
                 valBatch.batch = n
-                for e in 0..<n { valObjective.draw(example: e, data: valData[(start + e) % valData.count], masks: masks, rng: &rng) }
+                for e in 0..<n { valObjective.draw(example: e, row: valData[(start + e) % valData.count], rng: &rng) }
                 valRunner.forward(params, valBatch.view)
                 total += valObjective.loss(start: 0, count: n, output: valRunner.output.base, dOutput: nil, normalizer: 1)
                 start += n
@@ -138,7 +136,7 @@ public enum Trainer {
         let checkEvery = max(50, steps / max(config.validationChecks, 1))
         while step < steps {
             for e in 0..<batchSize {
-                objective.draw(example: e, data: trainData[rng.int(below: trainData.count)], masks: masks, rng: &rng)
+                objective.draw(example: e, row: trainData[rng.int(below: trainData.count)], rng: &rng)
             }
             grads.zero()
             let loss = runner.forwardBackward(params, grads, batch.view) { start, count, out, dout in
@@ -177,51 +175,121 @@ public enum Trainer {
     }
 }
 
+/// Turns a normalised dense simulation row into one training example: which tokens, at which times,
+/// with which clean values. Fixed nodes always appear. Each time-indexed variable is dropped entirely
+/// with probability 0.1 (missing data), otherwise it gets 1...maxPoints tokens at sorted uniform
+/// random times on its axis, with values interpolated linearly from the dense grid.
+struct ExampleMaker: Sendable {
+    let model: ScoreModel
+    let spec: ModelSpec
+    /// (node, dense column) of every fixed node
+    let fixedNodes: [(Int, Int)]
+    /// (node, axis, first dense column) of every time-indexed variable
+    let timeNodes: [(Int, TimeAxis, Int)]
+    let isDataNode: [Bool]
+    let maxTokens: Int
+    let fixedAllowed: [UInt8]
+    static let dropProbability = 0.1
+
+    init(model: ScoreModel) {
+        self.model = model
+        let spec = model.spec
+        self.spec = spec
+        let varOf = spec.variableOfNode, offsets = spec.denseOffsets, nodeOffsets = spec.offsets
+        var fixed: [(Int, Int)] = [], timed: [(Int, TimeAxis, Int)] = []
+        for node in 0..<spec.nodeCount {
+            let v = varOf[node]
+            if let axis = spec.variables[v].time { timed.append((node, axis, offsets[v])) }
+            else { fixed.append((node, offsets[v] + node - nodeOffsets[v])) }
+        }
+        fixedNodes = fixed; timeNodes = timed
+        isDataNode = (0..<spec.nodeCount).map { spec.variables[varOf[$0]].kind == .data }
+        maxTokens = max(1, fixed.count + timed.reduce(0) { $0 + $1.1.maxPoints })
+        fixedAllowed = model.masks.mask(for: spec.fixedLayout, kind: model.settings.mask)
+    }
+
+    /// Dense row in normalised units (each value by its node's mean and std), as Float.
+    func normalize(_ row: [Double]) -> [Float] {
+        var out = row.map { Float($0) }
+        for (node, col) in fixedNodes { out[col] = Float(model.normalization.normalize(row[col], node: node)) }
+        for (node, axis, first) in timeNodes {
+            for k in 0..<axis.grid { out[first + k] = Float(model.normalization.normalize(row[first + k], node: node)) }
+        }
+        return out
+    }
+
+    /// Tokens and their clean (normalised) values for one example.
+    func draw(_ row: [Float], _ rng: inout RandomStream) -> ([TokenRef], [Float]) {
+        if timeNodes.isEmpty { return (spec.fixedLayout, fixedNodes.map { row[$0.1] }) }
+        var tokens: [TokenRef] = [], values: [Float] = []
+        for (node, col) in fixedNodes { tokens.append(TokenRef(node: node)); values.append(row[col]) }
+        for (node, axis, first) in timeNodes {
+            if rng.uniform() < ExampleMaker.dropProbability && !(tokens.isEmpty && node == timeNodes.last!.0) { continue }
+            let k = 1 + rng.int(below: axis.maxPoints)
+            let times = (0..<k).map { _ in rng.uniform(axis.lower, axis.upper) }.sorted()
+            for t in times {
+                tokens.append(TokenRef(node: node, time: t))
+                values.append(Float(axis.interpolate(row[first..<(first + axis.grid)], at: t)))
+            }
+        }
+        return (tokens, values)
+    }
+}
+
 /// Draws noised training examples into one batch and evaluates the weighted denoising
 /// score matching loss on them.
 final class DenoisingObjective: @unchecked Sendable {
     let model: ScoreModel
     let batch: TokenBatch
-    let d: Int
-    /// eps (capacity, d): the noise added to each token
+    let maker: ExampleMaker
+    let capacity: Int
+    /// eps (examples, tokens): the noise added to each token
     let eps: FloatBuffer
 
-    init(model: ScoreModel, batch: TokenBatch) {
-        self.model = model; self.batch = batch; d = model.tokenCount
-        eps = FloatBuffer(batch.capacity * d)
-    }
-
-    /// Example e: t ~ U(1e-5, 1), a condition mask, x_t = mu(t) x_0 + sigma(t) eps on latent tokens.
-    func draw(example e: Int, data: [Float], masks: ConditionMaskSampler, rng: inout RandomStream) {
-        let sde = model.settings.sde
-        let t = rng.uniform(SDE.tMin, 1)
-        batch.diffusionTime[e] = Float(t)
-        let mu = Float(sde.mean(t)), sigma = Float(sde.std(t))
-        let obs = batch.observed + e * d
-        masks.sample(into: obs, &rng)
-        for i in 0..<d {
-            let z = Float(rng.normal())
-            eps.base[e * d + i] = z
-            batch.values[e * d + i] = obs[i] != 0 ? data[i] : mu * data[i] + sigma * z
+    init(model: ScoreModel, batch: TokenBatch, maker: ExampleMaker) {
+        self.model = model; self.batch = batch; self.maker = maker; capacity = batch.tokens
+        eps = FloatBuffer(batch.capacity * batch.tokens)
+        if maker.timeNodes.isEmpty {  // one layout for every example: fill it once
+            for e in 0..<batch.capacity { model.fill(batch, example: e, tokens: model.spec.fixedLayout, allowed: maker.fixedAllowed) }
         }
     }
 
-    /// For examples [start, start+count) with raw outputs out (count, d):
+    /// Example e: a layout, t ~ U(1e-5, 1), a condition mask, x_t = mu(t) x_0 + sigma(t) eps on latent tokens.
+    func draw(example e: Int, row: [Float], rng: inout RandomStream) {
+        let sde = model.settings.sde
+        let (tokens, clean) = maker.draw(row, &rng)
+        if !maker.timeNodes.isEmpty {
+            model.fill(batch, example: e, tokens: tokens, allowed: model.masks.mask(for: tokens, kind: model.settings.mask))
+        }
+        let t = rng.uniform(SDE.tMin, 1)
+        batch.diffusionTime[e] = Float(t)
+        let mu = Float(sde.mean(t)), sigma = Float(sde.std(t))
+        let obs = batch.observed + e * capacity
+        ConditionMaskSampler().sample(isData: tokens.map { maker.isDataNode[$0.node] }, into: obs, &rng)
+        for i in 0..<tokens.count {
+            let z = Float(rng.normal())
+            eps.base[e * capacity + i] = z
+            batch.values[e * capacity + i] = obs[i] != 0 ? clean[i] : mu * clean[i] + sigma * z
+        }
+    }
+
+    /// For examples [start, start+count) with raw outputs out (count, tokens):
     /// sum_e lambda(t_e) sum_{latent i} (s_i - target_i)^2 / normalizer, s = out / max(sigma, 1e-3),
-    /// target = -eps / sigma. Writes d loss / d out into dOutput when given.
+    /// target = -eps / sigma. Padding tokens are ignored. Writes d loss / d out when dOutput is given.
     func loss(start: Int, count: Int, output out: UnsafePointer<Float>, dOutput: UnsafeMutablePointer<Float>?,
               normalizer: Int) -> Double {
-        let sde = model.settings.sde
+        let sde = model.settings.sde, d = capacity
         var total = 0.0
         let inv = 1 / Double(normalizer)
         for k in 0..<count {
             let e = start + k
             let t = Double(batch.diffusionTime[e])
             let sigma = sde.std(t), scale = model.outputScale(t), lambda = sde.lossWeight(t)
+            let n = Int(batch.counts[e])
             var sum = 0.0
             for i in 0..<d {
                 let r = k * d + i
-                if batch.observed[e * d + i] != 0 {
+                if i >= n || batch.observed[e * d + i] != 0 {
                     dOutput?[r] = 0
                     continue
                 }

@@ -10,13 +10,13 @@ final class GaussianScore: ScoreFunction {
     let m: [Double]
     let c: [[Double]]
     let sde: SDE
-    let normalization: Normalization
-    var nodeCount: Int { m.count }
+    var tokenCount: Int { m.count }
+    var tokenMean: [Double] { [Double](repeating: 0, count: m.count) }
+    var tokenStd: [Double] { [Double](repeating: 1, count: m.count) }
     let blockCapacity = 512
 
     init(mean: [Double], covariance: [[Double]], sde: SDE) {
         m = mean; c = covariance; self.sde = sde
-        normalization = Normalization(mean: [Double](repeating: 0, count: mean.count), std: [Double](repeating: 1, count: mean.count))
     }
 
     /// Conditional mean and covariance of the latent block given observed values (the same in every row).
@@ -35,7 +35,7 @@ final class GaussianScore: ScoreFunction {
     }
 
     func scores(_ x: [Double], n: Int, t: Double, observed: [Float], into score: inout [Double]) {
-        let d = nodeCount
+        let d = tokenCount
         let latent = (0..<d).filter { observed[$0] == 0 }, obs = (0..<d).filter { observed[$0] != 0 }
         let mu = sde.mean(t), s = sde.std(t)
         let (condMean, condCov) = conditional(latent: latent, obs: obs, values: Array(x[0..<d]))
