@@ -6,7 +6,8 @@ import SbiModel
 public protocol SimulationTask: Sendable {
     var name: String { get }
     var spec: ModelSpec { get }
-    /// One joint draw (theta, x) in node order.
+    /// One joint draw as a dense row (`spec.denseWidth` values: scalars, then each time-indexed
+    /// variable on its dense grid).
     func sampleJoint(_ rng: inout RandomStream) -> [Double]
     /// Exact samples of p(theta | x) where the task has an exact sampler (nil otherwise).
     func referencePosterior(observation x: [Double], count: Int, rng: inout RandomStream) -> [[Double]]?
@@ -29,6 +30,8 @@ public extension SimulationTask {
 /// Look-up of the built-in tasks by name.
 public enum TaskRegistry {
     public static let benchmarkNames = ["gaussian_linear", "gaussian_mixture", "two_moons", "slcp"]
+    public static let timeSeriesNames = ["lotka_volterra_irregular", "sird"]
+    public static var allNames: [String] { benchmarkNames + timeSeriesNames }
 
     public static func task(named name: String) throws -> any SimulationTask {
         switch name {
@@ -36,9 +39,11 @@ public enum TaskRegistry {
         case "gaussian_mixture": return GaussianMixtureTask()
         case "two_moons": return TwoMoonsTask()
         case "slcp": return SLCPTask()
+        case "lotka_volterra_irregular": return LotkaVolterraTask()
+        case "sird": return SIRDTask()
         default:
             throw SbiError(.usage, "unknown task '\(name)'",
-                           hint: "choose one of: \(benchmarkNames.joined(separator: ", "))")
+                           hint: "choose one of: \(allNames.joined(separator: ", "))")
         }
     }
 }

@@ -19,7 +19,7 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train an all-conditional score model and write it as a pinned model archive.")
 
-    @Option(help: "Built-in simulator to train on (\(TaskRegistry.benchmarkNames.joined(separator: ", "))).")
+    @Option(help: "Built-in simulator to train on (\(TaskRegistry.allNames.joined(separator: ", "))).")
     var task: String
 
     @Option(help: "Number of simulations.")
