@@ -13,6 +13,9 @@ public final class BatchParallel: @unchecked Sendable {
     public let chunkSize: Int
     public let threads: Int
     let workspaces: [TransformerWorkspace]
+    /// Per worker: a chunk's inputs packed to the longest example of the chunk (see `compact`).
+    let staging: [TokenBatch]
+    let stagingOutput: [FloatBuffer]
     let chunkGrads: [Arena]
     /// Raw outputs (capacity, tokens) after `forward` or `forwardBackward`.
     public let output: FloatBuffer
@@ -39,14 +42,16 @@ public final class BatchParallel: @unchecked Sendable {
             TransformerWorkspace(config: model.config, capacity: chunk, tokens: tokens, training: training)
         }
         chunkGrads = training ? (0..<chunks).map { _ in Arena(layout: model.layout) } : []
+        staging = (0..<self.threads).map { _ in TokenBatch(capacity: chunk, tokens: tokens, usesMask: true) }
+        stagingOutput = (0..<self.threads).map { _ in FloatBuffer(chunk * tokens) }
         output = FloatBuffer(capacity * tokens)
         outputGradient = FloatBuffer(capacity * tokens)
         valueGradient = FloatBuffer(capacity * tokens)
     }
 
-    /// Runs `body(chunkIndex, start, count, workspace)` for every chunk of a batch of `batch` examples;
+    /// Runs `body(chunkIndex, start, count, worker)` for every chunk of a batch of `batch` examples;
     /// each worker takes the next chunk nobody has taken yet.
-    private func eachChunk(_ batch: Int, _ body: (Int, Int, Int, TransformerWorkspace) -> Void) {
+    private func eachChunk(_ batch: Int, _ body: (Int, Int, Int, Int) -> Void) {
         let chunks = (batch + chunkSize - 1) / chunkSize
         let next = ChunkCounter()
         DispatchQueue.concurrentPerform(iterations: threads) { w in
@@ -54,17 +59,54 @@ public final class BatchParallel: @unchecked Sendable {
                 let k = next.take()
                 if k >= chunks { break }
                 let start = k * chunkSize
-                body(k, start, min(chunkSize, batch - start), workspaces[w])
+                body(k, start, min(chunkSize, batch - start), w)
             }
+        }
+    }
+
+    /// The chunk's view with tokens cut to its longest example: examples with fewer tokens than the
+    /// batch stride are copied into worker w's staging batch at a tighter stride, so padding costs
+    /// nothing. Returns the view and the stride used.
+    private func compact(_ input: TokenBatchView, _ start: Int, _ count: Int, _ w: Int) -> (TokenBatchView, Int) {
+        var longest = 1
+        for e in start..<(start + count) { longest = max(longest, Int(input.counts[e])) }
+        let view = input.slice(start, count)
+        if longest == tokens { return (view, tokens) }
+        let s = staging[w], t = longest
+        for e in 0..<count {
+            for i in 0..<t {
+                let from = e * tokens + i, to = e * t + i
+                s.ids[to] = view.ids[from]; s.values[to] = view.values[from]; s.observed[to] = view.observed[from]
+                s.times[to] = view.times[from]; s.hasTime[to] = view.hasTime[from]
+                if let a = view.allowed {
+                    (s.allowedStorage + to * t).update(from: a + from * tokens, count: t)
+                }
+            }
+            s.counts[e] = view.counts[e]; s.diffusionTime[e] = view.diffusionTime[e]
+        }
+        s.usesMask = view.allowed != nil
+        s.batch = count
+        var packed = s.view
+        packed.tokens = t
+        return (packed, t)
+    }
+
+    /// Copies rows of stride `from` into stride `to` (count examples; extra tokens zero).
+    private func restride(_ src: UnsafePointer<Float>, _ from: Int, _ dst: UnsafeMutablePointer<Float>, _ to: Int, _ count: Int) {
+        for e in 0..<count {
+            let n = min(from, to)
+            (dst + e * to).update(from: src + e * from, count: n)
+            if to > n { (dst + e * to + n).update(repeating: 0, count: to - n) }
         }
     }
 
     /// Network outputs for `input` into `output`.
     public func forward(_ params: Arena, _ input: TokenBatchView) {
         precondition(input.batch <= capacity && input.tokens == tokens, "batch does not fit")
-        eachChunk(input.batch) { _, start, count, ws in
-            model.forward(params, input.slice(start, count), ws)
-            (output.base + start * tokens).update(from: ws.output.base, count: count * tokens)
+        eachChunk(input.batch) { _, start, count, w in
+            let (view, t) = compact(input, start, count, w)
+            model.forward(params, view, workspaces[w])
+            restride(workspaces[w].output.base, t, output.base + start * tokens, tokens, count)
         }
     }
 
@@ -79,15 +121,18 @@ public final class BatchParallel: @unchecked Sendable {
         let chunks = (input.batch + chunkSize - 1) / chunkSize
         var losses = [Double](repeating: 0, count: chunks)
         losses.withUnsafeMutableBufferPointer { lossOut in
-            eachChunk(input.batch) { k, start, count, ws in
-                let view = input.slice(start, count)
+            eachChunk(input.batch) { k, start, count, w in
+                let ws = workspaces[w]
+                let (view, t) = compact(input, start, count, w)
                 model.forward(params, view, ws)
                 let out = output.base + start * tokens, dout = outputGradient.base + start * tokens
-                out.update(from: ws.output.base, count: count * tokens)
+                restride(ws.output.base, t, out, tokens, count)
                 lossOut[k] = loss(start, count, out, dout)
                 chunkGrads[k].zero()
-                model.backward(params, chunkGrads[k], view, ws, dOutput: dout)
-                (valueGradient.base + start * tokens).update(from: ws.valueGradient.base, count: count * tokens)
+                let packedGradient = stagingOutput[w].base
+                restride(dout, tokens, packedGradient, t, count)
+                model.backward(params, chunkGrads[k], view, ws, dOutput: packedGradient)
+                restride(ws.valueGradient.base, t, valueGradient.base + start * tokens, tokens, count)
             }
         }
         for k in 0..<chunks { grads.add(chunkGrads[k]) }

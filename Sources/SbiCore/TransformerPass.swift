@@ -73,12 +73,12 @@ public final class TransformerWorkspace: @unchecked Sendable {
 }
 
 extension Transformer {
-    /// Runs the network on `input` (batch <= workspace capacity, same token count).
+    /// Runs the network on `input` (batch <= workspace capacity, tokens <= the workspace's).
     /// Raw outputs land in `ws.output` (B,T); `ws.valueGradient` is reset to 0.
     public func forward(_ params: Arena, _ input: TokenBatchView, _ ws: TransformerWorkspace) {
-        precondition(input.tokens == ws.tokens && input.batch <= ws.capacity, "batch does not fit the workspace")
+        precondition(input.tokens <= ws.tokens && input.batch <= ws.capacity, "batch does not fit the workspace")
         let c = config, cw = c.width, b = input.batch, t = input.tokens, rows = b * t
-        var shape = ws.shape; shape.batch = b
+        var shape = ws.shape; shape.batch = b; shape.tokens = t
         let P = { (s: TensorSlot) in UnsafePointer(params.pointer(s)) }
         buildKeepMask(ws.keep.base, input.allowed.map { UnsafePointer($0) }, input.counts, shape)
         ws.valueGradient.base.update(repeating: 0, count: rows)
@@ -139,8 +139,9 @@ extension Transformer {
     public func backward(_ params: Arena, _ grads: Arena, _ input: TokenBatchView,
                          _ ws: TransformerWorkspace, dOutput: UnsafePointer<Float>) {
         precondition(ws.training, "backward needs a training workspace")
+        precondition(input.tokens <= ws.tokens && input.batch <= ws.capacity, "batch does not fit the workspace")
         let c = config, cw = c.width, b = input.batch, t = input.tokens, rows = b * t
-        var shape = ws.shape; shape.batch = b
+        var shape = ws.shape; shape.batch = b; shape.tokens = t
         let P = { (s: TensorSlot) in UnsafePointer(params.pointer(s)) }
         let G = { (s: TensorSlot) in grads.pointer(s) }
         let dres = ws.dres.base, dmid = ws.dmid.base, dln = ws.dln.base

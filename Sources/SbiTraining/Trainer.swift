@@ -135,8 +135,16 @@ public enum Trainer {
         var stoppedEarly = false, step = 0
         let checkEvery = max(50, steps / max(config.validationChecks, 1))
         while step < steps {
-            for e in 0..<batchSize {
-                objective.draw(example: e, row: trainData[rng.int(below: trainData.count)], rng: &rng)
+            if maker.timeNodes.isEmpty {
+                for e in 0..<batchSize {
+                    objective.draw(example: e, row: trainData[rng.int(below: trainData.count)], rng: &rng)
+                }
+            } else {
+                // examples sorted by length, so each chunk is packed to a similar token count
+                let drawn = (0..<batchSize).map { _ in maker.draw(trainData[rng.int(below: trainData.count)], &rng) }
+                for (e, ex) in drawn.sorted(by: { $0.0.count < $1.0.count }).enumerated() {
+                    objective.place(example: e, tokens: ex.0, clean: ex.1, rng: &rng)
+                }
             }
             grads.zero()
             let loss = runner.forwardBackward(params, grads, batch.view) { start, count, out, dout in
@@ -256,8 +264,13 @@ final class DenoisingObjective: @unchecked Sendable {
 
     /// Example e: a layout, t ~ U(1e-5, 1), a condition mask, x_t = mu(t) x_0 + sigma(t) eps on latent tokens.
     func draw(example e: Int, row: [Float], rng: inout RandomStream) {
-        let sde = model.settings.sde
         let (tokens, clean) = maker.draw(row, &rng)
+        place(example: e, tokens: tokens, clean: clean, rng: &rng)
+    }
+
+    /// Example e with a given layout and clean values: t, condition mask and noise.
+    func place(example e: Int, tokens: [TokenRef], clean: [Float], rng: inout RandomStream) {
+        let sde = model.settings.sde
         if !maker.timeNodes.isEmpty {
             model.fill(batch, example: e, tokens: tokens, allowed: model.masks.mask(for: tokens, kind: model.settings.mask))
         }

@@ -11,7 +11,7 @@ struct Sample: ParsableCommand {
     @Option(help: "The model archive (PATH or PATH@sha256:HEX).")
     var model: String
 
-    @Option(help: ArgumentHelp("Observed values, NAME=V[,V...]; NAME is a variable or one element NAME[i].",
+    @Option(help: ArgumentHelp("Observed values, NAME=V[,V...]; NAME is a variable or one element NAME[i]; a time series as NAME=T:V[,T:V...].",
                                valueName: "name=values"))
     var observe: [String] = []
 
@@ -19,7 +19,7 @@ struct Sample: ParsableCommand {
                                valueName: "name=lo:hi"))
     var interval: [String] = []
 
-    @Option(parsing: .upToNextOption, help: "Variables or elements to write (default: every variable not observed).")
+    @Option(parsing: .upToNextOption, help: ArgumentHelp("Variables or elements to write (default: every scalar variable not observed); a time-indexed one with query times, NAME@LO:HI:COUNT or NAME@T1,T2,...", valueName: "name"))
     var target: [String] = []
 
     @Option(help: "Number of samples.")
@@ -52,49 +52,69 @@ struct Sample: ParsableCommand {
     func run() throws {
         let loaded = try ModelArchive.load(model)
         let spec = loaded.model.spec
-        var conditioning = Conditioning()
+        var plan = QueryPlan(spec: spec)
         for o in observe {
-            let (name, rhs) = try split(o, "--observe")
+            let (lhs, rhs) = try split(o, "--observe")
+            let (name, at) = splitTime(lhs)
             let nodes = try spec.nodes(matching: name)
-            let values = try rhs.split(separator: ",", omittingEmptySubsequences: false).map { s -> Double in
-                guard let v = Double(s.trimmingCharacters(in: .whitespaces)), v.isFinite else {
-                    throw SbiError(.usage, "--observe \(o): '\(s)' is not a finite number")
+            let items = rhs.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            if isTimeIndexed(spec, nodes[0]) {
+                // NAME=T:V,T:V,... or NAME@T=V
+                for item in items {
+                    let pair: (String, String)
+                    if let at { pair = (at, item) } else {
+                        let parts = item.split(separator: ":", omittingEmptySubsequences: false)
+                        guard parts.count == 2 else {
+                            throw SbiError(.usage, "--observe \(o): \(name) is a time series; give TIME:VALUE pairs, e.g. \(name)=0.5:1.2,3:0.8")
+                        }
+                        pair = (String(parts[0]), String(parts[1]))
+                    }
+                    try plan.observe(node: nodes[0], time: try number(pair.0, o), value: try number(pair.1, o))
                 }
-                return v
+            } else {
+                guard items.count == nodes.count else {
+                    throw SbiError(.usage, "--observe \(o): \(name) has \(nodes.count) value\(nodes.count == 1 ? "" : "s"), \(items.count) given")
+                }
+                for (n, v) in zip(nodes, items) { try plan.observe(node: n, value: try number(v, o)) }
             }
-            guard values.count == nodes.count else {
-                throw SbiError(.usage, "--observe \(o): \(name) has \(nodes.count) value\(nodes.count == 1 ? "" : "s"), \(values.count) given")
-            }
-            for (n, v) in zip(nodes, values) { conditioning.observed[n] = v }
         }
         for c in interval {
-            let (name, rhs) = try split(c, "--interval")
+            let (lhs, rhs) = try split(c, "--interval")
+            let (name, at) = splitTime(lhs)
             let parts = rhs.split(separator: ":", omittingEmptySubsequences: false)
             guard parts.count == 2 else { throw SbiError(.usage, "--interval \(c): expected NAME=LO:HI") }
-            func bound(_ s: Substring, _ missing: Double) throws -> Double {
-                if s.isEmpty { return missing }
-                guard let v = Double(s) else { throw SbiError(.usage, "--interval \(c): '\(s)' is not a number") }
-                return v
-            }
-            let lo = try bound(parts[0], -.infinity), hi = try bound(parts[1], .infinity)
+            let lo = parts[0].isEmpty ? -Double.infinity : try number(String(parts[0]), c)
+            let hi = parts[1].isEmpty ? Double.infinity : try number(String(parts[1]), c)
             guard lo < hi else { throw SbiError(.usage, "--interval \(c): LO must be below HI") }
-            for n in try spec.nodes(matching: name) { conditioning.constraints.append(IntervalConstraint(node: n, lower: lo, upper: hi)) }
+            for n in try spec.nodes(matching: name) {
+                if let at { try plan.constrain(node: n, time: try number(at, c), lower: lo, upper: hi) }
+                else { try plan.constrain(node: n, lower: lo, upper: hi) }
+            }
         }
-        var targets: [Int] = []
         if target.isEmpty {
-            targets = (0..<spec.nodeCount).filter { conditioning.observed[$0] == nil }
+            for n in 0..<spec.nodeCount where !isTimeIndexed(spec, n) {
+                if plan.observed[plan.tokens.firstIndex { $0.node == n && $0.time == nil }!] == nil { try plan.target(node: n) }
+            }
         } else {
-            for t in target { for n in try spec.nodes(matching: t) where !targets.contains(n) { targets.append(n) } }
+            for t in target {
+                let (name, at) = splitTime(t)
+                for n in try spec.nodes(matching: name) {
+                    if let at { try plan.target(node: n, times: try times(at, t)) }
+                    else if isTimeIndexed(spec, n) {
+                        throw SbiError(.usage, "--target \(t): \(name) is time-indexed; give query times, e.g. \(name)@0:50:101 (LO:HI:COUNT) or \(name)@1,2,3")
+                    } else { try plan.target(node: n) }
+                }
+            }
         }
-        guard !targets.isEmpty else { throw SbiError(.usage, "nothing to sample: every variable is observed", hint: "drop an --observe or name a --target") }
+        guard !plan.targets.isEmpty else { throw SbiError(.usage, "nothing to sample: every variable is observed", hint: "drop an --observe or name a --target") }
         var settings = loaded.manifest.sampler
         if let steps { settings.steps = steps }
         if let sampler { settings.method = sampler }
         settings.resampling = resampling
         let start = Date()
         var lastReport = start
-        let draws = try Sampler.sample(loaded.model, conditioning, count: samples, settings: settings,
-                                       key: RandomKey(seed: seed), threads: threads) { done, total in
+        let draws = try Sampler.sample(loaded.model, tokens: plan.tokens, plan.conditioning, count: samples,
+                                       settings: settings, key: RandomKey(seed: seed), threads: threads) { done, total in
             let now = Date()
             if now.timeIntervalSince(lastReport) >= 2 {
                 lastReport = now
@@ -103,10 +123,38 @@ struct Sample: ParsableCommand {
                 stderrLine("sampling: \(done)/\(total) samples done, ETA \(Int(left.rounded())) s")
             }
         }
-        var csv = targets.map { spec.label(ofNode: $0) }.joined(separator: ",") + "\n"
-        for d in draws { csv += targets.map { String(d[$0]) }.joined(separator: ",") + "\n" }
+        var csv = plan.targets.map { plan.label(ofToken: $0) }.joined(separator: ",") + "\n"
+        for d in draws { csv += plan.targets.map { String(d[$0]) }.joined(separator: ",") + "\n" }
         try AtomicFile.write(Data(csv.utf8), to: out)
-        stderrLine("wrote \(samples) samples of \(targets.count) scalars to \(out) in \(String(format: "%.2f", Date().timeIntervalSince(start))) s (\(settings.method.rawValue), \(settings.steps) steps)")
+        stderrLine("wrote \(samples) samples of \(plan.targets.count) scalars to \(out) in \(String(format: "%.2f", Date().timeIntervalSince(start))) s (\(settings.method.rawValue), \(settings.steps) steps)")
+    }
+
+    private func isTimeIndexed(_ spec: ModelSpec, _ node: Int) -> Bool { spec.variables[spec.variableOfNode[node]].time != nil }
+
+    /// "NAME@REST" -> (NAME, REST); "NAME" -> (NAME, nil).
+    private func splitTime(_ s: String) -> (String, String?) {
+        guard let at = s.firstIndex(of: "@") else { return (s, nil) }
+        return (String(s[..<at]), String(s[s.index(after: at)...]))
+    }
+
+    private func number(_ s: String, _ context: String) throws -> Double {
+        guard let v = Double(s.trimmingCharacters(in: .whitespaces)), v.isFinite else {
+            throw SbiError(.usage, "\(context): '\(s)' is not a finite number")
+        }
+        return v
+    }
+
+    /// "LO:HI:COUNT" (evenly spaced, both ends included) or "T1,T2,...".
+    private func times(_ s: String, _ context: String) throws -> [Double] {
+        let parts = s.split(separator: ":", omittingEmptySubsequences: false)
+        if parts.count == 3 {
+            let lo = try number(String(parts[0]), context), hi = try number(String(parts[1]), context)
+            guard let n = Int(parts[2]), n >= 1, n <= 1000 else {
+                throw SbiError(.usage, "\(context): COUNT must be an integer between 1 and 1000")
+            }
+            return n == 1 ? [lo] : (0..<n).map { lo + (hi - lo) * Double($0) / Double(n - 1) }
+        }
+        return try s.split(separator: ",").map { try number(String($0), context) }
     }
 
     private func split(_ s: String, _ flag: String) throws -> (String, String) {

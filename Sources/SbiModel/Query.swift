@@ -1,0 +1,101 @@
+// A query: which tokens to sample, which are observed (exactly or by interval), which to report.
+import SbiCore
+
+/// Builds the token layout of one conditional-sampling request. Every fixed node is present (latent
+/// unless observed); time-indexed variables get a token per observed time and per queried time;
+/// time-indexed variables neither observed nor queried get no tokens at all (marginalised out).
+public struct QueryPlan: Sendable {
+    public let spec: ModelSpec
+    public private(set) var tokens: [TokenRef]
+    public private(set) var observed: [Int: Double] = [:]
+    public private(set) var constraints: [any GuidanceConstraint] = []
+    /// Token indices to report, in order.
+    public private(set) var targets: [Int] = []
+
+    public init(spec: ModelSpec) {
+        self.spec = spec
+        let varOf = spec.variableOfNode
+        tokens = (0..<spec.nodeCount).filter { spec.variables[varOf[$0]].time == nil }.map { TokenRef(node: $0) }
+    }
+
+    public var conditioning: Conditioning { Conditioning(observed: observed, constraints: constraints) }
+
+    func tokenIndex(ofFixedNode node: Int) -> Int? { tokens.firstIndex { $0.node == node && $0.time == nil } }
+
+    func axis(of node: Int) -> (VariableSpec, TimeAxis?) {
+        let v = spec.variables[spec.variableOfNode[node]]
+        return (v, v.time)
+    }
+
+    /// Checks a time against the variable's domain.
+    func checkTime(_ t: Double, node: Int) throws {
+        let (v, axis) = axis(of: node)
+        guard let axis else { throw SbiError(.usage, "\(v.name) is not time-indexed; give it without times") }
+        guard t.isFinite, axis.contains(t) else {
+            throw SbiError(.badInput, "time \(t) is outside the time domain of \(v.name), [\(axis.lower), \(axis.upper)]\(axis.units.map { " " + $0 } ?? "")",
+                           hint: "the model was trained on that domain only; query or observe \(v.name) within it")
+        }
+    }
+
+    /// Observes a fixed node exactly.
+    public mutating func observe(node: Int, value: Double) throws {
+        guard let i = tokenIndex(ofFixedNode: node) else { throw SbiError(.usage, "\(spec.label(ofNode: node)) is time-indexed; give times") }
+        guard value.isFinite else { throw SbiError(.badInput, "the value of \(spec.label(ofNode: node)) is not finite") }
+        observed[i] = value
+    }
+
+    /// Observes a time-indexed variable at one time.
+    public mutating func observe(node: Int, time: Double, value: Double) throws {
+        try checkTime(time, node: node)
+        guard value.isFinite else { throw SbiError(.badInput, "the value of \(axis(of: node).0.name) at \(time) is not finite") }
+        tokens.append(TokenRef(node: node, time: time))
+        observed[tokens.count - 1] = value
+    }
+
+    /// Constrains a fixed node to [lower, upper] (guidance).
+    public mutating func constrain(node: Int, lower: Double, upper: Double) throws {
+        guard let i = tokenIndex(ofFixedNode: node) else { throw SbiError(.usage, "intervals on time-indexed variables need a time") }
+        guard observed[i] == nil else {
+            throw SbiError(.usage, "\(spec.label(ofNode: node)) is both observed and constrained",
+                           hint: "give either an exact value or an interval for it, not both")
+        }
+        constraints.append(IntervalConstraint(node: i, lower: lower, upper: upper))
+    }
+
+    /// Constrains a time-indexed variable at one time to [lower, upper] (a latent token guided into it).
+    public mutating func constrain(node: Int, time: Double, lower: Double, upper: Double) throws {
+        try checkTime(time, node: node)
+        tokens.append(TokenRef(node: node, time: time))
+        constraints.append(IntervalConstraint(node: tokens.count - 1, lower: lower, upper: upper))
+    }
+
+    /// Reports a fixed node.
+    public mutating func target(node: Int) throws {
+        guard let i = tokenIndex(ofFixedNode: node) else { throw SbiError(.usage, "\(axis(of: node).0.name) is time-indexed; give query times") }
+        if !targets.contains(i) { targets.append(i) }
+    }
+
+    /// Samples and reports a time-indexed variable at the given times.
+    public mutating func target(node: Int, times: [Double]) throws {
+        let (v, axis) = axis(of: node)
+        guard let axis else { throw SbiError(.usage, "\(v.name) is not time-indexed") }
+        guard !times.isEmpty else { throw SbiError(.usage, "no query times for \(v.name)") }
+        guard times.count <= 1000 else {
+            throw SbiError(.usage, "\(times.count) query times for \(v.name); at most 1000 per variable",
+                           hint: "query a coarser grid")
+        }
+        for t in times {
+            try checkTime(t, node: node)
+            tokens.append(TokenRef(node: node, time: t))
+            targets.append(tokens.count - 1)
+        }
+        _ = axis
+    }
+
+    /// Column label of a token: "gamma", "theta[3]", "beta@12.5".
+    public func label(ofToken i: Int) -> String {
+        let tok = tokens[i], v = spec.variables[spec.variableOfNode[tok.node]]
+        if let t = tok.time { return "\(v.name)@\(t)" }
+        return v.size == 1 ? v.name : spec.label(ofNode: tok.node)
+    }
+}
