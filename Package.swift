@@ -43,16 +43,18 @@ let package = Package(
         .target(name: "SbiTasks", dependencies: ["SbiCore", "SbiModel"], swiftSettings: optimized),
         // Denoising score matching training.
         .target(name: "SbiTraining", dependencies: ["SbiCore", "SbiModel"], swiftSettings: optimized),
+        // NetCDF reading and writing through libnetcdf (every call serialised).
+        .target(name: "SbiNetCDF", dependencies: ["SbiCore", "SbiModel", "CNetCDF"], swiftSettings: [.swiftLanguageMode(.v5)]),
         // Evaluation: the classifier two-sample test and the accuracy benchmark.
         .target(name: "SbiEval", dependencies: ["SbiCore", "SbiModel", "SbiTasks", "SbiTraining"], swiftSettings: optimized),
         .executableTarget(name: "sbiwatch", dependencies: [
-            "SbiCore", "SbiModel", "SbiTasks", "SbiTraining", "SbiArchive", "SbiEval", "CNetCDF", "CArchive", "CBLAS",
+            "SbiCore", "SbiModel", "SbiTasks", "SbiTraining", "SbiArchive", "SbiEval", "SbiNetCDF", "CNetCDF", "CArchive", "CBLAS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "SbiCoreTests", dependencies: ["SbiCore"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "SbiModelTests", dependencies: ["SbiCore", "SbiModel", "SbiTasks", "SbiTraining", "SbiArchive", "SbiEval", "CArchive"],
+        .testTarget(name: "SbiModelTests", dependencies: ["SbiCore", "SbiModel", "SbiTasks", "SbiTraining", "SbiArchive", "SbiEval", "SbiNetCDF", "CArchive", "CNetCDF"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         // Spawns the real binary (the dependency makes sure it is built first).
         .testTarget(name: "SbiwatchCLITests", dependencies: ["sbiwatch"],

@@ -53,6 +53,18 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("models"), help: "Folder keeping the trained archives (TASK-BUDGET.sbim); existing ones are reused.")
     var modelsDir: String?
 
+    @Option(help: ArgumentHelp("Report credible-interval coverage of this model on held-out simulations of its task.", valueName: "model"))
+    var calibration: String?
+
+    @Option(name: .customLong("held-out"), help: "Held-out simulations for --calibration.")
+    var heldOut: Int = 200
+
+    @Option(name: .customLong("calibration-samples"), help: "Posterior samples per held-out simulation for --calibration.")
+    var calibrationSamples: Int = 200
+
+    @Option(name: .customLong("per-series"), help: "Observation times per data series for --calibration.")
+    var perSeries: Int = 10
+
     func validate() throws {
         guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
@@ -60,11 +72,37 @@ struct Bench: ParsableCommand {
             throw ValidationError("unknown task '\(t)' (choose from \(TaskRegistry.benchmarkNames.joined(separator: ", ")))")
         }
         guard observations >= 1, samples >= 10 else { throw ValidationError("--observations >= 1 and --samples >= 10 needed") }
+        guard heldOut >= 1, calibrationSamples >= 10, perSeries >= 1 else {
+            throw ValidationError("--held-out >= 1, --calibration-samples >= 10 and --per-series >= 1 needed")
+        }
     }
 
     func run() throws {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys, .prettyPrinted]
+        if let calibration {
+            let loaded = try ModelArchive.load(calibration)
+            guard let taskName = loaded.manifest.provenance.task else {
+                throw SbiError(.usage, "\(loaded.path) was trained from a simulation file; --calibration needs a built-in task to simulate held-out cases")
+            }
+            let task = try TaskRegistry.task(named: taskName)
+            var settings = loaded.manifest.sampler
+            if let samplerSteps { settings.steps = samplerSteps }
+            if let sampler { settings.method = sampler }
+            let report = try Calibration.run(model: loaded.model, task: task, count: heldOut, samples: calibrationSamples,
+                                             perSeries: perSeries, settings: settings, seed: 12345) { stderrLine($0) }
+            if json {
+                print(String(decoding: try enc.encode(report), as: UTF8.self))
+            } else {
+                print("calibration of \(loaded.path) (\(taskName)) on \(heldOut) held-out simulations, \(calibrationSamples) samples each:")
+                for e in report.entries {
+                    let name = e.name.padding(toLength: max(14, e.name.count), withPad: " ", startingAt: 0)
+                    print("  \(name) " + String(format: "50%%: %.3f   90%%: %.3f   (%d cases)", e.coverage50, e.coverage90, e.cases))
+                }
+                print(String(format: "worst deviation from nominal: %.3f; %.0f s", report.worstDeviation, report.seconds))
+            }
+            return
+        }
         if accuracy {
             var entries: [AccuracyEntry] = []
             for name in tasks {

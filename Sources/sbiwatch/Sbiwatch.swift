@@ -14,7 +14,7 @@ struct Sbiwatch: ParsableCommand {
         commandName: "sbiwatch",
         abstract: "Turn observation files into posterior samples with one all-conditional diffusion model.",
         version: versionText(),
-        subcommands: [Train.self, Sample.self, Inspect.self, Bench.self])
+        subcommands: [Train.self, Sample.self, Inspect.self, Simulate.self, Bench.self])
 
     static func main() {
         if let missing = CPUFeatures.missingKernelFeatures() {

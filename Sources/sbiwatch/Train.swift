@@ -3,6 +3,7 @@ import Foundation
 import SbiArchive
 import SbiCore
 import SbiModel
+import SbiNetCDF
 import SbiTasks
 import SbiTraining
 
@@ -20,9 +21,12 @@ struct Train: ParsableCommand {
         abstract: "Train an all-conditional score model and write it as a pinned model archive.")
 
     @Option(help: "Built-in simulator to train on (\(TaskRegistry.allNames.joined(separator: ", "))).")
-    var task: String
+    var task: String?
 
-    @Option(help: "Number of simulations.")
+    @Option(help: ArgumentHelp("A NetCDF training set written by any simulator (layout: man sbiwatch, TRAINING SETS).", valueName: "sims.nc"))
+    var simulations: String?
+
+    @Option(help: "Number of simulations (with --task).")
     var budget: Int = 10_000
 
     @Option(help: "Where to write the model archive (.sbim).")
@@ -53,6 +57,7 @@ struct Train: ParsableCommand {
     var threads: Int?
 
     func validate() throws {
+        guard (task == nil) != (simulations == nil) else { throw ValidationError("give either --task or --simulations") }
         guard budget >= 20 else { throw ValidationError("--budget must be at least 20") }
         if let steps, steps < 1 { throw ValidationError("--steps must be positive") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be positive") }
@@ -62,7 +67,10 @@ struct Train: ParsableCommand {
 
     /// The canonical command line that rebuilds this model (written into the model card).
     var canonicalCommand: String {
-        var c = "sbiwatch train --task \(task) --budget \(budget) --seed \(seed)"
+        var c = "sbiwatch train"
+        if let task { c += " --task \(task) --budget \(budget)" }
+        if let simulations { c += " --simulations \(URL(fileURLWithPath: simulations).lastPathComponent)" }
+        c += " --seed \(seed)"
         if let steps { c += " --steps \(steps)" }
         if batchSize != 1000 { c += " --batch-size \(batchSize)" }
         c += " --config \(preset.rawValue) --sde \(sde.rawValue) --mask \(mask.rawValue)"
@@ -71,21 +79,33 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
-        let simTask = try TaskRegistry.task(named: task)
-        let key = RandomKey(seed: seed)
-        stderrLine("simulating \(budget) draws of \(task)")
-        let sims = simTask.simulate(count: budget, key: key.split(100))
+        let spec: ModelSpec, sims: [[Double]]
+        var fileDigest: String? = nil
+        if let task {
+            let simTask = try TaskRegistry.task(named: task)
+            stderrLine("simulating \(budget) draws of \(task)")
+            spec = simTask.spec
+            sims = simTask.simulate(count: budget, key: RandomKey(seed: seed).split(100))
+        } else {
+            let path = simulations!
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw SbiError(.noInput, "cannot read \(path)", hint: "check the path and its permissions")
+            }
+            fileDigest = ModelArchive.sha256Hex(data)
+            (spec, sims) = try TrainingSet.read(path: path)
+            stderrLine("read \(sims.count) simulations of \(spec.variables.count) variables from \(path)")
+        }
         var config = TrainingConfig(steps: steps, seed: seed)
         config.batchSize = batchSize
         config.threads = threads
         let settings = NetworkSettings(preset: preset, sde: sde.sde, mask: mask)
-        stderrLine("training \(preset.rawValue) network, \(config.resolvedSteps(simulations: budget)) steps of \(batchSize)")
-        let (model, report) = try Trainer.train(spec: simTask.spec, simulations: sims, settings: settings, config: config) {
+        stderrLine("training \(preset.rawValue) network, \(config.resolvedSteps(simulations: sims.count)) steps of \(batchSize)")
+        let (model, report) = try Trainer.train(spec: spec, simulations: sims, settings: settings, config: config) {
             stderrLine($0.line)
         }
         let sampler = SamplerSettings(method: .sde, steps: samplerSteps ?? (sde == .ve ? 50 : 250))
         let provenance = Provenance(
-            task: task, simulationsSHA256: nil, simulations: budget, seed: seed,
+            task: task, simulationsSHA256: fileDigest, simulations: sims.count, seed: seed,
             training: TrainingSummary(steps: report.steps, stepsPlanned: report.stepsPlanned, batchSize: batchSize,
                                       finalTrainLoss: report.finalTrainLoss, bestValidationLoss: report.bestValidationLoss,
                                       bestValidationStep: report.bestValidationStep, stoppedEarly: report.stoppedEarly,

@@ -1,0 +1,276 @@
+// NetCDF files through libnetcdf. netCDF-C is not thread-safe, so every call to it goes through
+// `NetCDF.call`, which holds one process-wide lock and turns an error status into an SbiError
+// that names the file and what was being done.
+import CNetCDF
+import Foundation
+import SbiCore
+
+public enum NetCDF {
+    static let lock = NSLock()
+
+    /// Largest variable sbiwatch reads, in values (refused before allocating).
+    public static let maxValues = 50_000_000
+
+    /// The library's message for a status code.
+    public static func message(_ status: Int32) -> String { String(cString: nc_strerror(status)) }
+
+    /// Runs one netCDF-C call under the lock; a non-zero status becomes an error.
+    @discardableResult
+    static func call(_ path: String, _ what: String, code: SbiError.Code = .badInput, hint: String? = nil,
+                     _ body: () -> Int32) throws -> Int32 {
+        lock.lock()
+        let status = body()
+        lock.unlock()
+        guard status == NC_NOERR else {
+            throw SbiError(code, "\(path): \(what): \(message(status))", hint: hint)
+        }
+        return status
+    }
+
+    static func locked<T>(_ body: () -> T) -> T {
+        lock.lock(); defer { lock.unlock() }
+        return body()
+    }
+}
+
+/// The external type of a variable.
+public enum NCType: Sendable, Equatable {
+    case byte, char, short, int, float, double, ubyte, ushort, uint, int64, uint64, string, other(Int32)
+
+    init(_ t: nc_type) {
+        switch t {
+        case NC_BYTE: self = .byte
+        case NC_CHAR: self = .char
+        case NC_SHORT: self = .short
+        case NC_INT: self = .int
+        case NC_FLOAT: self = .float
+        case NC_DOUBLE: self = .double
+        case NC_UBYTE: self = .ubyte
+        case NC_USHORT: self = .ushort
+        case NC_UINT: self = .uint
+        case NC_INT64: self = .int64
+        case NC_UINT64: self = .uint64
+        case NC_STRING: self = .string
+        default: self = .other(t)
+        }
+    }
+
+    public var isNumeric: Bool {
+        switch self { case .char, .string, .other: return false; default: return true }
+    }
+}
+
+public struct NCDimension: Sendable, Equatable {
+    public var id: Int32
+    public var name: String
+    public var length: Int
+}
+
+public struct NCVariable: Sendable {
+    public var id: Int32
+    public var name: String
+    public var type: NCType
+    public var dimensions: [NCDimension]
+    public var attributeNames: [String]
+    public var shape: [Int] { dimensions.map(\.length) }
+    public var count: Int { dimensions.reduce(1) { $0 * $1.length } }
+}
+
+/// A NetCDF file open for reading (classic, 64-bit offset or NetCDF-4). Close it with `close()`.
+public final class NetCDFReader {
+    public let path: String
+    let ncid: Int32
+    private var open = true
+    public private(set) var dimensions: [NCDimension] = []
+    public private(set) var variables: [NCVariable] = []
+    public private(set) var globalAttributeNames: [String] = []
+
+    public init(path: String) throws {
+        self.path = path
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw SbiError(.noInput, "\(path) does not exist")
+        }
+        var id: Int32 = -1
+        let status = NetCDF.locked { nc_open(path, NC_NOWRITE, &id) }
+        guard status == NC_NOERR else {
+            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
+            let why: String
+            if size == 0 { why = "is empty" }
+            else if status == NC_ENOTNC { why = "is not a NetCDF file" }
+            else if status == NC_EHDFERR || status == NC_ENOTNC4 { why = "is an HDF5 file that is not NetCDF-4, or a damaged one (\(NetCDF.message(status)))" }
+            else { why = "cannot be read as NetCDF (\(NetCDF.message(status)))" }
+            throw SbiError(.badInput, "\(path) \(why)",
+                           hint: "give a complete NetCDF file (classic, 64-bit offset or NetCDF-4); check it with `ncdump -h`")
+        }
+        ncid = id
+        do { try load() } catch { close(); throw error }
+    }
+
+    deinit { close() }
+
+    public func close() {
+        if open { NetCDF.locked { _ = nc_close(ncid) }; open = false }
+    }
+
+    private func load() throws {
+        var ndims: Int32 = 0, nvars: Int32 = 0, natts: Int32 = 0, unlimited: Int32 = 0
+        try NetCDF.call(path, "reading the header") { nc_inq(ncid, &ndims, &nvars, &natts, &unlimited) }
+        // dimension ids are not always 0..<ndims in NetCDF-4 groups; ask for them
+        var dimids = [Int32](repeating: 0, count: Int(ndims))
+        var n: Int32 = 0
+        try NetCDF.call(path, "listing dimensions") { nc_inq_dimids(ncid, &n, &dimids, 0) }
+        for d in dimids.prefix(Int(n)) {
+            var name = [CChar](repeating: 0, count: Int(NC_MAX_NAME) + 1)
+            var len = 0
+            try NetCDF.call(path, "reading dimension \(d)") { nc_inq_dim(ncid, d, &name, &len) }
+            dimensions.append(NCDimension(id: d, name: String(cString: name), length: len))
+        }
+        for v in 0..<nvars {
+            var name = [CChar](repeating: 0, count: Int(NC_MAX_NAME) + 1)
+            var type: nc_type = 0, vdims: Int32 = 0, vatts: Int32 = 0
+            var ids = [Int32](repeating: 0, count: Int(NC_MAX_VAR_DIMS))
+            try NetCDF.call(path, "reading variable \(v)") { nc_inq_var(ncid, v, &name, &type, &vdims, &ids, &vatts) }
+            let dims = try ids.prefix(Int(vdims)).map { id -> NCDimension in
+                guard let d = dimensions.first(where: { $0.id == id }) else {
+                    throw SbiError(.badInput, "\(path): variable \(String(cString: name)) uses an unknown dimension")
+                }
+                return d
+            }
+            let attNames = try (0..<vatts).map { try attributeName(v, $0) }
+            variables.append(NCVariable(id: v, name: String(cString: name), type: NCType(type), dimensions: dims, attributeNames: attNames))
+        }
+        globalAttributeNames = try (0..<natts).map { try attributeName(NC_GLOBAL, $0) }
+    }
+
+    private func attributeName(_ varid: Int32, _ index: Int32) throws -> String {
+        var name = [CChar](repeating: 0, count: Int(NC_MAX_NAME) + 1)
+        try NetCDF.call(path, "reading attribute names") { nc_inq_attname(ncid, varid, index, &name) }
+        return String(cString: name)
+    }
+
+    public func variable(named name: String) -> NCVariable? { variables.first { $0.name == name } }
+
+    /// A text attribute of a variable (nil: the global attributes), or nil when absent or not text.
+    public func textAttribute(_ name: String, of variable: NCVariable? = nil) throws -> String? {
+        let varid = variable?.id ?? NC_GLOBAL
+        var type: nc_type = 0, len = 0
+        guard NetCDF.locked({ nc_inq_att(ncid, varid, name, &type, &len) }) == NC_NOERR else { return nil }
+        if type == NC_CHAR {
+            var buf = [CChar](repeating: 0, count: len + 1)
+            try NetCDF.call(path, "reading attribute \(name)") { nc_get_att_text(ncid, varid, name, &buf) }
+            return String(cString: buf)
+        }
+        if type == NC_STRING && len == 1 {
+            var p: UnsafeMutablePointer<CChar>? = nil
+            try NetCDF.call(path, "reading attribute \(name)") { nc_get_att_string(ncid, varid, name, &p) }
+            defer { NetCDF.locked { _ = nc_free_string(1, &p) } }
+            return p.map { String(cString: $0) }
+        }
+        return nil
+    }
+
+    /// A numeric attribute as doubles, or nil when absent or not numeric.
+    public func numericAttribute(_ name: String, of variable: NCVariable? = nil) throws -> [Double]? {
+        let varid = variable?.id ?? NC_GLOBAL
+        var type: nc_type = 0, len = 0
+        guard NetCDF.locked({ nc_inq_att(ncid, varid, name, &type, &len) }) == NC_NOERR else { return nil }
+        guard NCType(type).isNumeric, len > 0, len < 1_000_000 else { return nil }
+        var out = [Double](repeating: 0, count: len)
+        try NetCDF.call(path, "reading attribute \(name)") { nc_get_att_double(ncid, varid, name, &out) }
+        return out
+    }
+
+    /// All values of a numeric variable as doubles (row-major), refused above `NetCDF.maxValues`.
+    public func doubles(_ variable: NCVariable) throws -> [Double] {
+        guard variable.type.isNumeric else {
+            throw SbiError(.badInput, "\(path): variable \(variable.name) is not numeric", hint: "store it as float or double")
+        }
+        let n = variable.count
+        guard n <= NetCDF.maxValues else {
+            throw SbiError(.badInput, "\(path): variable \(variable.name) has \(n) values, over the limit of \(NetCDF.maxValues)",
+                           hint: "split the file; sbiwatch refuses absurd sizes before allocating")
+        }
+        var out = [Double](repeating: 0, count: n)
+        if n > 0 {
+            try NetCDF.call(path, "reading variable \(variable.name)") { nc_get_var_double(ncid, variable.id, &out) }
+        }
+        return out
+    }
+}
+
+/// Writes a NetCDF-4 (classic model) or classic file. Define, then `endDefinitions()`, then write
+/// values, then `close()`. Write to a temporary path and rename for atomic outputs.
+public final class NetCDFWriter {
+    public let path: String
+    let ncid: Int32
+    private var open = true
+
+    public enum Format { case netcdf4Classic, classic, offset64 }
+
+    public init(path: String, format: Format = .netcdf4Classic) throws {
+        self.path = path
+        var id: Int32 = -1
+        let mode: Int32
+        switch format {
+        case .netcdf4Classic: mode = NC_NETCDF4 | NC_CLASSIC_MODEL | NC_CLOBBER
+        case .classic: mode = NC_CLOBBER
+        case .offset64: mode = NC_64BIT_OFFSET | NC_CLOBBER
+        }
+        try NetCDF.call(path, "creating the file", code: .cannotCreate, hint: "check that the folder exists and is writable") {
+            nc_create(path, mode, &id)
+        }
+        ncid = id
+    }
+
+    deinit { if open { NetCDF.locked { _ = nc_close(ncid) } } }
+
+    public func close() throws {
+        guard open else { return }
+        open = false
+        try NetCDF.call(path, "closing", code: .ioError) { nc_close(ncid) }
+    }
+
+    @discardableResult
+    public func defineDimension(_ name: String, length: Int) throws -> Int32 {
+        var id: Int32 = -1
+        try NetCDF.call(path, "defining dimension \(name)", code: .internalError) { nc_def_dim(ncid, name, length, &id) }
+        return id
+    }
+
+    @discardableResult
+    public func defineVariable(_ name: String, dimensions: [Int32], type: NCType = .double) throws -> Int32 {
+        var id: Int32 = -1
+        let t: nc_type
+        switch type {
+        case .float: t = NC_FLOAT
+        case .int: t = NC_INT
+        default: t = NC_DOUBLE
+        }
+        try NetCDF.call(path, "defining variable \(name)", code: .internalError) {
+            nc_def_var(ncid, name, t, Int32(dimensions.count), dimensions, &id)
+        }
+        return id
+    }
+
+    /// Text attribute on a variable (nil: global).
+    public func setAttribute(_ name: String, _ value: String, variable: Int32? = nil) throws {
+        try NetCDF.call(path, "writing attribute \(name)", code: .internalError) {
+            nc_put_att_text(ncid, variable ?? NC_GLOBAL, name, value.utf8.count, value)
+        }
+    }
+
+    /// Numeric (double) attribute on a variable (nil: global).
+    public func setAttribute(_ name: String, _ values: [Double], variable: Int32? = nil) throws {
+        try NetCDF.call(path, "writing attribute \(name)", code: .internalError) {
+            nc_put_att_double(ncid, variable ?? NC_GLOBAL, name, NC_DOUBLE, values.count, values)
+        }
+    }
+
+    public func endDefinitions() throws {
+        try NetCDF.call(path, "ending definitions", code: .ioError) { nc_enddef(ncid) }
+    }
+
+    public func write(_ values: [Double], variable: Int32) throws {
+        try NetCDF.call(path, "writing values", code: .ioError) { nc_put_var_double(ncid, variable, values) }
+    }
+}

@@ -1,0 +1,152 @@
+// The NetCDF training-set layout ("sbiwatch-training-1") that any simulator can write:
+//
+//   dimensions:  simulation = N ;  time = G ;  <name>_index = K (for a vector variable of K values)
+//   variables:   double time(time) ;                 evenly spaced dense grid, with `units`
+//                double <param>(simulation) ;        a scalar, attribute sbiwatch_kind = "parameter" or "data"
+//                double <vec>(simulation, <vec>_index) ;
+//                double <series>(simulation, time) ; a time series or function-valued parameter on the grid;
+//                                                    optional attribute sbiwatch_max_points (default 20)
+//   global:      sbiwatch_format = "sbiwatch-training-1" ;
+//                sbiwatch_edges = "a->b, theta[0]->x[0], ..." (the dependency DAG by variable or element name)
+//
+// Every variable carrying sbiwatch_kind is a model variable, in file order; others are ignored.
+import Foundation
+import SbiCore
+import SbiModel
+
+public enum TrainingSet {
+    public static let format = "sbiwatch-training-1"
+
+    /// Writes dense simulation rows of `spec` (all time-indexed variables must share one axis).
+    public static func write(spec: ModelSpec, rows: [[Double]], to path: String) throws {
+        let axes = spec.variables.compactMap(\.time)
+        if let first = axes.first, axes.contains(where: { $0.lower != first.lower || $0.upper != first.upper || $0.grid != first.grid }) {
+            throw SbiError(.usage, "the training-set layout needs one shared time grid for every time-indexed variable")
+        }
+        let tmp = path + ".tmp-\(getpid())"
+        do {
+            let w = try NetCDFWriter(path: tmp)
+            let sim = try w.defineDimension("simulation", length: rows.count)
+            var timeDim: Int32 = -1, timeVar: Int32 = -1
+            if let axis = axes.first {
+                timeDim = try w.defineDimension("time", length: axis.grid)
+                timeVar = try w.defineVariable("time", dimensions: [timeDim])
+                try w.setAttribute("units", axis.units ?? "1", variable: timeVar)
+                try w.setAttribute("long_name", "dense simulation grid", variable: timeVar)
+            }
+            var ids: [Int32] = []
+            for v in spec.variables {
+                let dims: [Int32]
+                if v.time != nil { dims = [sim, timeDim] }
+                else if v.size == 1 { dims = [sim] }
+                else { dims = [sim, try w.defineDimension("\(v.name)_index", length: v.size)] }
+                let id = try w.defineVariable(v.name, dimensions: dims)
+                try w.setAttribute("sbiwatch_kind", v.kind.rawValue, variable: id)
+                if let u = v.units { try w.setAttribute("units", u, variable: id) }
+                if let axis = v.time { try w.setAttribute("sbiwatch_max_points", [Double(axis.maxPoints)], variable: id) }
+                ids.append(id)
+            }
+            try w.setAttribute("sbiwatch_format", format)
+            try w.setAttribute("sbiwatch_edges", spec.edges.map { "\(nodeName(spec, $0.parent))->\(nodeName(spec, $0.child))" }.joined(separator: ", "))
+            try w.endDefinitions()
+            if let axis = axes.first { try w.write((0..<axis.grid).map { axis.gridTime($0) }, variable: timeVar) }
+            let offsets = spec.denseOffsets
+            for (k, v) in spec.variables.enumerated() {
+                var values: [Double] = []
+                values.reserveCapacity(rows.count * v.denseWidth)
+                for r in rows { values.append(contentsOf: r[offsets[k]..<(offsets[k] + v.denseWidth)]) }
+                try w.write(values, variable: ids[k])
+            }
+            try w.close()
+            guard rename(tmp, path) == 0 else { throw SbiError(.cannotCreate, "cannot rename into \(path)") }
+        } catch {
+            unlink(tmp)
+            throw error
+        }
+    }
+
+    static func nodeName(_ spec: ModelSpec, _ node: Int) -> String {
+        let v = spec.variables[spec.variableOfNode[node]]
+        return v.size == 1 ? v.name : spec.label(ofNode: node)
+    }
+
+    /// Reads a training set: the model spec it declares and its dense rows.
+    public static func read(path: String) throws -> (spec: ModelSpec, rows: [[Double]]) {
+        let f = try NetCDFReader(path: path)
+        defer { f.close() }
+        func bad(_ what: String, _ hint: String = "see `man sbiwatch`, TRAINING SETS, for the layout") -> SbiError {
+            SbiError(.badInput, "\(path): \(what)", hint: hint)
+        }
+        guard try f.textAttribute("sbiwatch_format") == format else {
+            throw bad("the global attribute sbiwatch_format is not \"\(format)\"", "write it, with the layout of `man sbiwatch`, TRAINING SETS")
+        }
+        guard let simDim = f.dimensions.first(where: { $0.name == "simulation" }) else { throw bad("there is no dimension `simulation`") }
+        var axis: TimeAxis? = nil
+        if let tv = f.variable(named: "time") {
+            let t = try f.doubles(tv)
+            guard t.count >= 2 else { throw bad("the time grid needs at least 2 points") }
+            let step = (t.last! - t.first!) / Double(t.count - 1)
+            guard step > 0, t.allSatisfy({ $0.isFinite }),
+                  zip(t.indices, t).allSatisfy({ abs($0.1 - (t.first! + step * Double($0.0))) <= 1e-6 * max(1, abs(step) * Double(t.count)) }) else {
+                throw bad("the variable time must be an increasing, evenly spaced grid")
+            }
+            let units = try f.textAttribute("units", of: tv)
+            axis = TimeAxis(lower: t.first!, upper: t.last!, grid: t.count, maxPoints: 20, units: units == "1" ? nil : units)
+        }
+        var variables: [VariableSpec] = [], columns: [[Double]] = []
+        for v in f.variables {
+            guard let kindText = try f.textAttribute("sbiwatch_kind", of: v) else { continue }
+            guard let kind = VariableKind(rawValue: kindText) else {
+                throw bad("variable \(v.name) has sbiwatch_kind \"\(kindText)\"; it must be \"parameter\" or \"data\"")
+            }
+            guard v.dimensions.first?.name == "simulation" else {
+                throw bad("variable \(v.name) must have `simulation` as its first dimension")
+            }
+            let units = try f.textAttribute("units", of: v)
+            var spec: VariableSpec
+            if v.dimensions.count == 2 && v.dimensions[1].name == "time" {
+                guard var a = axis else { throw bad("variable \(v.name) uses `time` but there is no time coordinate variable") }
+                if let mp = try f.numericAttribute("sbiwatch_max_points", of: v)?.first { a.maxPoints = max(1, min(Int(mp), a.grid)) }
+                spec = VariableSpec(name: v.name, kind: kind, time: a, units: units)
+            } else if v.dimensions.count == 1 {
+                spec = VariableSpec(name: v.name, kind: kind, size: 1, units: units)
+            } else if v.dimensions.count == 2 {
+                spec = VariableSpec(name: v.name, kind: kind, size: v.dimensions[1].length, units: units)
+            } else {
+                throw bad("variable \(v.name) has \(v.dimensions.count) dimensions; use (simulation), (simulation, index) or (simulation, time)")
+            }
+            variables.append(spec)
+            columns.append(try f.doubles(v))
+        }
+        guard !variables.isEmpty else { throw bad("no variable carries the attribute sbiwatch_kind") }
+        guard variables.contains(where: { $0.kind == .parameter }) else { throw bad("no variable has sbiwatch_kind = \"parameter\"") }
+        var spec = ModelSpec(variables: variables, edges: [])
+        // edges by name
+        var nodeByName: [String: Int] = [:]
+        for (k, v) in variables.enumerated() {
+            for (e, node) in spec.nodes(of: k).enumerated() {
+                nodeByName[v.size == 1 ? v.name : "\(v.name)[\(e)]"] = node
+            }
+        }
+        let edgeText = try f.textAttribute("sbiwatch_edges") ?? ""
+        for item in edgeText.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
+            let parts = item.components(separatedBy: "->").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2 else { throw bad("sbiwatch_edges item \"\(item)\" is not PARENT->CHILD") }
+            // a whole vector name stands for all its elements
+            func resolve(_ n: String) throws -> [Int] {
+                if let node = nodeByName[n] { return [node] }
+                if let k = variables.firstIndex(where: { $0.name == n }) { return Array(spec.nodes(of: k)) }
+                throw bad("sbiwatch_edges names \"\(n)\", which is not a model variable")
+            }
+            for p in try resolve(parts[0]) { for c in try resolve(parts[1]) { spec.edges.append(.init(p, c)) } }
+        }
+        let n = simDim.length
+        guard n > 0 else { throw bad("the simulation dimension is empty") }
+        var rows = [[Double]](repeating: [], count: n)
+        for (k, v) in variables.enumerated() {
+            let w = v.denseWidth
+            for r in 0..<n { rows[r].append(contentsOf: columns[k][(r * w)..<((r + 1) * w)]) }
+        }
+        return (spec, rows)
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import XCTest
+@testable import SbiCore
+@testable import SbiModel
+@testable import SbiNetCDF
+@testable import SbiTasks
+@testable import SbiTraining
+
+final class TrainingSetTests: XCTestCase {
+    var dir: URL!
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("sbiwatch-ts-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+
+    /// The project's own simulators written as training sets read back to the same spec and rows.
+    func testRoundTrip() throws {
+        for task in [SIRDTask(), LotkaVolterraTask(), SLCPTask()] as [any SimulationTask] {
+            let rows = task.simulate(count: 30, key: RandomKey(seed: 1))
+            let path = dir.appendingPathComponent("\(task.name).nc").path
+            try TrainingSet.write(spec: task.spec, rows: rows, to: path)
+            let (spec, back) = try TrainingSet.read(path: path)
+            XCTAssertEqual(spec, task.spec, task.name)
+            XCTAssertEqual(back, rows, task.name)
+        }
+    }
+
+    /// A training set from the SIRD simulator trains a model (tiny budget) with the right variables.
+    func testTrainFromTrainingSet() throws {
+        let task = SIRDTask()
+        let path = dir.appendingPathComponent("sird.nc").path
+        try TrainingSet.write(spec: task.spec, rows: task.simulate(count: 60, key: RandomKey(seed: 2)), to: path)
+        let (spec, rows) = try TrainingSet.read(path: path)
+        var config = TrainingConfig(steps: 3, seed: 1)
+        config.batchSize = 8
+        let (model, report) = try Trainer.train(spec: spec, simulations: rows, settings: NetworkSettings(preset: .small), config: config) { _ in }
+        XCTAssertEqual(report.steps, 3)
+        XCTAssertEqual(model.spec.variables.map(\.name), ["gamma", "delta", "I0", "beta", "infected", "recovered", "dead"])
+        XCTAssertEqual(model.transformer.config.timeDim, 14)
+    }
+
+    /// Files that break the layout are refused with a message naming what is wrong.
+    func testBadTrainingSets() throws {
+        func write(_ name: String, _ body: (NetCDFWriter) throws -> Void) throws -> String {
+            let path = dir.appendingPathComponent(name).path
+            let w = try NetCDFWriter(path: path)
+            try body(w)
+            try w.close()
+            return path
+        }
+        let noFormat = try write("noformat.nc") { w in
+            let d = try w.defineDimension("simulation", length: 3)
+            _ = try w.defineVariable("a", dimensions: [d])
+            try w.endDefinitions()
+        }
+        let badKind = try write("badkind.nc") { w in
+            let d = try w.defineDimension("simulation", length: 3)
+            let v = try w.defineVariable("a", dimensions: [d])
+            try w.setAttribute("sbiwatch_kind", "observable", variable: v)
+            try w.setAttribute("sbiwatch_format", TrainingSet.format)
+            try w.endDefinitions()
+        }
+        let unevenTime = try write("uneven.nc") { w in
+            let d = try w.defineDimension("simulation", length: 2)
+            let t = try w.defineDimension("time", length: 3)
+            let tv = try w.defineVariable("time", dimensions: [t])
+            let v = try w.defineVariable("a", dimensions: [d])
+            try w.setAttribute("sbiwatch_kind", "parameter", variable: v)
+            try w.setAttribute("sbiwatch_format", TrainingSet.format)
+            try w.endDefinitions()
+            try w.write([0, 1, 5], variable: tv)
+        }
+        let badEdge = try write("badedge.nc") { w in
+            let d = try w.defineDimension("simulation", length: 2)
+            let v = try w.defineVariable("a", dimensions: [d])
+            try w.setAttribute("sbiwatch_kind", "parameter", variable: v)
+            try w.setAttribute("sbiwatch_format", TrainingSet.format)
+            try w.setAttribute("sbiwatch_edges", "a->zzz")
+            try w.endDefinitions()
+        }
+        let notNetCDF = dir.appendingPathComponent("text.nc").path
+        try "hello".write(toFile: notNetCDF, atomically: true, encoding: .utf8)
+        for (path, expected) in [(noFormat, "sbiwatch_format"), (badKind, "must be \"parameter\" or \"data\""),
+                                 (unevenTime, "evenly spaced"), (badEdge, "\"zzz\""), (notNetCDF, "is not a NetCDF file")] {
+            XCTAssertThrowsError(try TrainingSet.read(path: path)) { e in
+                XCTAssertEqual((e as? SbiError)?.code, .badInput, path)
+                XCTAssert("\(e)".contains(expected), "\(path): \(e)")
+                XCTAssert("\(e)".contains(path), "\(e)")
+            }
+        }
+    }
+}
