@@ -1,0 +1,60 @@
+import Foundation
+import XCTest
+
+/// Time-indexed variables through the real binary: a training set written by `simulate`, a tiny model
+/// trained from it, function queries on several grids and refusal outside the time domain.
+final class TimeSeriesCommandTests: XCTestCase {
+    var dir: URL!
+
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("sbiwatch-ts-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+
+    func testTrainingSetTrainAndGridQueries() throws {
+        let sims = dir.appendingPathComponent("sird.nc").path
+        let sim = try CLI.run(["simulate", "--task", "sird", "--count", "60", "--training-set", "--seed", "4", "--out", sims])
+        XCTAssertEqual(sim.status, 0, sim.stderr)
+        // ncdump reads what libnetcdf wrote
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/ncdump")
+        p.arguments = ["-h", sims]
+        let pipe = Pipe(); p.standardOutput = pipe
+        try p.run(); p.waitUntilExit()
+        let header = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssert(header.contains("double beta(simulation, time)"), header)
+        XCTAssert(header.contains(":sbiwatch_format = \"sbiwatch-training-1\""), header)
+
+        let model = dir.appendingPathComponent("sird.sbim").path
+        let train = try CLI.run(["train", "--simulations", sims, "--steps", "3", "--batch-size", "8", "--out", model])
+        XCTAssertEqual(train.status, 0, train.stderr)
+        let inspect = try CLI.run(["inspect", model])
+        XCTAssert(inspect.stdout.contains("sbiwatch train --simulations sird.nc --seed 0 --steps 3"), inspect.stdout)
+        XCTAssert(inspect.stdout.contains("simulation file"), inspect.stdout)
+
+        let csv = dir.appendingPathComponent("q.csv").path
+        for points in [10, 100, 400] {
+            let r = try CLI.run(["sample", "--model", model, "--observe", "infected=1:0.1,4.5:0.12,9:0.2", "--observe", "dead=9:0.01",
+                                 "--target", "gamma", "beta@0:50:\(points)", "--samples", "3", "--steps", "3", "--out", csv])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let lines = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n")
+            XCTAssertEqual(lines.count, 4)
+            let header = lines[0].split(separator: ",")
+            XCTAssertEqual(header.count, 1 + points)
+            XCTAssertEqual(header[1], "beta@0.0")
+            XCTAssertEqual(header.last, "beta@50.0")
+            XCTAssert(lines.dropFirst().allSatisfy { $0.split(separator: ",").count == 1 + points })
+        }
+        // a forecast beyond the trained domain, and an observation before it, are refused
+        for args in [["--target", "infected@45,60"], ["--observe", "infected=-1:0.1", "--target", "gamma"]] {
+            let r = try CLI.run(["sample", "--model", model] + args + ["--samples", "3", "--out", csv])
+            XCTAssertEqual(r.status, 65, r.stderr)
+            XCTAssert(r.stderr.contains("outside the time domain of infected, [0.0, 50.0] days"), r.stderr)
+        }
+        let noTimes = try CLI.run(["sample", "--model", model, "--target", "beta", "--out", csv])
+        XCTAssertEqual(noTimes.status, 64)
+        XCTAssert(noTimes.stderr.contains("give query times"), noTimes.stderr)
+    }
+}
