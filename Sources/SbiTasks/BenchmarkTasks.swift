@@ -3,6 +3,13 @@ import Foundation
 import SbiCore
 import SbiModel
 
+/// theta in R^2, x in R^2: all theta -> all x, and x_0 -> x_1 (the reference DAG of two_moons and gaussian_mixture).
+func twoByTwoSpec() -> ModelSpec {
+    var s = ModelSpec(variables: benchmarkVariables(theta: 2, x: 2), edges: [])
+    s.edges = s.fullyConnected(from: "theta", to: "x") + [.init(2, 3)]
+    return s
+}
+
 /// theta ~ N(0, 0.1 I_10); x = theta + N(0, 0.1 I_10). Posterior N(x/2, 0.05 I).
 public struct GaussianLinearTask: SimulationTask {
     public let name = "gaussian_linear"
@@ -32,12 +39,7 @@ public struct GaussianLinearTask: SimulationTask {
 /// theta ~ U([-10, 10]^2); x = theta + N(0, s^2 I) with s = 1 or 0.1 (probability 1/2 each, shared by both coordinates).
 public struct GaussianMixtureTask: SimulationTask {
     public let name = "gaussian_mixture"
-    public var spec: ModelSpec {
-        // all theta -> all x; x_0 -> x_1
-        var s = ModelSpec(variables: benchmarkVariables(theta: 2, x: 2), edges: [])
-        s.edges = s.fullyConnected(from: "theta", to: "x") + [.init(2, 3)]
-        return s
-    }
+    public var spec: ModelSpec { twoByTwoSpec() }
     public init() {}
 
     public func sampleJoint(_ rng: inout RandomStream) -> [Double] {
@@ -63,11 +65,7 @@ public struct GaussianMixtureTask: SimulationTask {
 /// x = (r cos a + 0.25 - |theta1 + theta2| / sqrt 2,  r sin a + (theta2 - theta1) / sqrt 2).
 public struct TwoMoonsTask: SimulationTask {
     public let name = "two_moons"
-    public var spec: ModelSpec {
-        var s = ModelSpec(variables: benchmarkVariables(theta: 2, x: 2), edges: [])
-        s.edges = s.fullyConnected(from: "theta", to: "x") + [.init(2, 3)]
-        return s
-    }
+    public var spec: ModelSpec { twoByTwoSpec() }
     public init() {}
 
     func moon(_ rng: inout RandomStream) -> (Double, Double) {
