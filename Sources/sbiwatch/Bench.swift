@@ -115,10 +115,20 @@ struct Bench: ParsableCommand {
         let report = ThroughputBench(seconds: seconds, threads: threads ?? BatchParallel.defaultThreads, only: only).run { line in
             stderrLine(line)
         }
+        var query: QueryTimingEntry? = nil
+        if only.map({ "sird_posterior_1000_samples_beta_100_points".contains($0) }) ?? true {
+            stderrLine("timing a SIRD posterior query (1,000 samples, beta on 100 points, 20 observations per series)")
+            query = try QueryTiming.sird(model: nil, settings: SamplerSettings(), threads: threads)
+        }
         if json {
-            print(String(decoding: try enc.encode(report), as: UTF8.self))
+            struct Combined: Encodable { var throughput: ThroughputReport; var query: QueryTimingEntry? }
+            print(String(decoding: try enc.encode(Combined(throughput: report, query: query)), as: UTF8.self))
         } else {
-            print(report.text)
+            print(report.text, terminator: "")
+            if let q = query {
+                print(String(format: "%@: %.1f s for %d samples of %d tokens (%@ %d steps, %@)", q.name, q.seconds, q.samples,
+                             q.tokens, "sde", q.samplerSteps, q.model))
+            }
         }
     }
 

@@ -32,7 +32,9 @@ final class BasicCommandTests: XCTestCase {
     func testBenchJSONShape() throws {
         let r = try CLI.run(["bench", "--json", "--seconds", "0.05", "--only", "small"])
         XCTAssertEqual(r.status, 0, r.stderr)
-        let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        let top = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        XCTAssertNil(top["query"], "--only small must skip the SIRD query timing")
+        let json = top["throughput"] as! [String: Any]
         XCTAssertGreaterThan(json["sgemm_gflops_one_core"] as! Double, 0)
         let entries = json["entries"] as! [[String: Any]]
         XCTAssertEqual(entries.map { $0["name"] as! String }, ["small_train_b1000_t13"])
