@@ -61,11 +61,6 @@ public final class Arena: @unchecked Sendable {
         for i in 0..<layout.totalCount { base[i] += other.base[i] }
     }
 
-    /// self *= s.
-    public func scale(by s: Float) {
-        for i in 0..<layout.totalCount { base[i] *= s }
-    }
-
     public func copy(from other: Arena) {
         precondition(other.layout == layout)
         base.update(from: other.base, count: layout.totalCount)

@@ -41,13 +41,11 @@ public struct ThroughputReport: Codable, Sendable {
     }
 }
 
-func fmt(_ x: Double, _ digits: Int = 1) -> String {
-    let p = Double.power10(digits)
-    return String(Double((x * p).rounded()) / p)
-}
-
-extension Double {
-    static func power10(_ n: Int) -> Double { (0..<n).reduce(1.0) { r, _ in r * 10 } }
+/// x rounded to `digits` decimals, as text (for progress and report lines).
+public func fmt(_ x: Double, _ digits: Int = 1) -> String {
+    var p = 1.0
+    for _ in 0..<digits { p *= 10 }
+    return String((x * p).rounded() / p)
 }
 
 public struct ThroughputBench {

@@ -59,17 +59,6 @@ public final class TransformerWorkspace: @unchecked Sendable {
         dctx = FloatBuffer(ge * c.width); dctxPre = FloatBuffer(ge * c.width)
         dtime = FloatBuffer(g * c.timeDim)
     }
-
-    /// Bytes held by this workspace (for reporting).
-    public var byteCount: Int {
-        var n = keep.count + timeFeatures.count + timeLinear.count + contextFeatures.count
-        n += residual.reduce(0) { $0 + $1.count } + lnf.count * 2 + output.count * 2
-        for b in blocks {
-            n += [b.ln1, b.qkv, b.attOut, b.att, b.mid, b.ln2, b.up, b.gelu].reduce(0) { $0 + $1.count }
-        }
-        n += dres.count * 3 + dqkv.count + dattOut.count + dup.count * 2 + dtime.count
-        return n * 4
-    }
 }
 
 extension Transformer {

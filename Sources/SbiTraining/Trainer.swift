@@ -54,12 +54,6 @@ public struct TrainingProgress: Sendable {
     }
 }
 
-func fmt(_ x: Double, _ digits: Int) -> String {
-    var p = 1.0
-    for _ in 0..<digits { p *= 10 }
-    return String((x * p).rounded() / p)
-}
-
 public enum Trainer {
     /// Trains a new model on dense simulation rows (`spec.denseWidth` values each: fixed variables'
     /// values, and for each time-indexed variable its values on the dense grid).
