@@ -57,17 +57,10 @@ func tinyProvenance() -> Provenance {
                command: "sbiwatch train --task two_moons", sbiwatchVersion: "test")
 }
 
-final class ArchiveTests: XCTestCase {
-    var dir: URL!
+final class ArchiveTests: TemporaryDirectoryTestCase {
 
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("sbiwatch-archive-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
 
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
 
-    func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
 
     func testRoundTripKeepsEveryWeightAndTheManifest() throws {
         let model = tinyModel()

@@ -6,13 +6,7 @@ import XCTest
 @testable import SbiTasks
 @testable import SbiTraining
 
-final class TrainingSetTests: XCTestCase {
-    var dir: URL!
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("sbiwatch-ts-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+final class TrainingSetTests: TemporaryDirectoryTestCase {
 
     /// The project's own simulators written as training sets read back to the same spec and rows.
     func testRoundTrip() throws {

@@ -15,15 +15,9 @@ func tarMember(_ archive: String, _ member: String) throws -> Data {
 }
 
 /// train -> inspect -> sample through the real binary, on a tiny budget (no accuracy asserted here).
-final class ModelCommandTests: XCTestCase {
-    var dir: URL!
+final class ModelCommandTests: TemporaryDirectoryTestCase {
 
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("sbiwatch-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
 
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
 
     func testTrainInspectSample() throws {
         let model = dir.appendingPathComponent("gl.sbim").path

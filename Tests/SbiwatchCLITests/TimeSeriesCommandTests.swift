@@ -3,15 +3,9 @@ import XCTest
 
 /// Time-indexed variables through the real binary: a training set written by `simulate`, a tiny model
 /// trained from it, function queries on several grids and refusal outside the time domain.
-final class TimeSeriesCommandTests: XCTestCase {
-    var dir: URL!
+final class TimeSeriesCommandTests: TemporaryDirectoryTestCase {
 
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("sbiwatch-ts-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
 
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
 
     func testTrainingSetTrainAndGridQueries() throws {
         let sims = dir.appendingPathComponent("sird.nc").path
