@@ -54,10 +54,12 @@ let package = Package(
         ], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "SbiCoreTests", dependencies: ["SbiCore"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "SbiModelTests", dependencies: ["SbiCore", "SbiModel", "SbiTasks", "SbiTraining", "SbiArchive", "SbiEval", "SbiNetCDF", "CArchive", "CNetCDF"],
+        // Helpers shared by the test targets (temporary directories, repository paths).
+        .target(name: "SbiTestSupport", path: "Tests/SbiTestSupport", swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "SbiModelTests", dependencies: ["SbiTestSupport", "SbiCore", "SbiModel", "SbiTasks", "SbiTraining", "SbiArchive", "SbiEval", "SbiNetCDF", "CArchive", "CNetCDF"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         // Spawns the real binary (the dependency makes sure it is built first).
-        .testTarget(name: "SbiwatchCLITests", dependencies: ["sbiwatch"],
+        .testTarget(name: "SbiwatchCLITests", dependencies: ["sbiwatch", "SbiTestSupport"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
     ]
 )

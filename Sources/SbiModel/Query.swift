@@ -78,7 +78,7 @@ public struct QueryPlan: Sendable {
     /// Samples and reports a time-indexed variable at the given times.
     public mutating func target(node: Int, times: [Double]) throws {
         let (v, axis) = axis(of: node)
-        guard let axis else { throw SbiError(.usage, "\(v.name) is not time-indexed") }
+        guard axis != nil else { throw SbiError(.usage, "\(v.name) is not time-indexed") }
         guard !times.isEmpty else { throw SbiError(.usage, "no query times for \(v.name)") }
         guard times.count <= 1000 else {
             throw SbiError(.usage, "\(times.count) query times for \(v.name); at most 1000 per variable",
@@ -89,7 +89,6 @@ public struct QueryPlan: Sendable {
             tokens.append(TokenRef(node: node, time: t))
             targets.append(tokens.count - 1)
         }
-        _ = axis
     }
 
     /// Column label of a token: "gamma", "theta[3]", "beta@12.5".

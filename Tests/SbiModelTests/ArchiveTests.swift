@@ -1,6 +1,7 @@
 import CArchive
 import Foundation
 import XCTest
+import SbiTestSupport
 @testable import SbiArchive
 @testable import SbiCore
 @testable import SbiModel

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import SbiTestSupport
 @testable import SbiArchive
 @testable import SbiCore
 @testable import SbiModel
@@ -16,8 +17,8 @@ final class GaussianLinearAccuracyTests: XCTestCase {
     var model: ScoreModel {
         get throws {
             if let l = Self.loaded { return l.model }
-            let url = CLIPaths.repository.appendingPathComponent("fixtures/models/gaussian-linear.sbim")
-            let pins = try String(contentsOf: CLIPaths.repository.appendingPathComponent("fixtures/models/PINS"), encoding: .utf8)
+            let url = RepositoryPaths.root.appendingPathComponent("fixtures/models/gaussian-linear.sbim")
+            let pins = try String(contentsOf: RepositoryPaths.root.appendingPathComponent("fixtures/models/PINS"), encoding: .utf8)
             guard let line = pins.split(separator: "\n").first(where: { $0.hasPrefix("gaussian-linear.sbim@sha256:") }) else {
                 throw SbiError(.configuration, "fixtures/models/PINS lists no gaussian-linear.sbim")
             }
@@ -85,15 +86,5 @@ final class GaussianLinearAccuracyTests: XCTestCase {
         let truncatedMean = mu + s * (phi(alpha) - phi(beta)) / (cdf(beta) - cdf(alpha))
         XCTAssertEqual(moments(guided).mean, truncatedMean, accuracy: 0.05)
         for i in 1..<10 { check(draws, node: i, mean: xo[i] / 2, variance: 0.05, "guided posterior") }
-    }
-}
-
-enum CLIPaths {
-    static var repository: URL {
-        var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("Package.swift").path) {
-            dir = dir.deletingLastPathComponent()
-        }
-        return dir
     }
 }

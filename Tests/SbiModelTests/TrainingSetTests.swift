@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import SbiTestSupport
 @testable import SbiCore
 @testable import SbiModel
 @testable import SbiNetCDF

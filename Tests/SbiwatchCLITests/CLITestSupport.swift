@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import SbiTestSupport
 
 /// Result of running the real `sbiwatch` binary.
 struct RunResult {
@@ -20,13 +21,7 @@ enum CLI {
     }
 
     /// The repository root (holds Package.swift).
-    static var repository: URL {
-        var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("Package.swift").path) {
-            dir = dir.deletingLastPathComponent()
-        }
-        return dir
-    }
+    static var repository: URL { RepositoryPaths.root }
 
     @discardableResult
     static func run(_ args: [String], environment: [String: String] = [:], cwd: URL? = nil) throws -> RunResult {

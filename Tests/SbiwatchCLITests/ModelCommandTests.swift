@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import SbiTestSupport
 
 /// One member of a tar.gz, read with tar(1).
 func tarMember(_ archive: String, _ member: String) throws -> Data {

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import SbiTestSupport
 
 /// Time-indexed variables through the real binary: a training set written by `simulate`, a tiny model
 /// trained from it, function queries on several grids and refusal outside the time domain.
