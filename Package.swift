@@ -47,8 +47,12 @@ let package = Package(
         .target(name: "SbiNetCDF", dependencies: ["SbiCore", "SbiModel", "CNetCDF"], swiftSettings: [.swiftLanguageMode(.v5)]),
         // Evaluation: the classifier two-sample test and the accuracy benchmark.
         .target(name: "SbiEval", dependencies: ["SbiCore", "SbiModel", "SbiTasks", "SbiTraining"], swiftSettings: optimized),
+        // One observation file -> samples and reports (the pipeline the CLI and the daemon share).
+        .target(name: "SbiPipeline", dependencies: [
+            "SbiCore", "SbiModel", "SbiTasks", "SbiArchive", "SbiNetCDF", .product(name: "Crypto", package: "swift-crypto"),
+        ], swiftSettings: [.swiftLanguageMode(.v5)]),
         .executableTarget(name: "sbiwatch", dependencies: [
-            "SbiCore", "SbiModel", "SbiTasks", "SbiTraining", "SbiArchive", "SbiEval", "SbiNetCDF", "CNetCDF", "CArchive", "CBLAS",
+            "SbiPipeline", "SbiCore", "SbiModel", "SbiTasks", "SbiTraining", "SbiArchive", "SbiEval", "SbiNetCDF", "CNetCDF", "CArchive", "CBLAS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: [.swiftLanguageMode(.v5)]),
@@ -56,7 +60,7 @@ let package = Package(
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         // Helpers shared by the test targets (temporary directories, repository paths).
         .target(name: "SbiTestSupport", path: "Tests/SbiTestSupport", swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "SbiModelTests", dependencies: ["SbiTestSupport", "SbiCore", "SbiModel", "SbiTasks", "SbiTraining", "SbiArchive", "SbiEval", "SbiNetCDF", "CArchive", "CNetCDF"],
+        .testTarget(name: "SbiModelTests", dependencies: ["SbiTestSupport", "SbiPipeline", "SbiCore", "SbiModel", "SbiTasks", "SbiTraining", "SbiArchive", "SbiEval", "SbiNetCDF", "CArchive", "CNetCDF"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         // Spawns the real binary (the dependency makes sure it is built first).
         .testTarget(name: "SbiwatchCLITests", dependencies: ["sbiwatch", "SbiTestSupport"],

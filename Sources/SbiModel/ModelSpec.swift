@@ -36,6 +36,14 @@ public struct TimeAxis: Codable, Hashable, Sendable {
     }
 }
 
+/// A closed interval [lower, upper] holding every value of a variable under its prior.
+public struct Support: Codable, Hashable, Sendable {
+    public var lower: Double
+    public var upper: Double
+    public init(_ lower: Double, _ upper: Double) { self.lower = lower; self.upper = upper }
+    public func contains(_ x: Double) -> Bool { x >= lower && x <= upper }
+}
+
 /// One named variable: a vector of `size` scalars (one token each), or, with a `time` axis,
 /// a function of time observed or queried at any times (one node, one token per time).
 public struct VariableSpec: Codable, Hashable, Sendable {
@@ -44,14 +52,16 @@ public struct VariableSpec: Codable, Hashable, Sendable {
     public var size: Int
     public var units: String?
     public var time: TimeAxis?
+    /// The prior's support per scalar, when bounded (reports warn about samples outside it).
+    public var support: Support?
 
-    public init(name: String, kind: VariableKind, size: Int, units: String? = nil) {
-        self.name = name; self.kind = kind; self.size = size; self.units = units
+    public init(name: String, kind: VariableKind, size: Int, units: String? = nil, support: Support? = nil) {
+        self.name = name; self.kind = kind; self.size = size; self.units = units; self.support = support
     }
 
     /// A time-indexed variable (one node).
-    public init(name: String, kind: VariableKind, time: TimeAxis, units: String? = nil) {
-        self.name = name; self.kind = kind; self.size = 1; self.units = units; self.time = time
+    public init(name: String, kind: VariableKind, time: TimeAxis, units: String? = nil, support: Support? = nil) {
+        self.name = name; self.kind = kind; self.size = 1; self.units = units; self.time = time; self.support = support
     }
 
     /// Values per simulation in the dense layout: size, or the grid for a time-indexed variable.

@@ -37,6 +37,9 @@ public struct QueryPlan: Sendable {
         }
     }
 
+    /// Whether a fixed node is observed exactly.
+    public func isObserved(node: Int) -> Bool { tokenIndex(ofFixedNode: node).map { observed[$0] != nil } ?? false }
+
     /// Observes a fixed node exactly.
     public mutating func observe(node: Int, value: Double) throws {
         guard let i = tokenIndex(ofFixedNode: node) else { throw SbiError(.usage, "\(spec.label(ofNode: node)) is time-indexed; give times") }

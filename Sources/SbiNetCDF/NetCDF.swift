@@ -98,7 +98,7 @@ public final class NetCDFReader {
             if size == 0 { why = "is empty" }
             else if status == NC_ENOTNC { why = "is not a NetCDF file" }
             else if status == NC_EHDFERR || status == NC_ENOTNC4 { why = "is an HDF5 file that is not NetCDF-4, or a damaged one (\(NetCDF.message(status)))" }
-            else { why = "cannot be read as NetCDF (\(NetCDF.message(status)))" }
+            else { why = "cannot be read as NetCDF; it may be truncated or damaged (\(NetCDF.message(status)))" }
             throw SbiError(.badInput, "\(path) \(why)",
                            hint: "give a complete NetCDF file (classic, 64-bit offset or NetCDF-4); check it with `ncdump -h`")
         }

@@ -6,6 +6,7 @@
 //                double <vec>(simulation, <vec>_index) ;
 //                double <series>(simulation, time) ; a time series or function-valued parameter on the grid;
 //                                                    optional attribute sbiwatch_max_points (default 20)
+//                any model variable may carry valid_range = lo, hi (the prior's support; reports warn outside it)
 //   global:      sbiwatch_format = "sbiwatch-training-1" ;
 //                sbiwatch_edges = "a->b, theta[0]->x[0], ..." (the dependency DAG by variable or element name)
 //
@@ -23,7 +24,7 @@ public enum TrainingSet {
         if let first = axes.first, axes.contains(where: { $0.lower != first.lower || $0.upper != first.upper || $0.grid != first.grid }) {
             throw SbiError(.usage, "the training-set layout needs one shared time grid for every time-indexed variable")
         }
-        let tmp = path + ".tmp-\(getpid())"
+        let tmp = AtomicFile.temporaryPath(for: path)
         do {
             let w = try NetCDFWriter(path: tmp)
             let sim = try w.defineDimension("simulation", length: rows.count)
@@ -44,6 +45,7 @@ public enum TrainingSet {
                 try w.setAttribute("sbiwatch_kind", v.kind.rawValue, variable: id)
                 if let u = v.units { try w.setAttribute("units", u, variable: id) }
                 if let axis = v.time { try w.setAttribute("sbiwatch_max_points", [Double(axis.maxPoints)], variable: id) }
+                if let s = v.support { try w.setAttribute("valid_range", [s.lower, s.upper], variable: id) }
                 ids.append(id)
             }
             try w.setAttribute("sbiwatch_format", format)
@@ -58,7 +60,7 @@ public enum TrainingSet {
                 try w.write(values, variable: ids[k])
             }
             try w.close()
-            guard rename(tmp, path) == 0 else { throw SbiError(.cannotCreate, "cannot rename into \(path)") }
+            try AtomicFile.commit(tmp, to: path)
         } catch {
             unlink(tmp)
             throw error
@@ -114,6 +116,10 @@ public enum TrainingSet {
                 spec = VariableSpec(name: v.name, kind: kind, size: v.dimensions[1].length, units: units)
             } else {
                 throw bad("variable \(v.name) has \(v.dimensions.count) dimensions; use (simulation), (simulation, index) or (simulation, time)")
+            }
+            if let r = try f.numericAttribute("valid_range", of: v) {
+                guard r.count == 2, r[0] < r[1] else { throw bad("variable \(v.name): valid_range must be two increasing numbers (the prior's support)") }
+                spec.support = Support(r[0], r[1])
             }
             variables.append(spec)
             columns.append(try f.doubles(v))

@@ -4,8 +4,8 @@ import SbiCore
 import SbiModel
 
 /// theta in R^2, x in R^2: all theta -> all x, and x_0 -> x_1 (the reference DAG of two_moons and gaussian_mixture).
-func twoByTwoSpec() -> ModelSpec {
-    var s = ModelSpec(variables: benchmarkVariables(theta: 2, x: 2), edges: [])
+func twoByTwoSpec(support: Support) -> ModelSpec {
+    var s = ModelSpec(variables: benchmarkVariables(theta: 2, x: 2, support: support), edges: [])
     s.edges = s.fullyConnected(from: "theta", to: "x") + [.init(2, 3)]
     return s
 }
@@ -39,7 +39,7 @@ public struct GaussianLinearTask: SimulationTask {
 /// theta ~ U([-10, 10]^2); x = theta + N(0, s^2 I) with s = 1 or 0.1 (probability 1/2 each, shared by both coordinates).
 public struct GaussianMixtureTask: SimulationTask {
     public let name = "gaussian_mixture"
-    public var spec: ModelSpec { twoByTwoSpec() }
+    public var spec: ModelSpec { twoByTwoSpec(support: Support(-10, 10)) }
     public init() {}
 
     public func sampleJoint(_ rng: inout RandomStream) -> [Double] {
@@ -65,7 +65,7 @@ public struct GaussianMixtureTask: SimulationTask {
 /// x = (r cos a + 0.25 - |theta1 + theta2| / sqrt 2,  r sin a + (theta2 - theta1) / sqrt 2).
 public struct TwoMoonsTask: SimulationTask {
     public let name = "two_moons"
-    public var spec: ModelSpec { twoByTwoSpec() }
+    public var spec: ModelSpec { twoByTwoSpec(support: Support(-1, 1)) }
     public init() {}
 
     func moon(_ rng: inout RandomStream) -> (Double, Double) {
@@ -106,7 +106,7 @@ public struct SLCPTask: SimulationTask {
     public let name = "slcp"
     public var spec: ModelSpec {
         // all theta -> all x; within each draw x_j[0] -> x_j[1]
-        var s = ModelSpec(variables: benchmarkVariables(theta: 5, x: 8), edges: [])
+        var s = ModelSpec(variables: benchmarkVariables(theta: 5, x: 8, support: Support(-3, 3)), edges: [])
         s.edges = s.fullyConnected(from: "theta", to: "x") + (0..<4).map { .init(5 + 2 * $0, 6 + 2 * $0) }
         return s
     }

@@ -49,6 +49,6 @@ public enum TaskRegistry {
 }
 
 /// theta, x vectors as the two variables of a benchmark task.
-func benchmarkVariables(theta: Int, x: Int) -> [VariableSpec] {
-    [VariableSpec(name: "theta", kind: .parameter, size: theta), VariableSpec(name: "x", kind: .data, size: x)]
+func benchmarkVariables(theta: Int, x: Int, support: Support? = nil) -> [VariableSpec] {
+    [VariableSpec(name: "theta", kind: .parameter, size: theta, support: support), VariableSpec(name: "x", kind: .data, size: x)]
 }

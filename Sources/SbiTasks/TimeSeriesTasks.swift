@@ -36,7 +36,7 @@ public struct LotkaVolterraTask: SimulationTask {
     public static let axis = TimeAxis(lower: 0, upper: 15, grid: 150, maxPoints: 20)
     public var spec: ModelSpec {
         let names = ["alpha", "beta", "gamma", "delta"]
-        var vars = names.map { VariableSpec(name: $0, kind: .parameter, size: 1) }
+        var vars = names.map { VariableSpec(name: $0, kind: .parameter, size: 1, support: Support(1, 3)) }
         vars.append(VariableSpec(name: "prey", kind: .data, time: Self.axis))
         vars.append(VariableSpec(name: "predator", kind: .data, time: Self.axis))
         // every parameter -> both series; the series drive each other forward in time
@@ -69,10 +69,10 @@ public struct SIRDTask: SimulationTask {
     public let name = "sird"
     public static let axis = TimeAxis(lower: 0, upper: 50, grid: 100, maxPoints: 20, units: "days")
     public var spec: ModelSpec {
-        var vars = [VariableSpec(name: "gamma", kind: .parameter, size: 1, units: "1/day"),
-                    VariableSpec(name: "delta", kind: .parameter, size: 1, units: "1/day"),
-                    VariableSpec(name: "I0", kind: .parameter, size: 1)]
-        vars.append(VariableSpec(name: "beta", kind: .parameter, time: Self.axis, units: "1/day"))
+        var vars = [VariableSpec(name: "gamma", kind: .parameter, size: 1, units: "1/day", support: Support(0, 0.5)),
+                    VariableSpec(name: "delta", kind: .parameter, size: 1, units: "1/day", support: Support(0, 0.5)),
+                    VariableSpec(name: "I0", kind: .parameter, size: 1, support: Support(0, 0.2))]
+        vars.append(VariableSpec(name: "beta", kind: .parameter, time: Self.axis, units: "1/day", support: Support(0, 1)))
         for n in ["infected", "recovered", "dead"] { vars.append(VariableSpec(name: n, kind: .data, time: Self.axis)) }
         // scalar parameters and beta(t) -> every series; infected drives recovered and dead forward in time
         var edges: [ModelSpec.Edge] = []

@@ -5,8 +5,6 @@ import CNetCDF
 import Foundation
 import SbiCore
 
-/// The version printed by `--version` and recorded in every output.
-let sbiwatchVersion = "0.1.0"
 
 @main
 struct Sbiwatch: ParsableCommand {
@@ -14,7 +12,7 @@ struct Sbiwatch: ParsableCommand {
         commandName: "sbiwatch",
         abstract: "Turn observation files into posterior samples with one all-conditional diffusion model.",
         version: versionText(),
-        subcommands: [Train.self, Sample.self, Inspect.self, Simulate.self, Bench.self])
+        subcommands: [Process.self, Train.self, Sample.self, Inspect.self, Simulate.self, Bench.self])
 
     static func main() {
         if let missing = CPUFeatures.missingKernelFeatures() {

@@ -1,0 +1,67 @@
+// Outputs that appear whole or not at all: written under a temporary dotfile name in the target's
+// folder, fsync'd, then renamed over the final name (and the folder fsync'd so the rename lasts).
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public enum AtomicFile {
+    /// A temporary name beside `path` (a dotfile, so spool scanners ignore it).
+    public static func temporaryPath(for path: String) -> String {
+        let url = URL(fileURLWithPath: path)
+        return url.deletingLastPathComponent().path + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    }
+
+    /// Writes `data` to `path` atomically.
+    public static func write(_ data: Data, to path: String) throws {
+        let tmp = temporaryPath(for: path)
+        let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw SbiError(.cannotCreate, "cannot create \(path): \(String(cString: strerror(errno)))",
+                           hint: "check that \(dir) exists and is writable")
+        }
+        var ok = false
+        defer { if !ok { unlink(tmp) } }
+        let written = data.withUnsafeBytes { raw -> Int in
+            var off = 0
+            while off < raw.count {
+                let n = Glibc.write(fd, raw.baseAddress! + off, raw.count - off)
+                if n < 0 { if errno == EINTR { continue }; return -1 }
+                off += n
+            }
+            return off
+        }
+        let synced = fsync(fd) == 0
+        close(fd)
+        guard written == data.count, synced else {
+            throw SbiError(.ioError, "cannot write \(path): \(String(cString: strerror(errno)))", hint: "check free disk space")
+        }
+        try rename(tmp, to: path)
+        ok = true
+    }
+
+    /// Makes a file that was written completely at `temporary` appear at `path`: fsync, rename,
+    /// fsync the folder. On failure the temporary file is removed.
+    public static func commit(_ temporary: String, to path: String) throws {
+        var ok = false
+        defer { if !ok { unlink(temporary) } }
+        let fd = open(temporary, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0, fsync(fd) == 0 else {
+            if fd >= 0 { close(fd) }
+            throw SbiError(.ioError, "cannot flush \(path) to disk: \(String(cString: strerror(errno)))", hint: "check free disk space")
+        }
+        close(fd)
+        try rename(temporary, to: path)
+        ok = true
+    }
+
+    private static func rename(_ tmp: String, to path: String) throws {
+        guard Glibc.rename(tmp, path) == 0 else {
+            throw SbiError(.cannotCreate, "cannot rename into \(path): \(String(cString: strerror(errno)))")
+        }
+        let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 { fsync(dfd); close(dfd) }
+    }
+}

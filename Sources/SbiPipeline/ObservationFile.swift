@@ -1,0 +1,332 @@
+// Observation files (convention "sbiwatch-1", see man sbiwatch, OBSERVATION FILES): NetCDF variables
+// named like model variables, each 1-D along its own time dimension with a time coordinate, or a
+// scalar; missing values as _FillValue / missing_value / NaN; interval observations in
+// NAME_bounds; query grids in NAME_query_time. Reading maps all of it onto one QueryPlan.
+import Foundation
+import SbiCore
+import SbiModel
+import SbiNetCDF
+
+/// What one file asks: exact and interval observations, query grids, and how to sample.
+public struct Observation: Sendable {
+    /// A time-indexed variable's observed points (model time units), for reports.
+    public struct Series: Sendable, Equatable {
+        public var name: String
+        public var times: [Double]
+        public var values: [Double]
+    }
+    /// A query grid: the times as written in the file (with their units) and in model units.
+    public struct Query: Sendable {
+        public var name: String
+        public var fileTimes: [Double]
+        public var modelTimes: [Double]
+        public var units: String?
+    }
+    public var plan: QueryPlan
+    public var series: [Series] = []
+    /// Exactly observed scalars (label, value).
+    public var scalars: [(String, Double)] = []
+    /// Interval observations (label, lower, upper).
+    public var intervals: [(String, Double, Double)] = []
+    public var queries: [Query] = []
+    /// Plain-language warnings for the report.
+    public var warnings: [String] = []
+    /// Things the reader ignored or changed.
+    public var notes: [String] = []
+}
+
+/// An observation file opened for reading. Global attributes are read at once, so the model it
+/// asks for can be chosen before its variables are mapped.
+public final class ObservationFile {
+    /// Most values sbiwatch reads from one variable of an observation file (refused before allocating).
+    public static let maxValuesPerVariable = 100_000
+    /// Most query times per variable.
+    public static let maxQueryTimes = 1000
+
+    public let path: String
+    let file: NetCDFReader
+    public let modelName: String?
+    public let samples: Int?
+    public let seed: UInt64?
+
+    public init(path: String) throws {
+        self.path = path
+        file = try NetCDFReader(path: path)
+        do {
+            modelName = try file.textAttribute("sbiwatch_model")?.trimmingCharacters(in: .whitespaces)
+            samples = try Self.integerAttribute(file, "sbiwatch_samples", range: 1...100_000, path: path)
+            seed = try Self.integerAttribute(file, "sbiwatch_seed", range: 0...Int(Int32.max), path: path).map(UInt64.init)
+        } catch { file.close(); throw error }
+    }
+
+    public func close() { file.close() }
+
+    static func integerAttribute(_ f: NetCDFReader, _ name: String, range: ClosedRange<Int>, path: String) throws -> Int? {
+        let text = try f.textAttribute(name)
+        let numbers = try f.numericAttribute(name)
+        if text == nil && numbers == nil {
+            if f.globalAttributeNames.contains(name) {
+                throw SbiError(.badInput, "\(path): the global attribute \(name) is neither a number nor text", hint: "write it as an integer, e.g. \(name) = \(range.lowerBound)")
+            }
+            return nil
+        }
+        let value = numbers?.first ?? Double(text!.trimmingCharacters(in: .whitespaces))
+        guard let value, value.isFinite, value == value.rounded(), value >= Double(range.lowerBound), value <= Double(range.upperBound) else {
+            throw SbiError(.badInput, "\(path): the global attribute \(name) must be an integer in \(range.lowerBound)...\(range.upperBound)",
+                           hint: "fix or remove the attribute")
+        }
+        return Int(value)
+    }
+
+    func bad(_ what: String, _ hint: String) -> SbiError { SbiError(.badInput, "\(path): \(what)", hint: hint) }
+
+    /// Maps the file onto the model's variables.
+    public func observation(for spec: ModelSpec, normalization: Normalization? = nil) throws -> Observation {
+        var obs = Observation(plan: QueryPlan(spec: spec))
+        let modelNames = Set(spec.variables.map(\.name))
+        // variables that serve others (coordinates, bounds, queries) are not data themselves
+        var auxiliary = Set<String>()
+        for v in file.variables {
+            if v.dimensions.count == 1, v.dimensions[0].name == v.name { auxiliary.insert(v.name) }
+            if let coords = try file.textAttribute("coordinates", of: v) {
+                for c in coords.split(separator: " ") { auxiliary.insert(String(c)) }
+            }
+            if let b = try file.textAttribute("bounds", of: v) { auxiliary.insert(b) }
+        }
+        var used = false
+        var everyValueMissing = true
+        var observedVariables = Set<String>()
+        for v in file.variables {
+            let target = try file.textAttribute("sbiwatch_variable", of: v) ?? v.name
+            if target.hasSuffix("_query_time"), modelNames.contains(String(target.dropLast("_query_time".count))) {
+                try readQuery(v, name: String(target.dropLast("_query_time".count)), spec: spec, into: &obs)
+                continue
+            }
+            if target.hasSuffix("_bounds"), modelNames.contains(String(target.dropLast("_bounds".count))) {
+                // bounds of a variable the file does not hold as values: interval observations only
+                let base = String(target.dropLast("_bounds".count))
+                let hasValues = try file.variables.contains { try (file.textAttribute("sbiwatch_variable", of: $0) ?? $0.name) == base }
+                if !hasValues {
+                    guard observedVariables.insert(base).inserted else { continue }
+                    used = true
+                    if !(try readVariable(v, model: spec.variableIndex(named: base)!, spec: spec, normalization: normalization,
+                                          into: &obs, boundsOnly: true)) { everyValueMissing = false }
+                }
+                continue
+            }
+            guard let k = spec.variableIndex(named: target) else {
+                if !auxiliary.contains(v.name) { obs.notes.append("variable \(v.name) is not a variable of the model; ignored") }
+                continue
+            }
+            guard observedVariables.insert(target).inserted else {
+                throw bad("two variables map to the model variable \(target)", "keep one, or remove sbiwatch_variable from the other")
+            }
+            used = true
+            let missing = try readVariable(v, model: k, spec: spec, normalization: normalization, into: &obs)
+            if !missing { everyValueMissing = false }
+        }
+        guard used else {
+            let known = spec.variables.map(\.name).joined(separator: ", ")
+            let have = file.variables.map(\.name).joined(separator: ", ")
+            throw bad("no variable the model knows (the model has \(known); the file has \(have.isEmpty ? "no variables" : have))",
+                      "name the observed variables like the model's, or map one with the attribute sbiwatch_variable = \"NAME\"")
+        }
+        guard !everyValueMissing else {
+            throw bad("every observed value is missing (_FillValue, missing_value or NaN)", "send a file with at least one observed value")
+        }
+        // parameters are always returned; a function-valued parameter without a query grid gets a default one
+        for (k, v) in spec.variables.enumerated() where v.kind == .parameter {
+            if let axis = v.time {
+                if !obs.queries.contains(where: { $0.name == v.name }) {
+                    let n = min(axis.grid, 100)
+                    let times = (0..<n).map { axis.lower + (axis.upper - axis.lower) * Double($0) / Double(n - 1) }
+                    try obs.plan.target(node: spec.nodes(of: k).lowerBound, times: times)
+                    obs.queries.append(.init(name: v.name, fileTimes: times, modelTimes: times, units: axis.units))
+                    obs.notes.append("no \(v.name)_query_time in the file; \(v.name) is reported on \(n) evenly spaced times over [\(num(axis.lower)), \(num(axis.upper))]")
+                }
+            } else {
+                for node in spec.nodes(of: k) where !obs.plan.isObserved(node: node) { try obs.plan.target(node: node) }
+            }
+        }
+        guard !obs.plan.targets.isEmpty else {
+            throw bad("every parameter is observed and nothing is queried", "leave a parameter out, or add a NAME_query_time grid")
+        }
+        return obs
+    }
+
+    /// The time coordinate of a 1-D variable: named in `coordinates`, or the dimension's coordinate variable.
+    func timeCoordinate(of v: NCVariable) throws -> NCVariable {
+        let dim = v.dimensions[0]
+        var candidates: [String] = []
+        if let coords = try file.textAttribute("coordinates", of: v) { candidates += coords.split(separator: " ").map(String.init) }
+        candidates.append(dim.name)
+        for c in candidates {
+            if let t = file.variable(named: c), t.dimensions.count == 1, t.dimensions[0].name == dim.name { return t }
+        }
+        throw bad("variable \(v.name) has no time coordinate (its dimension is \(dim.name))",
+                  "add a coordinate variable \(dim.name)(\(dim.name)) with units, e.g. \"days since 2026-01-01\", or name one in the attribute coordinates")
+    }
+
+    /// Reads numeric values with missing ones (fill, missing_value, NaN, infinities) as nil.
+    func values(_ v: NCVariable) throws -> [Double?] {
+        guard v.type.isNumeric else {
+            throw bad("variable \(v.name) holds \(v.type) values, not numbers", "store observations as float or double")
+        }
+        guard v.count <= Self.maxValuesPerVariable, v.dimensions.allSatisfy({ $0.length <= Self.maxValuesPerVariable }) else {
+            throw bad("variable \(v.name) has \(v.dimensions.map { "\($0.name) = \($0.length)" }.joined(separator: ", ")) values; the limit is \(Self.maxValuesPerVariable) per variable",
+                      "observation files hold observations, not simulations; split the file")
+        }
+        let raw = try file.doubles(v)
+        let fills = (try file.numericAttribute("_FillValue", of: v) ?? []) + (try file.numericAttribute("missing_value", of: v) ?? [])
+        return raw.map { x in (!x.isFinite || fills.contains(where: { $0 == x || abs($0 - x) <= 1e-6 * abs($0) })) ? nil : x }
+    }
+
+    /// Times of a coordinate in model units: numeric, finite, strictly increasing.
+    func times(_ t: NCVariable, of v: NCVariable, axis: TimeAxis) throws -> (file: [Double], model: [Double], units: String?) {
+        guard t.type.isNumeric else {
+            throw bad("the time coordinate \(t.name) of \(v.name) holds \(t.type) values, not numbers", "store times as numbers with a units attribute, e.g. \"days since 2026-01-01\"")
+        }
+        let vals = try values(t)
+        if let i = vals.firstIndex(where: { $0 == nil }) {
+            throw bad("the time coordinate \(t.name) of \(v.name) has a missing or NaN time at index \(i)", "every time must be a number; leave the value out instead, with its time")
+        }
+        let file = vals.map { $0! }
+        for i in file.indices.dropFirst() {
+            if file[i] == file[i - 1] {
+                throw bad("the time coordinate \(t.name) of \(v.name) repeats the time \(num(file[i])) (indices \(i - 1) and \(i))", "give each time once")
+            }
+            if file[i] < file[i - 1] {
+                throw bad("the time coordinate \(t.name) of \(v.name) is not sorted (\(num(file[i - 1])) before \(num(file[i])) at index \(i))", "sort the observations by time")
+            }
+        }
+        let units = try self.file.textAttribute("units", of: t)
+        let factor = try TimeUnits.factor(fileUnits: units, modelUnits: axis.units, context: "\(path): time coordinate \(t.name)")
+        return (file, file.map { $0 * factor }, units)
+    }
+
+    /// Returns true when every value of the variable is missing.
+    /// With `boundsOnly`, `v` is a NAME_bounds variable standing alone: every point is an interval.
+    func readVariable(_ v: NCVariable, model k: Int, spec: ModelSpec, normalization: Normalization?, into obs: inout Observation,
+                      boundsOnly: Bool = false) throws -> Bool {
+        let mv = spec.variables[k]
+        let nodes = spec.nodes(of: k)
+        let boundsName = boundsOnly ? v.name : v.name + "_bounds"
+        let bounds = boundsOnly ? v : file.variable(named: boundsName)
+        let valueCount = boundsOnly ? v.count / 2 : v.count
+        if let axis = mv.time {
+            guard v.dimensions.count == (boundsOnly ? 2 : 1) else {
+                throw bad("variable \(v.name) has \(v.dimensions.count) dimensions; a time series is 1-D along its time dimension", "write \(v.name)(time) with a time coordinate")
+            }
+            let t = try timeCoordinate(of: v)
+            let (_, modelTimes, _) = try times(t, of: v, axis: axis)
+            let vals = boundsOnly ? [Double?](repeating: nil, count: valueCount) : try values(v)
+            var lower: [Double?] = [], upper: [Double?] = []
+            if let b = bounds {
+                guard b.dimensions.count == 2, b.dimensions[0].name == v.dimensions[0].name, b.dimensions[1].length == 2 else {
+                    throw bad("\(boundsName) must have the shape (\(v.dimensions[0].name), 2)", "write lower and upper bounds per time")
+                }
+                let bv = try values(b)
+                lower = stride(from: 0, to: bv.count, by: 2).map { bv[$0] }
+                upper = stride(from: 1, to: bv.count, by: 2).map { bv[$0] }
+            }
+            var points: [(Double, Double?, Double?, Double?)] = []   // time, value, lower, upper
+            for i in vals.indices {
+                let lo = lower.isEmpty ? nil : lower[i], hi = upper.isEmpty ? nil : upper[i]
+                guard vals[i] != nil || lo != nil || hi != nil else { continue }
+                guard axis.contains(modelTimes[i]) else {
+                    throw bad("\(v.name) is observed at time \(num(modelTimes[i]))\(axis.units.map { " " + $0 } ?? ""), outside the model's time domain [\(num(axis.lower)), \(num(axis.upper))]",
+                              "the model was trained on that domain only; drop the observations outside it, or check the time units")
+                }
+                points.append((modelTimes[i], vals[i], lo, hi))
+            }
+            if points.isEmpty {
+                obs.notes.append("every value of \(v.name) is missing; it is not used")
+                return true
+            }
+            if points.count > axis.maxPoints {
+                let keep = (0..<axis.maxPoints).map { Int((Double($0) * Double(points.count - 1) / Double(axis.maxPoints - 1)).rounded()) }
+                obs.warnings.append("\(v.name) has \(points.count) observed times but the model was trained with at most \(axis.maxPoints); \(axis.maxPoints) evenly spread ones are used")
+                points = keep.map { points[$0] }
+            }
+            var seriesTimes: [Double] = [], seriesValues: [Double] = []
+            for (time, value, lo, hi) in points {
+                if let value {
+                    try obs.plan.observe(node: nodes.lowerBound, time: time, value: value)
+                    seriesTimes.append(time); seriesValues.append(value)
+                    checkRange(value, node: nodes.lowerBound, label: "\(v.name) at time \(num(time))", normalization: normalization, into: &obs)
+                } else {
+                    let a = lo ?? -.infinity, b = hi ?? .infinity
+                    guard a < b else { throw bad("\(boundsName) at time \(num(time)) has lower \(num(a)) not below upper \(num(b))", "write lower < upper") }
+                    try obs.plan.constrain(node: nodes.lowerBound, time: time, lower: a, upper: b)
+                    obs.intervals.append(("\(v.name)@\(num(time))", a, b))
+                }
+            }
+            obs.series.append(.init(name: mv.name, times: seriesTimes, values: seriesValues))
+            return false
+        }
+        // a scalar or a vector parameter/data variable
+        guard valueCount == mv.size, v.dimensions.count <= (boundsOnly ? 2 : 1) else {
+            throw bad("variable \(v.name) has shape (\(v.dimensions.map { "\($0.name) = \($0.length)" }.joined(separator: ", "))); the model's \(mv.name) has \(mv.size) value\(mv.size == 1 ? "" : "s")",
+                      mv.size == 1 ? "write \(v.name) as a scalar (no dimensions)" : "write \(v.name) along one dimension of length \(mv.size)")
+        }
+        let vals = boundsOnly ? [Double?](repeating: nil, count: valueCount) : try values(v)
+        var bv: [Double?] = []
+        if let b = bounds {
+            guard b.count == 2 * mv.size else { throw bad("\(boundsName) must hold 2 values (lower, upper) per element of \(v.name)", "write \(boundsName)(\(mv.size == 1 ? "" : "n, ")2)") }
+            bv = try values(b)
+        }
+        var allMissing = true
+        for (e, node) in nodes.enumerated() {
+            let label = mv.size == 1 ? mv.name : spec.label(ofNode: node)
+            if let x = vals[e] {
+                try obs.plan.observe(node: node, value: x)
+                obs.scalars.append((label, x))
+                checkRange(x, node: node, label: label, normalization: normalization, into: &obs)
+                allMissing = false
+            } else if !bv.isEmpty, bv[2 * e] != nil || bv[2 * e + 1] != nil {
+                let a = bv[2 * e] ?? -.infinity, b = bv[2 * e + 1] ?? .infinity
+                guard a < b else { throw bad("\(boundsName) of \(label) has lower \(num(a)) not below upper \(num(b))", "write lower < upper") }
+                try obs.plan.constrain(node: node, lower: a, upper: b)
+                obs.intervals.append((label, a, b))
+                allMissing = false
+            }
+        }
+        if allMissing { obs.notes.append("every value of \(v.name) is missing; it is not used") }
+        return allMissing
+    }
+
+    func readQuery(_ q: NCVariable, name: String, spec: ModelSpec, into obs: inout Observation) throws {
+        let k = spec.variableIndex(named: name)!
+        guard let axis = spec.variables[k].time else {
+            throw bad("\(q.name) asks for \(name) on a time grid, but \(name) is not time-indexed in the model", "remove \(q.name); \(name) is returned as a scalar")
+        }
+        guard q.dimensions.count == 1 else { throw bad("\(q.name) must be 1-D (the query times)", "write \(q.name)(n)") }
+        guard q.count <= Self.maxQueryTimes else {
+            throw bad("\(q.name) asks for \(q.count) times; the limit is \(Self.maxQueryTimes) per variable", "query a coarser grid")
+        }
+        guard q.count > 0 else { throw bad("\(q.name) is empty", "give at least one query time, or remove it") }
+        let (fileTimes, modelTimes, units) = try times(q, of: q, axis: axis)
+        for (ft, mt) in zip(fileTimes, modelTimes) where !axis.contains(mt) {
+            throw bad("\(q.name) asks for \(name) at \(num(ft))\(units.map { " (" + $0 + ")" } ?? ""), outside the model's time domain [\(num(axis.lower)), \(num(axis.upper))]\(axis.units.map { " " + $0 } ?? "")",
+                      "the model was trained on that domain only; query times within it")
+        }
+        try obs.plan.target(node: spec.nodes(of: k).lowerBound, times: modelTimes)
+        obs.queries.append(.init(name: name, fileTimes: fileTimes, modelTimes: modelTimes, units: units))
+    }
+
+    /// Warns when an observation is far from everything the model was trained on.
+    func checkRange(_ x: Double, node: Int, label: String, normalization: Normalization?, into obs: inout Observation) {
+        guard let n = normalization else { return }
+        let z = (x - n.mean[node]) / n.std[node]
+        if abs(z) > 5 {
+            obs.warnings.append("\(label) = \(num(x)) is \(num(abs(z))) standard deviations from the training data's mean (\(num(n.mean[node]))); the model has not seen values like it, so treat the results with suspicion")
+        }
+    }
+}
+
+/// Short, stable number text for messages: up to 6 significant digits.
+func num(_ x: Double) -> String {
+    if x.isNaN { return "NaN" }
+    if x.isInfinite { return x > 0 ? "inf" : "-inf" }
+    return String(format: "%.6g", x)
+}

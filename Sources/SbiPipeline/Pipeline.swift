@@ -1,0 +1,203 @@
+// One observation file in, its outputs out: read -> map onto the model -> sample -> summarise ->
+// write STEM.samples.nc, STEM.report.json and STEM.report.html, each atomically. A file that cannot
+// be processed gets STEM.error.json instead, and no other output.
+import Crypto
+import Foundation
+import SbiArchive
+import SbiCore
+import SbiModel
+
+public struct ProcessOptions: Sendable {
+    /// Overrides the file's sbiwatch_samples (default 1000).
+    public var samples: Int?
+    /// Overrides the file's sbiwatch_seed (default 0).
+    public var seed: UInt64?
+    public var threads: Int?
+    public var outbox: String
+    /// The time written as `created` (SOURCE_DATE_EPOCH when set, for reproducible outputs).
+    public var created: Date
+
+    public init(outbox: String, samples: Int? = nil, seed: UInt64? = nil, threads: Int? = nil, created: Date = Pipeline.creationDate()) {
+        self.outbox = outbox; self.samples = samples; self.seed = seed; self.threads = threads; self.created = created
+    }
+}
+
+public struct ProcessResult: Sendable {
+    public var stem: String
+    public var outputs: [String]
+    public var modelName: String
+    public var samples: Int
+    public var warnings: Int
+    public var seconds: Double
+}
+
+public enum Pipeline {
+    public static let defaultSamples = 1000
+
+    /// Now, or SOURCE_DATE_EPOCH when the environment sets it.
+    public static func creationDate() -> Date {
+        if let s = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"], let t = Double(s) { return Date(timeIntervalSince1970: t) }
+        return Date()
+    }
+
+    static func iso(_ d: Date) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime]
+        return f.string(from: d)
+    }
+
+    /// The name outputs are built on: the file name without ".nc" / ".nc4" / ".cdf".
+    public static func stem(of file: String) -> String {
+        let name = URL(fileURLWithPath: file).lastPathComponent
+        for ext in [".nc", ".nc4", ".cdf", ".netcdf"] where name.lowercased().hasSuffix(ext) && name.count > ext.count {
+            return String(name.dropLast(ext.count))
+        }
+        return name
+    }
+
+    public static func outputPaths(stem: String, outbox: String) -> (samples: String, json: String, html: String, error: String) {
+        let base = outbox + "/" + stem
+        return (base + ".samples.nc", base + ".report.json", base + ".report.html", base + ".error.json")
+    }
+
+    /// SHA-256 of a file, read in 1 MiB pieces.
+    public static func sha256(ofFile path: String) throws -> String {
+        guard let h = FileHandle(forReadingAtPath: path) else {
+            throw SbiError(.noInput, "\(path) cannot be opened", hint: "check that it exists and is readable")
+        }
+        defer { try? h.close() }
+        var hasher = SHA256()
+        while true {
+            let chunk = h.readData(ofLength: 1 << 20)
+            if chunk.isEmpty { break }
+            hasher.update(data: chunk)
+        }
+        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Processes one file. On failure writes STEM.error.json into the outbox and rethrows.
+    @discardableResult
+    public static func processOrReport(file: String, catalog: ModelCatalog, options: ProcessOptions,
+                                       progress: ((Int, Int) -> Void)? = nil) throws -> ProcessResult {
+        do {
+            let result = try process(file: file, catalog: catalog, options: options, progress: progress)
+            // a success replaces an error report from an earlier attempt
+            unlink(outputPaths(stem: result.stem, outbox: options.outbox).error)
+            return result
+        } catch {
+            let e = (error as? SbiError) ?? SbiError(.internalError, "\(file): \(error)", hint: "report this with the file and the model")
+            // the error report is best effort: when the outbox itself is the problem, the error says so
+            try? writeError(e, file: file, outbox: options.outbox, created: options.created)
+            throw e
+        }
+    }
+
+    public static func writeError(_ error: SbiError, file: String, outbox: String, created: Date) throws {
+        let report = ErrorReport(file: URL(fileURLWithPath: file).lastPathComponent, error: error, created: iso(created))
+        try AtomicFile.write(try report.encoded(), to: outputPaths(stem: stem(of: file), outbox: outbox).error)
+    }
+
+    public static func process(file: String, catalog: ModelCatalog, options: ProcessOptions,
+                               progress: ((Int, Int) -> Void)? = nil) throws -> ProcessResult {
+        let start = Date()
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: options.outbox, isDirectory: &isDir), isDir.boolValue else {
+            throw SbiError(.cannotCreate, "the outbox \(options.outbox) is not a folder", hint: "create it, or pass --outbox with an existing folder")
+        }
+        let inputSHA = try sha256(ofFile: file)
+        let observationFile = try ObservationFile(path: file)
+        defer { observationFile.close() }
+        let (modelName, loaded) = try catalog.model(named: observationFile.modelName, for: file)
+        let obs = try observationFile.observation(for: loaded.model.spec, normalization: loaded.model.normalization)
+        let samples = options.samples ?? observationFile.samples ?? defaultSamples
+        let seed = options.seed ?? observationFile.seed ?? 0
+        var settings = loaded.manifest.sampler
+        if !obs.plan.constraints.isEmpty { settings.resampling = max(settings.resampling, 5) }
+        let read = Date()
+
+        let draws = try Sampler.sample(loaded.model, tokens: obs.plan.tokens, obs.plan.conditioning, count: samples,
+                                       settings: settings, key: RandomKey(seed: seed), threads: options.threads, progress: progress)
+        for d in draws { for t in obs.plan.targets where !d[t].isFinite {
+            throw SbiError(.internalError, "\(file): the sampler produced a non-finite value for \(obs.plan.label(ofToken: t))",
+                           hint: "report this with the file and model; try --seed with another value meanwhile")
+        } }
+        let sampled = Date()
+
+        let spec = loaded.model.spec
+        let columns = SampledColumns(observation: obs)
+        var warnings = obs.warnings
+        var parameters: [String: ScalarSummary] = [:]
+        var scalarTokens: [String: [Int]] = [:]
+        for s in columns.scalars {
+            let v = spec.variables[spec.variableIndex(named: s.variable)!]
+            for (e, t) in zip(s.elements, s.tokens) {
+                let label = v.size == 1 ? v.name : "\(v.name)[\(e)]"
+                let summary = ScalarSummary(draws.map { $0[t] }, support: v.support.map { ($0.lower, $0.upper) }, units: v.units)
+                if let out = summary.outsideSupport, out > 0.01 {
+                    warnings.append("\(Int((out * 100).rounded()))% of the samples of \(label) lie outside its prior range [\(num(v.support!.lower)), \(num(v.support!.upper))]: the observations may be unlike anything the simulator produces (misspecification), or the model is unsure here")
+                }
+                parameters[label] = summary
+                if v.kind == .parameter { scalarTokens[label] = [t] }
+            }
+        }
+        var functions: [String: BandSummary] = [:], predictions: [String: BandSummary] = [:]
+        for f in columns.functions {
+            let v = spec.variables[spec.variableIndex(named: f.variable)!]
+            let band = BandSummary(time: f.query.modelTimes, columns: f.tokens.map { t in draws.map { $0[t] } },
+                                   timeUnits: v.time?.units, units: v.units)
+            if f.kind == .parameter { functions[f.variable] = band } else { predictions[f.variable] = band }
+            if let sup = v.support {
+                let outside = f.tokens.reduce(0) { acc, t in acc + draws.filter { !sup.contains($0[t]) }.count }
+                let fraction = Double(outside) / Double(max(1, f.tokens.count * draws.count))
+                if fraction > 0.01 {
+                    warnings.append("\(Int((fraction * 100).rounded()))% of the values of \(f.variable) lie outside its prior range [\(num(sup.lower)), \(num(sup.upper))]")
+                }
+            }
+        }
+        var observedSeries: [String: Report.ObservedSeries] = [:]
+        for s in obs.series { observedSeries[s.name] = .init(time: s.times.map(rounded), value: s.values.map(rounded)) }
+        let created = iso(options.created)
+        var report = Report(
+            created: created,
+            input: .init(file: URL(fileURLWithPath: file).lastPathComponent, sha256: inputSHA),
+            model: .init(name: modelName, sha256: loaded.sha256, task: loaded.manifest.provenance.task),
+            sampler: .init(method: settings.method.rawValue, steps: settings.steps, samples: samples, seed: seed, resampling: settings.resampling),
+            parameters: parameters, functions: functions, predictions: predictions,
+            observed: .init(series: observedSeries,
+                            scalars: Dictionary(obs.scalars.map { ($0.0, rounded($0.1)) }, uniquingKeysWith: { a, _ in a }),
+                            intervals: Dictionary(obs.intervals.map { ($0.0, [$0.1.isFinite ? $0.1 : nil, $0.2.isFinite ? $0.2 : nil]) }, uniquingKeysWith: { a, _ in a })),
+            diagnostics: .init(warnings: warnings, notes: obs.notes),
+            timingsSeconds: [:], sbiwatchVersion: sbiwatchVersion)
+
+        // write everything under temporary names, then rename into place
+        let stem = stem(of: file)
+        let paths = outputPaths(stem: stem, outbox: options.outbox)
+        let tmpSamples = AtomicFile.temporaryPath(for: paths.samples)
+        defer { unlink(tmpSamples) }
+        let attributes: [(String, String)] = [
+            ("sbiwatch_input_file", URL(fileURLWithPath: file).lastPathComponent),
+            ("sbiwatch_input_sha256", inputSHA),
+            ("sbiwatch_model", modelName),
+            ("sbiwatch_model_sha256", loaded.sha256),
+            ("sbiwatch_seed", String(seed)),
+            ("sbiwatch_samples", String(samples)),
+            ("sbiwatch_sampler", settings.method.rawValue),
+            ("sbiwatch_steps", String(settings.steps)),
+            ("sbiwatch_resampling", String(settings.resampling)),
+            ("sbiwatch_version", sbiwatchVersion),
+            ("date_created", created),
+        ]
+        try SamplesWriter.write(draws, columns: columns, spec: spec, attributes: attributes, to: tmpSamples)
+        let written = Date()
+        report.timingsSeconds = ["read": read.timeIntervalSince(start), "sample": sampled.timeIntervalSince(read),
+                                 "write": written.timeIntervalSince(sampled), "total": written.timeIntervalSince(start)]
+        report.timingsSeconds = report.timingsSeconds.mapValues { (($0 * 1000).rounded() / 1000) }
+        let json = try report.encoded()
+        let html = ReportPage.render(report, draws: draws, columns: columns, spec: scalarTokens)
+        try AtomicFile.commit(tmpSamples, to: paths.samples)
+        try AtomicFile.write(json, to: paths.json)
+        try AtomicFile.write(Data(html.utf8), to: paths.html)
+        return ProcessResult(stem: stem, outputs: [paths.samples, paths.json, paths.html], modelName: modelName,
+                             samples: samples, warnings: warnings.count, seconds: Date().timeIntervalSince(start))
+    }
+}

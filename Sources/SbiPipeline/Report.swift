@@ -1,0 +1,97 @@
+// STEM.report.json: summaries, observed points, diagnostics, provenance and timings. Keys are
+// sorted and numbers rounded to 6 significant digits, so the same input, model and seed give the
+// same bytes apart from `created` and `timings_seconds`.
+import Foundation
+import SbiCore
+
+public struct Report: Codable, Sendable {
+    public struct Input: Codable, Sendable { public var file: String; public var sha256: String }
+    public struct Model: Codable, Sendable {
+        public var name: String
+        public var sha256: String
+        public var task: String?
+    }
+    public struct Sampling: Codable, Sendable {
+        public var method: String
+        public var steps: Int
+        public var samples: Int
+        public var seed: UInt64
+        public var resampling: Int
+    }
+    public struct ObservedSeries: Codable, Equatable, Sendable {
+        public var time: [Double]
+        public var value: [Double]
+    }
+    public struct Observed: Codable, Sendable {
+        public var series: [String: ObservedSeries]
+        public var scalars: [String: Double]
+        /// label -> [lower, upper]; open sides are null
+        public var intervals: [String: [Double?]]
+    }
+    public struct Diagnostics: Codable, Sendable {
+        public var warnings: [String]
+        public var notes: [String]
+    }
+
+    public var format = "sbiwatch-report-1"
+    public var created: String
+    public var input: Input
+    public var model: Model
+    public var sampler: Sampling
+    public var parameters: [String: ScalarSummary]
+    /// Function-valued parameters on their query grids.
+    public var functions: [String: BandSummary]
+    /// Data variables queried (predictions, forecasts).
+    public var predictions: [String: BandSummary]
+    public var observed: Observed
+    public var diagnostics: Diagnostics
+    public var timingsSeconds: [String: Double]
+    public var sbiwatchVersion: String
+
+    enum CodingKeys: String, CodingKey {
+        case format, created, input, model, sampler, parameters, functions, predictions, observed, diagnostics
+        case timingsSeconds = "timings_seconds"
+        case sbiwatchVersion = "sbiwatch_version"
+    }
+
+    public func encoded() throws -> Data {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        var data = try e.encode(self)
+        data.append(0x0a)
+        return data
+    }
+}
+
+/// What a bad input file produced instead of results: STEM.error.json.
+public struct ErrorReport: Codable, Sendable {
+    public var format = "sbiwatch-error-1"
+    public var file: String
+    public var code: String
+    public var exitStatus: Int32
+    public var message: String
+    public var whatToDo: String?
+    public var created: String
+    public var sbiwatchVersion: String
+
+    enum CodingKeys: String, CodingKey {
+        case format, file, code, message, created
+        case exitStatus = "exit_status"
+        case whatToDo = "what_to_do"
+        case sbiwatchVersion = "sbiwatch_version"
+    }
+
+    public init(file: String, error: SbiError, created: String) {
+        self.file = file; code = error.code.rawValue; exitStatus = error.exitStatus
+        message = error.message; whatToDo = error.hint; self.created = created; sbiwatchVersion = SbiCore.sbiwatchVersion
+    }
+
+    public func encoded() throws -> Data {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        var data = try e.encode(self)
+        data.append(0x0a)
+        return data
+    }
+}

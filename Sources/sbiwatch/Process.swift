@@ -1,0 +1,69 @@
+import ArgumentParser
+import Foundation
+import SbiCore
+import SbiPipeline
+
+/// The models a command may use: --model (repeatable) and --config (a models file).
+struct ModelOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("A pinned model, [NAME=]ARCHIVE[@sha256:HEX] (repeatable); NAME defaults to the archive's file name without .sbim.",
+                               valueName: "model"))
+    var model: [String] = []
+
+    @Option(help: ArgumentHelp("A models file: one [NAME=]ARCHIVE@sha256:HEX per line, '#' comments; relative paths are relative to the file.",
+                               valueName: "file"))
+    var config: String?
+
+    func catalog() throws -> ModelCatalog {
+        var refs = try model.map { try ModelReference.parse($0) }
+        if let config { refs += try ModelReference.readFile(config) }
+        guard !refs.isEmpty else {
+            throw SbiError(.usage, "no model given", hint: "pass --model NAME=ARCHIVE@sha256:HEX, or --config with a models file such as fixtures/models/PINS")
+        }
+        return try ModelCatalog(refs)
+    }
+}
+
+struct Process: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Turn one NetCDF observation file into posterior samples and reports.",
+        discussion: "Writes STEM.samples.nc, STEM.report.json and STEM.report.html into the outbox, or STEM.error.json when the file cannot be used (exit 65). See `man sbiwatch`, OBSERVATION FILES.")
+
+    @Argument(help: "The observation file (NetCDF).")
+    var file: String
+
+    @Option(help: "Folder for the outputs (default: the input file's folder).")
+    var outbox: String?
+
+    @OptionGroup var models: ModelOptions
+
+    @Option(help: "Posterior samples (default: the file's sbiwatch_samples, else 1000).")
+    var samples: Int?
+
+    @Option(help: "Seed of the sampler (default: the file's sbiwatch_seed, else 0).")
+    var seed: UInt64?
+
+    @Option(help: "Worker threads (default: the processor count).")
+    var threads: Int?
+
+    func validate() throws {
+        if let samples, !(1...100_000).contains(samples) { throw ValidationError("--samples must be between 1 and 100000") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() throws {
+        let catalog = try models.catalog()
+        let outbox = self.outbox ?? URL(fileURLWithPath: file).deletingLastPathComponent().path
+        let options = ProcessOptions(outbox: outbox, samples: samples, seed: seed, threads: threads)
+        let start = Date()
+        var last = start
+        let result = try Pipeline.processOrReport(file: file, catalog: catalog, options: options) { done, total in
+            let now = Date()
+            guard now.timeIntervalSince(last) >= 2 else { return }
+            last = now
+            let left = now.timeIntervalSince(start) * Double(total - done) / Double(max(done, 1))
+            stderrLine("\(file): sampling \(done)/\(total), ETA \(Int(left.rounded())) s")
+        }
+        for o in result.outputs { print(o) }
+        stderrLine("\(file): \(result.samples) samples with model \(result.modelName) in \(String(format: "%.2f", result.seconds)) s\(result.warnings > 0 ? ", \(result.warnings) warning\(result.warnings == 1 ? "" : "s") (see the report)" : "")")
+    }
+}

@@ -1,0 +1,312 @@
+import Foundation
+import XCTest
+import SbiTestSupport
+
+/// `sbiwatch process` through the real binary on real NetCDF files: round trips, determinism, every
+/// kind of bad input, and a snapshot of the report on the shipped gaussian-linear model.
+final class ProcessCommandTests: TemporaryDirectoryTestCase {
+    /// A tiny SIRD model (3 training steps, 5 sampling steps), trained once for the whole class.
+    static let modelFolder = FileManager.default.temporaryDirectory.appendingPathComponent("sbiwatch-process-\(getpid())")
+    static var sirdModel: String { modelFolder.appendingPathComponent("sird.sbim").path }
+
+    override class func setUp() {
+        super.setUp()
+        try? FileManager.default.createDirectory(at: modelFolder, withIntermediateDirectories: true)
+        let r = try? CLI.run(["train", "--task", "sird", "--budget", "100", "--steps", "3", "--batch-size", "8",
+                              "--sampler-steps", "5", "--out", sirdModel])
+        precondition(r?.status == 0, "training the tiny SIRD model failed: \(r?.stderr ?? "")")
+    }
+
+    override class func tearDown() {
+        try? FileManager.default.removeItem(at: modelFolder)
+        super.tearDown()
+    }
+
+    func ncgen(_ cdl: String, _ name: String, kind: String = "nc4") throws -> String {
+        let cdlPath = path(name + ".cdl"), out = path(name + ".nc")
+        try cdl.write(toFile: cdlPath, atomically: true, encoding: .utf8)
+        let r = try Tool.run("/usr/bin/ncgen", ["-k", kind, "-o", out, cdlPath])
+        XCTAssertEqual(r.status, 0, "ncgen: \(r.stderr)")
+        return out
+    }
+
+    func outputs(_ stem: String, in folder: String) -> [String] {
+        [".samples.nc", ".report.json", ".report.html", ".error.json"].filter {
+            FileManager.default.fileExists(atPath: folder + "/" + stem + $0)
+        }
+    }
+
+    func json(_ path: String) throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
+    }
+
+    func testRoundTripSIRD() throws {
+        let obs = path("region-17.nc")
+        let sim = try CLI.run(["simulate", "--task", "sird", "--missing", "0.2", "--seed", "5", "--out", obs])
+        XCTAssertEqual(sim.status, 0, sim.stderr)
+        let out = path("out")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let r = try CLI.run(["process", obs, "--model", "sird=\(Self.sirdModel)", "--outbox", out, "--samples", "30", "--threads", "1"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(outputs("region-17", in: out), [".samples.nc", ".report.json", ".report.html"])
+        XCTAssertEqual(r.stdout.split(separator: "\n").count, 3, r.stdout)
+
+        // the samples, read back by ncdump
+        let header = try Tool.run("/usr/bin/ncdump", ["-h", out + "/region-17.samples.nc"]).stdout
+        for needle in ["sample = 30 ;", "beta_time = 51 ;", "infected_time = 14 ;", "double gamma(sample) ;",
+                       "double beta(sample, beta_time) ;", "double infected(sample, infected_time) ;",
+                       "beta_time:units = \"days since 2026-10-01\"", ":sbiwatch_model = \"sird\"", ":sbiwatch_input_sha256 = "] {
+            XCTAssert(header.contains(needle), "\(needle) missing from\n\(header)")
+        }
+        let gamma = try Tool.run("/usr/bin/ncdump", ["-v", "gamma", out + "/region-17.samples.nc"]).stdout
+        let values = gamma.components(separatedBy: "gamma =").last!.split(whereSeparator: { ", ;\n}".contains($0) }).compactMap { Double($0) }
+        XCTAssertEqual(values.count, 30, gamma)
+
+        // the report
+        let report = try json(out + "/region-17.report.json")
+        XCTAssertEqual(Set((report["parameters"] as! [String: Any]).keys), ["gamma", "delta", "I0"])
+        let beta = (report["functions"] as! [String: Any])["beta"] as! [String: Any]
+        XCTAssertEqual((beta["time"] as! [Double]).count, 51)
+        XCTAssertEqual((beta["q50"] as! [Double]).count, 51)
+        let forecast = (report["predictions"] as! [String: Any])["infected"] as! [String: Any]
+        XCTAssertEqual(forecast["time"] as! [Double], (37...50).map(Double.init))
+        let observed = (report["observed"] as! [String: Any])["series"] as! [String: Any]
+        let infected = observed["infected"] as! [String: Any]
+        XCTAssert((1...19).contains((infected["time"] as! [Double]).count))
+        XCTAssertEqual((report["sampler"] as! [String: Any])["steps"] as? Int, 5)
+
+        // the page: each plot, and nothing fetched from elsewhere
+        let html = try String(contentsOfFile: out + "/region-17.report.html", encoding: .utf8)
+        for id in ["id=\"warnings\"", "id=\"summary\"", "id=\"marginals\"", "id=\"pairs\"", "id=\"bands\"",
+                   "aria-label=\"histogram of gamma\"", "aria-label=\"pair plot\"", "aria-label=\"beta (function)\"",
+                   "aria-label=\"infected (prediction)\"", "aria-label=\"recovered (observed)\""] {
+            XCTAssert(html.contains(id), "\(id) missing from the report page")
+        }
+        for external in ["http:", "https:", "<script", "<link", "src=", "url(", "@import"] {
+            XCTAssertFalse(html.contains(external), "the report page refers to something outside it: \(external)")
+        }
+    }
+
+    func testEveryNetCDFFormatAndUnitsIntervalsAliases() throws {
+        let out = path("out")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        for format in ["classic", "64bit", "nc4"] {
+            let obs = path("lv-\(format).nc")
+            XCTAssertEqual(try CLI.run(["simulate", "--task", "sird", "--format", format, "--seed", "2", "--out", obs]).status, 0)
+            let r = try CLI.run(["process", obs, "--model", Self.sirdModel, "--outbox", out, "--samples", "4"])
+            XCTAssertEqual(r.status, 0, "\(format): \(r.stderr)")
+        }
+        // hours converted to days, an alias, a known rate, an interval, a NaN as missing, ignored extras
+        let file = try ncgen("""
+        netcdf hours {
+        dimensions:
+          obs = 4 ; q = 3 ; two = 2 ;
+        variables:
+          double obs(obs) ; obs:units = "hours since 2026-01-01 00:00" ;
+          double cases(obs) ; cases:sbiwatch_variable = "infected" ;
+          double gamma ;
+          double I0_bounds(two) ;
+          double beta_query_time(q) ; beta_query_time:units = "days" ;
+          double station_height ;
+        // global attributes:
+          :sbiwatch_model = "sird" ; :sbiwatch_samples = 6 ; :sbiwatch_seed = 3 ;
+        data:
+          obs = 24, 48, 72, 96 ;
+          cases = 0.01, NaN, 0.03, 0.05 ;
+          gamma = 0.2 ;
+          I0_bounds = 0.05, 0.1 ;
+          beta_query_time = 1, 2, 3 ;
+          station_height = 12 ;
+        }
+        """, "hours")
+        let r = try CLI.run(["process", file, "--model", "sird=\(Self.sirdModel)", "--outbox", out])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let report = try json(out + "/hours.report.json")
+        let observed = report["observed"] as! [String: Any]
+        let series = (observed["series"] as! [String: Any])["infected"] as! [String: Any]
+        XCTAssertEqual(series["time"] as! [Double], [1, 3, 4])
+        XCTAssertEqual(series["value"] as! [Double], [0.01, 0.03, 0.05])
+        XCTAssertEqual(observed["scalars"] as! [String: Double], ["gamma": 0.2])
+        XCTAssertEqual((observed["intervals"] as! [String: [Double]])["I0"], [0.05, 0.1])
+        XCTAssertEqual(Set((report["parameters"] as! [String: Any]).keys), ["delta", "I0"])
+        XCTAssertEqual(((report["functions"] as! [String: Any])["beta"] as! [String: Any])["time"] as! [Double], [1, 2, 3])
+        let sampler = report["sampler"] as! [String: Any]
+        XCTAssertEqual(sampler["samples"] as? Int, 6)
+        XCTAssertEqual(sampler["seed"] as? Int, 3)
+        XCTAssertEqual(sampler["resampling"] as? Int, 5)
+        let notes = (report["diagnostics"] as! [String: Any])["notes"] as! [String]
+        XCTAssert(notes.contains { $0.contains("station_height") }, "\(notes)")
+    }
+
+    func testSameInputModelAndSeedGiveIdenticalBytes() throws {
+        let obs = path("det.nc")
+        XCTAssertEqual(try CLI.run(["simulate", "--task", "sird", "--missing", "0.1", "--seed", "9", "--out", obs]).status, 0)
+        var files: [(Data, String)] = []
+        for (k, threads) in ["1", "2"].enumerated() {
+            let out = path("out\(k)")
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            let r = try CLI.run(["process", obs, "--model", Self.sirdModel, "--outbox", out, "--samples", "12", "--threads", threads],
+                                environment: ["SOURCE_DATE_EPOCH": "1764000000"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let json = try String(contentsOfFile: out + "/det.report.json", encoding: .utf8)
+            // timings are the one part of the report that measures this run
+            let stable = json.replacingOccurrences(of: #""timings_seconds" : \{[^}]*\}"#, with: "", options: .regularExpression)
+            XCTAssert(json.contains("\"created\" : \"2025-11-24T16:00:00Z\""), json)
+            files.append((try Data(contentsOf: URL(fileURLWithPath: out + "/det.samples.nc")), stable))
+        }
+        XCTAssertEqual(files[0].0, files[1].0, "samples.nc differs between runs")
+        XCTAssertEqual(files[0].1, files[1].1, "report.json differs between runs")
+    }
+
+    func testBadInputsGetAnErrorReportAndNothingElse() throws {
+        let out = path("out")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        func series(_ t: String, _ v: String, units: String = "days since 2026-01-01", extra: String = "", model: String = "sird",
+                    timeType: String = "double", valueType: String = "double") -> String {
+            """
+            netcdf f {
+            dimensions:
+              t = 4 ; q = 3 ;
+            variables:
+              \(timeType) t(t) ; t:units = "\(units)" ;
+              \(valueType) infected(t) ; infected:_FillValue = -999. ;
+              \(extra)
+            // global attributes:
+              :sbiwatch_model = "\(model)" ;
+            data:
+              t = \(t) ;
+              infected = \(v) ;
+            }
+            """
+        }
+        let good = series("1, 2, 3, 4", "0.1, 0.2, 0.3, 0.4")
+        var cases: [(String, String, String)] = [   // name, file path, expected text in the message
+            ("unknown-variable", try ncgen(good.replacingOccurrences(of: "infected", with: "cases"), "unknown-variable"), "no variable the model knows"),
+            ("no-time-coordinate", try ncgen(good.replacingOccurrences(of: "double t(t) ; t:units = \"days since 2026-01-01\" ;", with: "")
+                .replacingOccurrences(of: "t = 1, 2, 3, 4 ;", with: ""), "no-time-coordinate"), "infected has no time coordinate"),
+            ("time-not-numeric", try ncgen(series("\"abcd\"", "0.1, 0.2, 0.3, 0.4", timeType: "char"), "time-not-numeric"), "holds char values, not numbers"),
+            ("time-nan", try ncgen(series("1, NaN, 3, 4", "0.1, 0.2, 0.3, 0.4"), "time-nan"), "missing or NaN time at index 1"),
+            ("time-unsorted", try ncgen(series("1, 3, 2, 4", "0.1, 0.2, 0.3, 0.4"), "time-unsorted"), "is not sorted"),
+            ("time-duplicated", try ncgen(series("1, 2, 2, 4", "0.1, 0.2, 0.3, 0.4"), "time-duplicated"), "repeats the time 2"),
+            ("time-units", try ncgen(series("1, 2, 3, 4", "0.1, 0.2, 0.3, 0.4", units: "fortnights since 2026-01-01"), "time-units"), "not a time unit"),
+            ("all-missing", try ncgen(series("1, 2, 3, 4", "_, _, _, _"), "all-missing"), "every observed value is missing"),
+            ("wrong-type", try ncgen(series("1, 2, 3, 4", "\"abcd\"", valueType: "char").replacingOccurrences(of: "infected:_FillValue = -999. ;", with: ""), "wrong-type"), "infected holds char values"),
+            ("wrong-shape", try ncgen(series("1, 2, 3, 4", "0.1, 0.2, 0.3, 0.4", extra: "double gamma(q) ;")
+                .replacingOccurrences(of: "infected = 0.1, 0.2, 0.3, 0.4 ;", with: "infected = 0.1, 0.2, 0.3, 0.4 ; gamma = 1, 2, 3 ;"), "wrong-shape"), "the model's gamma has 1 value"),
+            ("unknown-model", try ncgen(series("1, 2, 3, 4", "0.1, 0.2, 0.3, 0.4", model: "measles"), "unknown-model"), "asks for model 'measles'"),
+            ("observed-outside-domain", try ncgen(series("1, 2, 3, 80", "0.1, 0.2, 0.3, 0.4"), "observed-outside-domain"), "outside the model's time domain [0, 50]"),
+            ("query-outside-domain", try ncgen(series("1, 2, 3, 4", "0.1, 0.2, 0.3, 0.4", extra: "double beta_query_time(q) ; beta_query_time:units = \"days\" ;")
+                .replacingOccurrences(of: "infected = 0.1, 0.2, 0.3, 0.4 ;", with: "infected = 0.1, 0.2, 0.3, 0.4 ; beta_query_time = 10, 60, 70 ;"), "query-outside-domain"),
+             "beta_query_time asks for beta at 60"),
+            ("absurd-size", try ncgen(good.replacingOccurrences(of: "t = 4 ;", with: "t = 1000000000 ;")
+                .replacingOccurrences(of: "t = 1, 2, 3, 4 ;", with: "").replacingOccurrences(of: "infected = 0.1, 0.2, 0.3, 0.4 ;", with: "")
+                .replacingOccurrences(of: "data:", with: ""), "absurd-size"), "the limit is 100000 per variable"),
+        ]
+        // files that are not NetCDF at all
+        let empty = path("empty.nc"); FileManager.default.createFile(atPath: empty, contents: Data())
+        let text = path("text.nc"); try "day,infected\n1,0.1\n".write(toFile: text, atomically: true, encoding: .utf8)
+        let hdf5 = path("hdf5.nc")
+        FileManager.default.createFile(atPath: hdf5, contents: Data([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a] + [UInt8](repeating: 7, count: 4000)))
+        let whole = try Data(contentsOf: URL(fileURLWithPath: try ncgen(good, "whole", kind: "classic")))
+        let truncated = path("truncated.nc"); FileManager.default.createFile(atPath: truncated, contents: whole.prefix(whole.count / 2))
+        cases += [("empty", empty, "is empty"), ("text", text, "is not a NetCDF file"),
+                  ("hdf5", hdf5, "HDF5"), ("truncated", truncated, "truncated or damaged")]
+        XCTAssertGreaterThanOrEqual(cases.count, 18)
+        for (name, file, expected) in cases {
+            let r = try CLI.run(["process", file, "--model", "sird=\(Self.sirdModel)", "--outbox", out, "--threads", "1"])
+            XCTAssertEqual(r.status, 65, "\(name): \(r.stderr)")
+            XCTAssertEqual(outputs(name, in: out), [".error.json"], name)
+            guard let err = try? json(out + "/\(name).error.json") else { XCTFail("\(name): no error.json"); continue }
+            XCTAssertEqual(err["code"] as? String, "badInput", name)
+            XCTAssertEqual(err["exit_status"] as? Int, 65, name)
+            let message = err["message"] as? String ?? ""
+            XCTAssert(message.contains(expected), "\(name): \"\(expected)\" not in \"\(message)\"")
+            XCTAssert(message.contains(name + ".nc"), "\(name): the message does not name the file: \(message)")
+            XCTAssertFalse((err["what_to_do"] as? String ?? "").isEmpty, "\(name): no advice")
+            XCTAssert(r.stderr.contains(expected), "\(name): stderr \(r.stderr)")
+        }
+        // nothing else was left in the outbox (no temporary files either)
+        let left = try FileManager.default.contentsOfDirectory(atPath: out)
+        XCTAssertEqual(left.count, cases.count, "\(left.sorted())")
+    }
+
+    func testModelConfiguration() throws {
+        let obs = path("x.nc")
+        XCTAssertEqual(try CLI.run(["simulate", "--task", "sird", "--out", obs]).status, 0)
+        let none = try CLI.run(["process", obs])
+        XCTAssertEqual(none.status, 64)
+        XCTAssert(none.stderr.contains("no model given"), none.stderr)
+        let wrongPin = try CLI.run(["process", obs, "--model", Self.sirdModel + "@sha256:" + String(repeating: "0", count: 64)])
+        XCTAssertEqual(wrongPin.status, 78, wrongPin.stderr)
+        XCTAssert(wrongPin.stderr.contains("the pin asks for"), wrongPin.stderr)
+        // a models file with two models: the file's sbiwatch_model picks one
+        let config = path("models.conf")
+        try "# pinned models\nsird = \(Self.sirdModel)\nother=\(Self.sirdModel)\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let r = try CLI.run(["process", obs, "--config", config, "--samples", "2"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+    }
+
+    /// The report of the shipped gaussian-linear model for a fixed file and seed, against
+    /// fixtures/golden/report-gaussian-linear.json: the same keys and values within 0.02 (OpenBLAS
+    /// picks different kernels on different CPUs, so the last digits may move).
+    func testReportSnapshot() throws {
+        let obs = path("gl.nc")
+        XCTAssertEqual(try CLI.run(["simulate", "--task", "gaussian_linear", "--model-name", "gaussian-linear", "--seed", "11", "--out", obs]).status, 0)
+        let out = path("out")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let pins = CLI.repository.appendingPathComponent("fixtures/models/PINS").path
+        let r = try CLI.run(["process", obs, "--config", pins, "--outbox", out, "--samples", "500", "--seed", "1"],
+                            environment: ["SOURCE_DATE_EPOCH": "1764000000"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        var report = try json(out + "/gl.report.json")
+        report["timings_seconds"] = nil
+        let golden = CLI.repository.appendingPathComponent("fixtures/golden/report-gaussian-linear.json")
+        if ProcessInfo.processInfo.environment["SBIWATCH_UPDATE_GOLDEN"] == "1" {
+            try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys]).write(to: golden)
+            return
+        }
+        let expected = try JSONSerialization.jsonObject(with: Data(contentsOf: golden))
+        assertClose(report, expected, at: "report")
+        // and the posterior is right: mean x/2 and sd sqrt(0.05) per coordinate
+        let x = ((report["observed"] as! [String: Any])["scalars"] as! [String: Double])
+        let parameters = report["parameters"] as! [String: [String: Any]]
+        for i in 0..<10 {
+            let s = parameters["theta[\(i)]"]!
+            XCTAssertEqual(s["mean"] as! Double, x["x[\(i)]"]! / 2, accuracy: 0.05, "theta[\(i)]")
+            XCTAssertEqual(s["sd"] as! Double, 0.05.squareRoot(), accuracy: 0.03, "theta[\(i)]")
+        }
+    }
+
+    func assertClose(_ a: Any, _ b: Any, at path: String) {
+        switch (a, b) {
+        case let (x as [String: Any], y as [String: Any]):
+            XCTAssertEqual(Set(x.keys), Set(y.keys), path)
+            for (k, v) in x { if let w = y[k] { assertClose(v, w, at: path + "." + k) } }
+        case let (x as [Any], y as [Any]):
+            XCTAssertEqual(x.count, y.count, path)
+            for (i, (v, w)) in zip(x, y).enumerated() { assertClose(v, w, at: "\(path)[\(i)]") }
+        case let (x as NSNumber, y as NSNumber):
+            XCTAssertEqual(x.doubleValue, y.doubleValue, accuracy: 0.02, path)
+        case let (x as String, y as String):
+            XCTAssertEqual(x, y, path)
+        default:
+            XCTAssertEqual("\(a)", "\(b)", path)
+        }
+    }
+}
+
+/// Runs a system tool (ncdump, ncgen).
+enum Tool {
+    static func run(_ executable: String, _ args: [String]) throws -> RunResult {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out; p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return RunResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+}
