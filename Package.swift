@@ -51,8 +51,12 @@ let package = Package(
         .target(name: "SbiPipeline", dependencies: [
             "SbiCore", "SbiModel", "SbiTasks", "SbiArchive", "SbiNetCDF", .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: [.swiftLanguageMode(.v5)]),
+        // Watch and cron modes: the spool, inotify, the instance lock, signals.
+        .target(name: "SbiDaemon", dependencies: [
+            "SbiCore", "SbiPipeline", "SbiNetCDF", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: [.swiftLanguageMode(.v5)]),
         .executableTarget(name: "sbiwatch", dependencies: [
-            "SbiPipeline", "SbiCore", "SbiModel", "SbiTasks", "SbiTraining", "SbiArchive", "SbiEval", "SbiNetCDF", "CNetCDF", "CArchive", "CBLAS",
+            "SbiDaemon", "SbiPipeline", "SbiCore", "SbiModel", "SbiTasks", "SbiTraining", "SbiArchive", "SbiEval", "SbiNetCDF", "CNetCDF", "CArchive", "CBLAS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: [.swiftLanguageMode(.v5)]),

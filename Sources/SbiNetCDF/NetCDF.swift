@@ -19,6 +19,7 @@ public enum NetCDF {
     static func call(_ path: String, _ what: String, code: SbiError.Code = .badInput, hint: String? = nil,
                      _ body: () -> Int32) throws -> Int32 {
         lock.lock()
+        silenceHDF5OnThisThread()
         let status = body()
         lock.unlock()
         guard status == NC_NOERR else {
@@ -29,8 +30,20 @@ public enum NetCDF {
 
     static func locked<T>(_ body: () -> T) -> T {
         lock.lock(); defer { lock.unlock() }
+        silenceHDF5OnThisThread()
         return body()
     }
+
+    /// HDF5 prints its error stack to stderr unless told otherwise, and that setting is per thread:
+    /// netCDF turns it off only on the thread that first used it. sbiwatch reports errors itself,
+    /// so every thread that calls netCDF turns the printing off (H5Eset_auto2, found at run time in
+    /// the HDF5 library netCDF loads).
+    private static let setAuto: (@convention(c) (Int64, UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Int32)? = {
+        guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "H5Eset_auto2") else { return nil }
+        return unsafeBitCast(sym, to: (@convention(c) (Int64, UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Int32).self)
+    }()
+
+    private static func silenceHDF5OnThisThread() { _ = setAuto?(0, nil, nil) }  // 0 = H5E_DEFAULT
 }
 
 /// The external type of a variable.

@@ -16,10 +16,37 @@ public struct ProcessOptions: Sendable {
     public var outbox: String
     /// The time written as `created` (SOURCE_DATE_EPOCH when set, for reproducible outputs).
     public var created: Date
+    /// Output names (default: the input's file name without .nc).
+    public var stem: String?
+    /// Outputs are renamed into place only through this gate (the daemon closes it to abandon a file).
+    public var gate: CommitGate?
+    /// Runs inside the gate right after the outputs are in place (the daemon moves the input to done/).
+    public var afterCommit: (@Sendable () throws -> Void)?
 
-    public init(outbox: String, samples: Int? = nil, seed: UInt64? = nil, threads: Int? = nil, created: Date = Pipeline.creationDate()) {
+    public init(outbox: String, samples: Int? = nil, seed: UInt64? = nil, threads: Int? = nil, created: Date = Pipeline.creationDate(),
+                stem: String? = nil, gate: CommitGate? = nil, afterCommit: (@Sendable () throws -> Void)? = nil) {
         self.outbox = outbox; self.samples = samples; self.seed = seed; self.threads = threads; self.created = created
+        self.stem = stem; self.gate = gate; self.afterCommit = afterCommit
     }
+}
+
+/// Lets outputs be committed until it is closed; closing waits for a commit under way to finish,
+/// so afterwards a file's outputs are either all in place (with its afterCommit done) or none are.
+public final class CommitGate: @unchecked Sendable {
+    private let lock = NSLock()
+    private var closed = false
+    public init() {}
+
+    /// Runs body unless the gate is closed; returns whether it ran.
+    @discardableResult
+    public func perform(_ body: () throws -> Void) throws -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        guard !closed else { return false }
+        try body()
+        return true
+    }
+
+    public func close() { lock.lock(); closed = true; lock.unlock() }
 }
 
 public struct ProcessResult: Sendable {
@@ -92,9 +119,11 @@ public enum Pipeline {
         }
     }
 
-    public static func writeError(_ error: SbiError, file: String, outbox: String, created: Date) throws {
-        let report = ErrorReport(file: URL(fileURLWithPath: file).lastPathComponent, error: error, created: iso(created))
-        try AtomicFile.write(try report.encoded(), to: outputPaths(stem: stem(of: file), outbox: outbox).error)
+    public static func writeError(_ error: SbiError, file: String, outbox: String, created: Date, stem: String? = nil,
+                                  inputSHA256: String? = nil) throws {
+        var report = ErrorReport(file: URL(fileURLWithPath: file).lastPathComponent, error: error, created: iso(created))
+        report.inputSHA256 = inputSHA256 ?? (try? sha256(ofFile: file))
+        try AtomicFile.write(try report.encoded(), to: outputPaths(stem: stem ?? self.stem(of: file), outbox: outbox).error)
     }
 
     public static func process(file: String, catalog: ModelCatalog, options: ProcessOptions,
@@ -170,7 +199,7 @@ public enum Pipeline {
             timingsSeconds: [:], sbiwatchVersion: sbiwatchVersion)
 
         // write everything under temporary names, then rename into place
-        let stem = stem(of: file)
+        let stem = options.stem ?? stem(of: file)
         let paths = outputPaths(stem: stem, outbox: options.outbox)
         let tmpSamples = AtomicFile.temporaryPath(for: paths.samples)
         defer { unlink(tmpSamples) }
@@ -194,9 +223,19 @@ public enum Pipeline {
         report.timingsSeconds = report.timingsSeconds.mapValues { (($0 * 1000).rounded() / 1000) }
         let json = try report.encoded()
         let html = ReportPage.render(report, draws: draws, columns: columns, spec: scalarTokens)
-        try AtomicFile.commit(tmpSamples, to: paths.samples)
-        try AtomicFile.write(json, to: paths.json)
-        try AtomicFile.write(Data(html.utf8), to: paths.html)
+        let commit = {
+            try AtomicFile.commit(tmpSamples, to: paths.samples)
+            try AtomicFile.write(json, to: paths.json)
+            try AtomicFile.write(Data(html.utf8), to: paths.html)
+            try options.afterCommit?()
+        }
+        if let gate = options.gate {
+            guard try gate.perform(commit) else {
+                throw SbiError(.temporary, "\(file): abandoned before its outputs were written (shutting down)", hint: "it goes back to the inbox")
+            }
+        } else {
+            try commit()
+        }
         return ProcessResult(stem: stem, outputs: [paths.samples, paths.json, paths.html], modelName: modelName,
                              samples: samples, warnings: warnings.count, seconds: Date().timeIntervalSince(start))
     }

@@ -68,6 +68,7 @@ public struct Report: Codable, Sendable {
 public struct ErrorReport: Codable, Sendable {
     public var format = "sbiwatch-error-1"
     public var file: String
+    public var inputSHA256: String?
     public var code: String
     public var exitStatus: Int32
     public var message: String
@@ -78,6 +79,7 @@ public struct ErrorReport: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case format, file, code, message, created
         case exitStatus = "exit_status"
+        case inputSHA256 = "input_sha256"
         case whatToDo = "what_to_do"
         case sbiwatchVersion = "sbiwatch_version"
     }

@@ -12,7 +12,8 @@ struct Sbiwatch: ParsableCommand {
         commandName: "sbiwatch",
         abstract: "Turn observation files into posterior samples with one all-conditional diffusion model.",
         version: versionText(),
-        subcommands: [Process.self, Train.self, Sample.self, Inspect.self, Simulate.self, Bench.self])
+        subcommands: [Watch.self, Process.self, Train.self, Sample.self, Inspect.self, Simulate.self, Bench.self],
+        defaultSubcommand: Watch.self)
 
     static func main() {
         if let missing = CPUFeatures.missingKernelFeatures() {
