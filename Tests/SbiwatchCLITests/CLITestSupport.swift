@@ -62,3 +62,31 @@ enum CLI {
                        file: file, line: line)
     }
 }
+
+extension CLI {
+    /// SHA-256 of a file, by sha256sum.
+    static func sha256(ofFile path: String) throws -> String {
+        let r = try Tool.run("/usr/bin/sha256sum", [path])
+        return String(r.stdout.prefix(64))
+    }
+}
+
+/// The output stem of an input name (its name without .nc), as the pipeline makes it.
+enum Pipeline {
+    static func stem(_ name: String) -> String { name.hasSuffix(".nc") ? String(name.dropLast(3)) : name }
+}
+
+/// Models trained once per test run through the real binary, in a temporary folder.
+enum TinyModels {
+    static let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sbiwatch-tiny-models-\(getpid())")
+
+    /// SIRD, 3 training steps, 5 sampling steps: fast, and wrong, which suits tests of the plumbing.
+    static let sird: String = {
+        try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let path = folder.appendingPathComponent("sird.sbim").path
+        let r = try? CLI.run(["train", "--task", "sird", "--budget", "100", "--steps", "3", "--batch-size", "8",
+                              "--sampler-steps", "5", "--out", path])
+        precondition(r?.status == 0, "training the tiny SIRD model failed: \(r?.stderr ?? "")")
+        return path
+    }()
+}

@@ -5,22 +5,7 @@ import SbiTestSupport
 /// `sbiwatch process` through the real binary on real NetCDF files: round trips, determinism, every
 /// kind of bad input, and a snapshot of the report on the shipped gaussian-linear model.
 final class ProcessCommandTests: TemporaryDirectoryTestCase {
-    /// A tiny SIRD model (3 training steps, 5 sampling steps), trained once for the whole class.
-    static let modelFolder = FileManager.default.temporaryDirectory.appendingPathComponent("sbiwatch-process-\(getpid())")
-    static var sirdModel: String { modelFolder.appendingPathComponent("sird.sbim").path }
-
-    override class func setUp() {
-        super.setUp()
-        try? FileManager.default.createDirectory(at: modelFolder, withIntermediateDirectories: true)
-        let r = try? CLI.run(["train", "--task", "sird", "--budget", "100", "--steps", "3", "--batch-size", "8",
-                              "--sampler-steps", "5", "--out", sirdModel])
-        precondition(r?.status == 0, "training the tiny SIRD model failed: \(r?.stderr ?? "")")
-    }
-
-    override class func tearDown() {
-        try? FileManager.default.removeItem(at: modelFolder)
-        super.tearDown()
-    }
+    static var sirdModel: String { TinyModels.sird }
 
     func ncgen(_ cdl: String, _ name: String, kind: String = "nc4") throws -> String {
         let cdlPath = path(name + ".cdl"), out = path(name + ".nc")

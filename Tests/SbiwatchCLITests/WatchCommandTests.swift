@@ -1,0 +1,273 @@
+import Foundation
+import XCTest
+import SbiTestSupport
+
+/// The daemon and cron modes through the real binary, on real folders, with real signals.
+final class WatchCommandTests: TemporaryDirectoryTestCase {
+    var inbox: String { path("in") }
+    var outbox: String { path("out") }
+    var state: String { inbox + "/.sbiwatch" }
+
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        for d in [inbox, outbox, path("staging")] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
+    }
+
+    /// A simulated SIRD observation file in the staging folder (seed s).
+    func staged(_ name: String, seed: Int, model: String = "sird") throws -> String {
+        let p = path("staging/" + name)
+        let r = try CLI.run(["simulate", "--task", "sird", "--seed", "\(seed)", "--format", seed % 2 == 0 ? "nc4" : "classic",
+                             "--model-name", model, "--out", p])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        return p
+    }
+
+    /// Drops a file into the inbox atomically (rename from the staging folder).
+    func drop(_ staged: String) throws {
+        let name = URL(fileURLWithPath: staged).lastPathComponent
+        XCTAssertEqual(rename(staged, inbox + "/" + name), 0)
+    }
+
+    func names(_ folder: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
+    }
+
+    func hidden(_ folder: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasPrefix(".") }.sorted()
+    }
+
+    func watchArguments(_ extra: [String] = []) -> [String] {
+        ["--inbox", inbox, "--outbox", outbox, "--model", "sird=\(TinyModels.sird)", "--samples", "3", "--settle", "0.3",
+         "--rescan", "1"] + extra
+    }
+
+    /// Waits until the condition holds (polling), failing after `timeout` seconds.
+    func waitFor(_ what: String, timeout: Double = 120, _ condition: () -> Bool) {
+        let end = Date().addingTimeInterval(timeout)
+        while !condition() {
+            if Date() > end { XCTFail("timed out waiting for \(what)"); return }
+            usleep(100_000)
+        }
+    }
+
+    func testTwentyMixedFilesWhileRunning() throws {
+        let daemon = try Background(watchArguments(["--jobs", "2"]))
+        var good: [String] = [], bad: [String] = []
+        for k in 0..<15 {
+            let f = try staged("region-\(k).nc", seed: k)
+            try drop(f); good.append("region-\(k)")
+        }
+        let junk: [(String, Data)] = [("notes.nc", Data("not netcdf\n".utf8)), ("empty.nc", Data()),
+                                      ("hdf5.nc", Data([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a] + [UInt8](repeating: 1, count: 100))),
+                                      ("cut.nc", try Data(contentsOf: URL(fileURLWithPath: try staged("whole.nc", seed: 1))).prefix(900)),
+                                      ("table.csv", Data("day,infected\n1,0.1\n".utf8))]
+        for (name, data) in junk {
+            let p = path("staging/" + name)
+            FileManager.default.createFile(atPath: p, contents: data)
+            try drop(p); bad.append(Pipeline.stem(name))
+        }
+        waitFor("all 20 files to be done or failed") { names(state + "/done").count + names(state + "/failed").count == 20 }
+        daemon.terminate()
+        XCTAssertEqual(daemon.wait(), 0, daemon.stderr)
+        XCTAssertEqual(names(inbox), [], "the inbox is not empty")
+        XCTAssertEqual(names(state + "/done").count, 15)
+        XCTAssertEqual(names(state + "/failed").count, 5)
+        XCTAssertEqual(names(state + "/processing"), [])
+        var expected: [String] = []
+        for g in good { expected += [g + ".report.html", g + ".report.json", g + ".samples.nc"] }
+        for b in bad { expected.append(b + ".error.json") }
+        XCTAssertEqual(names(outbox), expected.sorted(), "each good file once with its three outputs, each bad one with its error")
+        XCTAssertEqual(hidden(outbox), [], "temporary files left in the outbox")
+        XCTAssert(daemon.stderr.contains("done") && daemon.stderr.contains("file=region-3.nc"), daemon.stderr)
+    }
+
+    func testSlowWriterIsNotTakenBeforeItIsComplete() throws {
+        let daemon = try Background(watchArguments(["--settle", "1.0"]))
+        let data = try Data(contentsOf: URL(fileURLWithPath: try staged("slow.nc", seed: 4)))
+        let target = inbox + "/slow.nc"
+        FileManager.default.createFile(atPath: target, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: target))
+        let chunk = data.count / 6 + 1
+        for start in stride(from: 0, to: data.count, by: chunk) {
+            handle.write(data[start..<min(start + chunk, data.count)])
+            usleep(400_000)
+            XCTAssertEqual(names(state + "/processing") + names(state + "/done") + names(state + "/failed"), [],
+                           "taken after \(start + chunk) of \(data.count) bytes")
+        }
+        try handle.close()
+        waitFor("the slow file to be done") { names(state + "/done") == ["slow.nc"] }
+        daemon.terminate()
+        XCTAssertEqual(daemon.wait(), 0, daemon.stderr)
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: outbox + "/slow.report.json"))) as! [String: Any]
+        let sha = try CLI.sha256(ofFile: state + "/done/slow.nc")
+        XCTAssertEqual((report["input"] as! [String: Any])["sha256"] as? String, sha, "the report is not of the complete file")
+    }
+
+    func testKillNineAtRandomPointsLosesNothing() throws {
+        var stems: [String] = []
+        for k in 0..<6 { try drop(try staged("site-\(k).nc", seed: 20 + k)); stems.append("site-\(k)") }
+        var generator = SystemRandomNumberGenerator()
+        var killedMidFile = 0
+        for round in 0..<10 {
+            let daemon = try Background(watchArguments(["--jobs", "2", "--max-attempts", "100", "--samples", "40"]))
+            usleep(UInt32.random(in: 300_000...1_500_000, using: &generator))
+            if !names(state + "/processing").isEmpty { killedMidFile += 1 }
+            daemon.kill9()
+            _ = daemon.wait()
+            XCTAssertEqual(names(outbox).filter { $0.hasSuffix(".error.json") }, [], "round \(round): \(daemon.stderr)")
+        }
+        // the kills hit files in the middle of their processing, and work went on between them
+        XCTAssertGreaterThanOrEqual(killedMidFile, 3, "too few kills landed while a file was being processed")
+        XCTAssertGreaterThan(names(state + "/done").count, 0, "no file was finished between the kills")
+        let final = try CLI.run(["--once"] + watchArguments(["--max-attempts", "100", "--samples", "40"]))
+        XCTAssertEqual(final.status, 0, final.stderr)
+        XCTAssertEqual(names(state + "/done"), stems.map { $0 + ".nc" })
+        XCTAssertEqual(names(state + "/processing"), [])
+        XCTAssertEqual(names(inbox), [])
+        var expected: [String] = []
+        for s in stems { expected += [s + ".report.html", s + ".report.json", s + ".samples.nc"] }
+        XCTAssertEqual(names(outbox), expected.sorted(), "outputs missing or duplicated")
+        XCTAssertEqual(hidden(outbox), [], "temporary files left in the outbox")
+        for s in stems {
+            let header = try Tool.run("/usr/bin/ncdump", ["-h", outbox + "/" + s + ".samples.nc"])
+            XCTAssertEqual(header.status, 0, "\(s).samples.nc is not readable: \(header.stderr)")
+            XCTAssert(header.stdout.contains("sample = 40 ;"), header.stdout)
+        }
+    }
+
+    func testSecondInstanceRefusesNamingTheHolder() throws {
+        let first = try Background(watchArguments())
+        waitFor("the first instance to hold the lock", timeout: 30) {
+            (try? String(contentsOfFile: state + "/lock", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) == "\(first.pid)"
+        }
+        let second = try CLI.run(watchArguments(["--once"]))
+        XCTAssertEqual(second.status, 75, second.stderr)
+        XCTAssert(second.stderr.contains("another sbiwatch (pid \(first.pid)) is already watching"), second.stderr)
+        first.terminate()
+        XCTAssertEqual(first.wait(), 0, first.stderr)
+    }
+
+    func testSigtermFinishesTheCurrentFile() throws {
+        let daemon = try Background(watchArguments(["--samples", "1500", "--jobs", "1", "--shutdown-grace", "120"]))
+        try drop(try staged("busy.nc", seed: 8))
+        waitFor("the file to be taken", timeout: 60) { names(state + "/processing") == ["busy.nc"] }
+        daemon.terminate()
+        XCTAssertEqual(daemon.wait(), 0, daemon.stderr)
+        XCTAssertEqual(names(state + "/done"), ["busy.nc"])
+        XCTAssertEqual(names(outbox), ["busy.report.html", "busy.report.json", "busy.samples.nc"])
+        XCTAssertEqual(hidden(outbox), [])
+    }
+
+    func testSigtermAbandonsCleanlyAfterTheGracePeriod() throws {
+        let daemon = try Background(watchArguments(["--samples", "100000", "--jobs", "1", "--shutdown-grace", "0.5"]))
+        try drop(try staged("long.nc", seed: 9))
+        waitFor("the file to be taken", timeout: 60) { names(state + "/processing") == ["long.nc"] }
+        usleep(300_000)
+        daemon.terminate()
+        XCTAssertEqual(daemon.wait(), 0, daemon.stderr)
+        XCTAssertEqual(names(inbox), ["long.nc"], "the abandoned file is not back in the inbox")
+        XCTAssertEqual(names(state + "/processing"), [])
+        XCTAssertEqual(names(outbox), [], "partial outputs")
+        XCTAssertEqual(hidden(outbox), [], "temporary files left in the outbox")
+        XCTAssert(daemon.stderr.contains("abandoned"), daemon.stderr)
+    }
+
+    func testOnceExitCodesAndSummary() throws {
+        let empty = try CLI.run(watchArguments(["--once"]))
+        XCTAssertEqual(empty.status, 0, empty.stderr)
+        XCTAssert(empty.stderr.contains("sbiwatch: processed 0, failed 0, skipped 0 in"), empty.stderr)
+        try drop(try staged("a.nc", seed: 1)); try drop(try staged("b.nc", seed: 2))
+        let good = try CLI.run(watchArguments(["--once"]))
+        XCTAssertEqual(good.status, 0, good.stderr)
+        XCTAssert(good.stderr.contains("processed 2, failed 0, skipped 0"), good.stderr)
+        FileManager.default.createFile(atPath: inbox + "/c.nc", contents: Data("oops".utf8))
+        try drop(try staged("d.nc", seed: 3))
+        let mixed = try CLI.run(watchArguments(["--once"]))
+        XCTAssertEqual(mixed.status, 65, mixed.stderr)
+        XCTAssert(mixed.stderr.contains("processed 1, failed 1, skipped 0"), mixed.stderr)
+        let err = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: outbox + "/c.error.json"))) as! [String: Any]
+        XCTAssertEqual(err["message"] as? String, "c.nc is not a NetCDF file")
+        XCTAssertEqual(names(state + "/failed"), ["c.nc"])
+    }
+
+    func testPoisonFileGoesToFailedInsteadOfLooping() throws {
+        try FileManager.default.createDirectory(atPath: state + "/processing", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: state + "/attempts", withIntermediateDirectories: true)
+        XCTAssertEqual(rename(try staged("poison.nc", seed: 5), state + "/processing/poison.nc"), 0)
+        try "3\n".write(toFile: state + "/attempts/poison.nc", atomically: true, encoding: .utf8)
+        XCTAssertEqual(rename(try staged("fine.nc", seed: 6), state + "/processing/fine.nc"), 0)   // crashed once: taken again
+        try "1\n".write(toFile: state + "/attempts/fine.nc", atomically: true, encoding: .utf8)
+        let r = try CLI.run(watchArguments(["--once", "--max-attempts", "3"]))
+        XCTAssertEqual(r.status, 65, r.stderr)
+        XCTAssertEqual(names(state + "/failed"), ["poison.nc"])
+        XCTAssertEqual(names(state + "/done"), ["fine.nc"])
+        let err = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: outbox + "/poison.error.json"))) as! [String: Any]
+        XCTAssert((err["message"] as? String ?? "").contains("stopped 3 times"), "\(err)")
+        XCTAssertEqual(names(state + "/attempts"), [])
+    }
+
+    func testNameClashesNeverOverwrite() throws {
+        // outputs of another input named like the new one are already in the outbox
+        let other = try staged("clash.nc", seed: 30)
+        XCTAssertEqual(try CLI.run(["process", other, "--model", TinyModels.sird, "--outbox", outbox, "--samples", "3"]).status, 0)
+        let before = try Data(contentsOf: URL(fileURLWithPath: outbox + "/clash.report.json"))
+        try drop(try staged("clash.nc", seed: 31))
+        let r = try CLI.run(watchArguments(["--once"]))
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: outbox + "/clash.report.json")), before, "overwritten")
+        XCTAssert(FileManager.default.fileExists(atPath: outbox + "/clash.1.samples.nc"), "\(names(outbox))")
+        XCTAssert(r.stderr.contains("name clash"), r.stderr)
+    }
+
+    func testSighupReloadsTheModels() throws {
+        let config = path("models.conf")
+        try "sird=\(TinyModels.sird)\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let daemon = try Background(["--inbox", inbox, "--outbox", outbox, "--config", config, "--samples", "3", "--settle", "0.3"])
+        waitFor("the daemon to start", timeout: 30) { daemon.stderr.contains("start") }
+        try "measles=\(TinyModels.sird)\n".write(toFile: config, atomically: true, encoding: .utf8)
+        daemon.signal(SIGHUP)
+        waitFor("the reload", timeout: 30) { daemon.stderr.contains("reloaded models") }
+        try drop(try staged("m.nc", seed: 2, model: "measles"))
+        waitFor("the file under the new name to be done") { names(state + "/done") == ["m.nc"] }
+        daemon.terminate()
+        XCTAssertEqual(daemon.wait(), 0, daemon.stderr)
+    }
+}
+
+/// `sbiwatch` running in the background, its stderr collected.
+final class Background: @unchecked Sendable {
+    let process = Process()
+    private let lock = NSLock()
+    private var collected = Data()
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ args: [String]) throws {
+        process.executableURL = CLI.binary
+        process.arguments = args
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        DispatchQueue.global().async { [self] in
+            while true {
+                let d = err.fileHandleForReading.availableData
+                if d.isEmpty { break }
+                lock.lock(); collected.append(d); lock.unlock()
+            }
+            done.signal()
+        }
+    }
+
+    var pid: Int32 { process.processIdentifier }
+    var stderr: String { lock.lock(); defer { lock.unlock() }; return String(decoding: collected, as: UTF8.self) }
+    func terminate() { kill(pid, SIGTERM) }
+    func kill9() { kill(pid, SIGKILL) }
+    func signal(_ s: Int32) { kill(pid, s) }
+
+    /// Waits for the exit and returns the status.
+    func wait() -> Int32 {
+        process.waitUntilExit()
+        done.wait()
+        return process.terminationStatus
+    }
+}
