@@ -7,7 +7,7 @@ SWIFT ?= swift
 # One BLAS thread: sbiwatch parallelises across the batch itself.
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: deps build release demo test clean
+.PHONY: deps build release demo bench test clean
 
 deps:
 	@command -v $(SWIFT) >/dev/null || { echo "error: swift not found; install Swift 6.3 (https://swift.org/install) and put it on PATH" >&2; exit 1; }
@@ -24,13 +24,20 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
+# The main job on the shipped fixtures: the observation files of fixtures/inbox/ go through a
+# fresh inbox in cron mode with the pinned models of fixtures/models/PINS; outputs in demo/out/.
 demo: release
 	.build/release/sbiwatch --version
-	.build/release/sbiwatch bench --seconds 2
+	rm -rf demo && mkdir -p demo/in demo/out && cp fixtures/inbox/*.nc demo/in/
+	.build/release/sbiwatch --inbox demo/in --outbox demo/out --config fixtures/models/PINS --once
+	@echo "outputs in demo/out/ (open demo/out/*.report.html in a browser)"
+
+bench: release
+	.build/release/sbiwatch bench
 
 test: build
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 
 clean:
-	rm -rf .build
+	rm -rf .build demo

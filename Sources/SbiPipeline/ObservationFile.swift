@@ -244,7 +244,8 @@ public final class ObservationFile {
                 return true
             }
             if points.count > axis.maxPoints {
-                let keep = (0..<axis.maxPoints).map { Int((Double($0) * Double(points.count - 1) / Double(axis.maxPoints - 1)).rounded()) }
+                let m = max(axis.maxPoints, 1)
+                let keep = m == 1 ? [0] : (0..<m).map { Int((Double($0) * Double(points.count - 1) / Double(m - 1)).rounded()) }
                 obs.warnings.append("\(v.name) has \(points.count) observed times but the model was trained with at most \(axis.maxPoints); \(axis.maxPoints) evenly spread ones are used")
                 points = keep.map { points[$0] }
             }

@@ -1,0 +1,134 @@
+import Foundation
+import XCTest
+import SbiTestSupport
+@testable import SbiArchive
+@testable import SbiCore
+@testable import SbiModel
+@testable import SbiTasks
+
+/// The shipped time-series models (fixtures/models/lotka-volterra.sbim and sird.sbim, loaded with
+/// their pins from fixtures/models/PINS) on fresh simulations: posteriors contract as observations
+/// are added, a missing series gives a valid wider posterior, and beta(t) comes back on any grid,
+/// smooth.
+final class ShippedTimeSeriesModelTests: XCTestCase {
+    static var cache: [String: LoadedModel] = [:]
+
+    func shipped(_ name: String) throws -> LoadedModel {
+        if let m = Self.cache[name] { return m }
+        let folder = RepositoryPaths.root.appendingPathComponent("fixtures/models")
+        let pins = try String(contentsOf: folder.appendingPathComponent("PINS"), encoding: .utf8)
+        guard let line = pins.split(separator: "\n").first(where: { $0.hasPrefix(name + ".sbim@sha256:") }) else {
+            throw SbiError(.configuration, "fixtures/models/PINS lists no \(name).sbim")
+        }
+        let m = try ModelArchive.load(folder.appendingPathComponent(String(line)).path)
+        Self.cache[name] = m
+        return m
+    }
+
+    /// One simulation of a task (dense row) and evenly spread observation times on [lo, hi].
+    func simulate(_ task: any SimulationTask, seed: UInt64) -> [Double] {
+        var rng = RandomStream(key: RandomKey(seed: seed).split(3))
+        return task.sampleJoint(&rng)
+    }
+
+    func times(_ n: Int, _ lo: Double, _ hi: Double) -> [Double] { (0..<n).map { lo + (hi - lo) * (Double($0) + 0.5) / Double(n) } }
+
+    func sd(_ x: [Double]) -> Double {
+        let m = x.reduce(0, +) / Double(x.count)
+        return (x.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(x.count - 1)).squareRoot()
+    }
+
+    /// Posterior samples of the 4 Lotka-Volterra parameters given prey (and predator) at `n` times.
+    func lotkaVolterraPosterior(row: [Double], n: Int, predator: Bool, seed: UInt64) throws -> [[Double]] {
+        let loaded = try shipped("lotka-volterra")
+        let spec = loaded.model.spec, axis = LotkaVolterraTask.axis
+        var plan = QueryPlan(spec: spec)
+        let offsets = spec.denseOffsets
+        for (k, name) in [(4, "prey"), (5, "predator")] where name == "prey" || predator {
+            let dense = Array(row[offsets[k]..<(offsets[k] + axis.grid)])
+            for t in times(n, 0, 15) { try plan.observe(node: spec.nodes(of: k).lowerBound, time: t, value: axis.interpolate(dense, at: t)) }
+        }
+        for node in 0..<4 { try plan.target(node: node) }
+        let draws = try Sampler.sample(loaded.model, tokens: plan.tokens, plan.conditioning, count: 400,
+                                       settings: loaded.manifest.sampler, key: RandomKey(seed: seed))
+        return draws.map { d in (0..<4).map { d[$0] } }
+    }
+
+    func testLotkaVolterraPosteriorContractsWithMoreObservations() throws {
+        let task = LotkaVolterraTask()
+        var contracted = 0, cases = 0
+        for seed in [1, 2, 3] as [UInt64] {
+            let row = simulate(task, seed: seed)
+            let sds = try [5, 10, 20].map { n -> Double in
+                let post = try lotkaVolterraPosterior(row: row, n: n, predator: true, seed: seed)
+                return (0..<4).map { p in sd(post.map { $0[p] }) }.reduce(0, +) / 4
+            }
+            cases += 1
+            if sds[0] > sds[1] && sds[1] > sds[2] { contracted += 1 }
+            XCTAssertGreaterThan(sds[0], 1.2 * sds[2], "seed \(seed): mean posterior sd from 5, 10, 20 times: \(sds)")
+        }
+        XCTAssertGreaterThanOrEqual(contracted, 2, "the posterior sd should fall at every step for most simulations")
+    }
+
+    func testLotkaVolterraWithoutThePredatorSeriesIsValidAndWider() throws {
+        let task = LotkaVolterraTask()
+        for seed in [4, 5] as [UInt64] {
+            let row = simulate(task, seed: seed)
+            let both = try lotkaVolterraPosterior(row: row, n: 20, predator: true, seed: seed)
+            let preyOnly = try lotkaVolterraPosterior(row: row, n: 20, predator: false, seed: seed)
+            let sdBoth = (0..<4).map { p in sd(both.map { $0[p] }) }.reduce(0, +)
+            let sdPrey = (0..<4).map { p in sd(preyOnly.map { $0[p] }) }.reduce(0, +)
+            XCTAssertGreaterThan(sdPrey, sdBoth, "seed \(seed): without the predator the posterior should be wider")
+            // valid: inside the prior's support (1, 3), and the truth inside the central 98% of each marginal
+            let inside = preyOnly.flatMap { $0 }.filter { $0 > 0.95 && $0 < 3.05 }.count
+            XCTAssertGreaterThan(Double(inside) / Double(preyOnly.count * 4), 0.97, "seed \(seed)")
+            for p in 0..<4 {
+                let s = preyOnly.map { $0[p] }.sorted()
+                XCTAssert(row[p] >= s[Int(0.01 * Double(s.count))] && row[p] <= s[Int(0.99 * Double(s.count))],
+                          "seed \(seed): parameter \(p) = \(row[p]) outside the central 98% [\(s[4]), \(s[395])]")
+            }
+        }
+    }
+
+    /// Roughness of a path on a grid: mean |x(t+1) - x(t)| over the path's standard deviation. About
+    /// 1.1 for white noise; small for smooth paths. beta(t) is a sigmoid of an RBF GP (length 7 days),
+    /// so on a 100- or 400-point grid over 50 days its paths are smooth.
+    func roughness(_ path: [Double]) -> Double {
+        let steps = zip(path.dropFirst(), path).map { abs($0 - $1) }
+        return steps.reduce(0, +) / Double(steps.count) / max(sd(path), 1e-9)
+    }
+
+    func testSirdBetaOnAnyGridIsSmooth() throws {
+        let loaded = try shipped("sird")
+        let spec = loaded.model.spec, axis = SIRDTask.axis
+        let row = simulate(SIRDTask(), seed: 7)
+        let offsets = spec.denseOffsets
+        var results: [Int: Double] = [:]
+        for points in [10, 100, 400] {
+            var plan = QueryPlan(spec: spec)
+            for k in 4..<7 {
+                let dense = Array(row[offsets[k]..<(offsets[k] + axis.grid)])
+                for t in times(20, 0, 50) { try plan.observe(node: spec.nodes(of: k).lowerBound, time: t, value: axis.interpolate(dense, at: t)) }
+            }
+            let grid = (0..<points).map { 50 * Double($0) / Double(points - 1) }
+            try plan.target(node: spec.nodes(of: 3).lowerBound, times: grid)
+            let draws = try Sampler.sample(loaded.model, tokens: plan.tokens, plan.conditioning, count: 40,
+                                           settings: loaded.manifest.sampler, key: RandomKey(seed: 1))
+            let paths = draws.map { d in plan.targets.map { d[$0] } }
+            XCTAssertEqual(paths.count, 40)
+            XCTAssert(paths.allSatisfy { $0.count == points })
+            let inUnit = paths.flatMap { $0 }.filter { $0 > -0.05 && $0 < 1.05 }.count
+            XCTAssertGreaterThan(Double(inUnit) / Double(40 * points), 0.97, "beta(t) is a rate in (0, 1)")
+            results[points] = paths.map(roughness).reduce(0, +) / Double(paths.count)
+        }
+        // the prior's paths on the same grids, for scale
+        var rng = RandomStream(seed: 5)
+        let prior = (0..<40).map { _ in SIRDTask().sampleJoint(&rng) }.map { r -> Double in
+            let dense = Array(r[3..<(3 + axis.grid)])
+            return roughness((0..<400).map { axis.interpolate(dense, at: 50 * Double($0) / 399) })
+        }.reduce(0, +) / 40
+        XCTAssertLessThan(results[100]!, 0.3, "beta(t) on 100 points is not smooth: roughness \(results)")
+        XCTAssertLessThan(results[400]!, 0.15, "beta(t) on 400 points is not smooth: roughness \(results) (prior \(prior))")
+        print("beta(t) roughness (mean |step| / path sd): \(results.sorted { $0.key < $1.key }), prior on 400 points \(prior)")
+    }
+}
