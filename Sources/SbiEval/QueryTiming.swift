@@ -8,13 +8,14 @@ public struct QueryTimingEntry: Codable, Sendable {
     public var name: String
     public var samples: Int
     public var tokens: Int
+    public var sampler: String
     public var samplerSteps: Int
     public var seconds: Double
     public var samplesPerSecond: Double
     public var model: String
 
     enum CodingKeys: String, CodingKey {
-        case name, samples, tokens, seconds, model
+        case name, samples, tokens, seconds, model, sampler
         case samplerSteps = "sampler_steps", samplesPerSecond = "samples_per_second"
     }
 }
@@ -50,7 +51,7 @@ public enum QueryTiming {
                                key: RandomKey(seed: 79), threads: threads)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
         return QueryTimingEntry(name: "sird_posterior_1000_samples_beta_100_points", samples: 1000, tokens: plan.tokens.count,
-                                samplerSteps: settings.steps, seconds: seconds, samplesPerSecond: 1000 / seconds,
+                                sampler: settings.method.rawValue, samplerSteps: settings.steps, seconds: seconds, samplesPerSecond: 1000 / seconds,
                                 model: model == nil ? "untrained large network (timing only)" : "trained")
     }
 }

@@ -44,6 +44,9 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("sampler-steps"), help: "Sampling steps for --accuracy (default: the model's).")
     var samplerSteps: Int?
 
+    @Option(name: .customLong("query-model"), help: "Time the SIRD query with this trained SIRD model and its sampler (default: an untrained large network, 50 SDE steps).")
+    var queryModel: String?
+
     @Option(help: "Sampler for --accuracy: sde or ode (default: the model's).")
     var sampler: SamplerSettings.Method?
 
@@ -118,7 +121,15 @@ struct Bench: ParsableCommand {
         var query: QueryTimingEntry? = nil
         if only.map({ "sird_posterior_1000_samples_beta_100_points".contains($0) }) ?? true {
             stderrLine("timing a SIRD posterior query (1,000 samples, beta on 100 points, 20 observations per series)")
-            query = try QueryTiming.sird(model: nil, settings: SamplerSettings(), threads: threads)
+            var settings = SamplerSettings()
+            var model: ScoreModel? = nil
+            if let queryModel {
+                let loaded = try ModelArchive.load(queryModel)
+                model = loaded.model; settings = loaded.manifest.sampler
+            }
+            if let samplerSteps { settings.steps = samplerSteps }
+            if let sampler { settings.method = sampler }
+            query = try QueryTiming.sird(model: model, settings: settings, threads: threads)
         }
         if json {
             struct Combined: Encodable { var throughput: ThroughputReport; var query: QueryTimingEntry? }
@@ -127,7 +138,7 @@ struct Bench: ParsableCommand {
             print(report.text, terminator: "")
             if let q = query {
                 print(String(format: "%@: %.1f s for %d samples of %d tokens (%@ %d steps, %@)", q.name, q.seconds, q.samples,
-                             q.tokens, "sde", q.samplerSteps, q.model))
+                             q.tokens, q.sampler, q.samplerSteps, q.model))
             }
         }
     }
