@@ -27,6 +27,7 @@ public struct DaemonOptions: Sendable {
     public var shutdownGrace: TimeInterval = 30
     public var samples: Int?
     public var seed: UInt64?
+    public var steps: Int?
     public var useInotify = true
 
     public init(inbox: String, outbox: String) { self.inbox = inbox; self.outbox = outbox }
@@ -179,6 +180,7 @@ public final class Daemon: @unchecked Sendable {
             defer { releaseStem(stem) }
             var opts = ProcessOptions(outbox: options.outbox, samples: options.samples, seed: options.seed, threads: options.threadsPerJob,
                                       stem: stem, gate: gate)
+            opts.steps = options.steps
             opts.afterCommit = {
                 try SpoolFolders.move(path, spool.done + "/" + SpoolFolders.freeName(name, in: spool.done))
                 spool.clearAttempts(name)

@@ -13,6 +13,8 @@ public struct ProcessOptions: Sendable {
     /// Overrides the file's sbiwatch_seed (default 0).
     public var seed: UInt64?
     public var threads: Int?
+    /// Overrides the model's sampling steps.
+    public var steps: Int?
     public var outbox: String
     /// The time written as `created` (SOURCE_DATE_EPOCH when set, for reproducible outputs).
     public var created: Date
@@ -141,6 +143,7 @@ public enum Pipeline {
         let samples = options.samples ?? observationFile.samples ?? defaultSamples
         let seed = options.seed ?? observationFile.seed ?? 0
         var settings = loaded.manifest.sampler
+        if let steps = options.steps { settings.steps = steps }
         if !obs.plan.constraints.isEmpty { settings.resampling = max(settings.resampling, 5) }
         let read = Date()
 

@@ -42,10 +42,14 @@ struct Process: ParsableCommand {
     @Option(help: "Seed of the sampler (default: the file's sbiwatch_seed, else 0).")
     var seed: UInt64?
 
+    @Option(help: "Sampling steps (default: the model's; fewer are faster and coarser).")
+    var steps: Int?
+
     @Option(help: "Worker threads (default: the processor count).")
     var threads: Int?
 
     func validate() throws {
+        if let steps, !(2...10_000).contains(steps) { throw ValidationError("--steps must be between 2 and 10000") }
         if let samples, !(1...100_000).contains(samples) { throw ValidationError("--samples must be between 1 and 100000") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
@@ -53,7 +57,8 @@ struct Process: ParsableCommand {
     func run() throws {
         let catalog = try models.catalog()
         let outbox = self.outbox ?? URL(fileURLWithPath: file).deletingLastPathComponent().path
-        let options = ProcessOptions(outbox: outbox, samples: samples, seed: seed, threads: threads)
+        var options = ProcessOptions(outbox: outbox, samples: samples, seed: seed, threads: threads)
+        options.steps = steps
         let start = Date()
         var last = start
         let result = try Pipeline.processOrReport(file: file, catalog: catalog, options: options) { done, total in

@@ -46,6 +46,9 @@ struct Watch: ParsableCommand {
     @Option(help: "Seed (default: the file's sbiwatch_seed, else 0).")
     var seed: UInt64?
 
+    @Option(help: "Sampling steps (default: each model's; fewer are faster and coarser).")
+    var steps: Int?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -63,6 +66,7 @@ struct Watch: ParsableCommand {
             throw ValidationError("--settle and --shutdown-grace cannot be negative, --rescan must be positive, --max-attempts at least 1")
         }
         if let samples, !(1...100_000).contains(samples) { throw ValidationError("--samples must be between 1 and 100000") }
+        if let steps, !(2...10_000).contains(steps) { throw ValidationError("--steps must be between 2 and 10000") }
     }
 
     func run() throws {
@@ -75,7 +79,7 @@ struct Watch: ParsableCommand {
         options.jobs = jobs ?? max(1, min(cores, 4))
         options.threadsPerJob = max(1, cores / options.jobs)
         options.maxAttempts = maxAttempts; options.shutdownGrace = shutdownGrace
-        options.samples = samples; options.seed = seed; options.useInotify = !noInotify
+        options.samples = samples; options.seed = seed; options.steps = steps; options.useInotify = !noInotify
         let models = self.models
         let daemon = try Daemon(options: options, logger: logger, loadCatalog: { try models.catalog() })
         let summary = try daemon.run()

@@ -104,7 +104,7 @@ final class ProcessCommandTests: TemporaryDirectoryTestCase {
           station_height = 12 ;
         }
         """, "hours")
-        let r = try CLI.run(["process", file, "--model", "sird=\(Self.sirdModel)", "--outbox", out])
+        let r = try CLI.run(["process", file, "--model", "sird=\(Self.sirdModel)", "--outbox", out, "--steps", "4"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let report = try json(out + "/hours.report.json")
         let observed = report["observed"] as! [String: Any]
@@ -119,6 +119,7 @@ final class ProcessCommandTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(sampler["samples"] as? Int, 6)
         XCTAssertEqual(sampler["seed"] as? Int, 3)
         XCTAssertEqual(sampler["resampling"] as? Int, 5)
+        XCTAssertEqual(sampler["steps"] as? Int, 4, "--steps overrides the model's 5")
         let notes = (report["diagnostics"] as! [String: Any])["notes"] as! [String]
         XCTAssert(notes.contains { $0.contains("station_height") }, "\(notes)")
     }
