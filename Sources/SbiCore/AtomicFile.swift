@@ -14,6 +14,13 @@ public enum AtomicFile {
 
     /// Writes `data` to `path` atomically.
     public static func write(_ data: Data, to path: String) throws {
+        let tmp = try prepare(data, for: path)
+        try commit(tmp, to: path)
+    }
+
+    /// Writes `data` completely to a temporary file beside `path` and flushes it; `commit` makes it
+    /// appear. Returns the temporary path.
+    public static func prepare(_ data: Data, for path: String) throws -> String {
         let tmp = temporaryPath(for: path)
         let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
@@ -37,8 +44,8 @@ public enum AtomicFile {
         guard written == data.count, synced else {
             throw SbiError(.ioError, "cannot write \(path): \(String(cString: strerror(errno)))", hint: "check free disk space")
         }
-        try rename(tmp, to: path)
         ok = true
+        return tmp
     }
 
     /// Makes a file that was written completely at `temporary` appear at `path`: fsync, rename,

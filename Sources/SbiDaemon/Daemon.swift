@@ -61,7 +61,7 @@ public final class Daemon: @unchecked Sendable {
     private var signalSources: [DispatchSourceSignal] = []
 
     enum Outcome { case done(ProcessResult), failed(SbiError), abandoned }
-    struct Job { var gate: CommitGate; var started: Date }
+    struct Job { var gate: CommitGate; var started: Date; var recovered: Bool }
 
     public init(options: DaemonOptions, logger: Logger, loadCatalog: @escaping @Sendable () throws -> ModelCatalog) throws {
         self.options = options; self.logger = logger; self.loadCatalog = loadCatalog
@@ -70,6 +70,18 @@ public final class Daemon: @unchecked Sendable {
             throw SbiError(.cannotCreate, "the outbox \(options.outbox) is not a folder", hint: "create it first")
         }
         spool = try SpoolFolders(inbox: options.inbox, state: options.state)
+        let outbox = URL(fileURLWithPath: options.outbox).resolvingSymlinksInPath().path
+        let inbox = URL(fileURLWithPath: spool.inbox).resolvingSymlinksInPath().path
+        let state = URL(fileURLWithPath: spool.state).resolvingSymlinksInPath().path
+        guard outbox != inbox, !(outbox + "/").hasPrefix(state + "/") else {
+            throw SbiError(.configuration, "the outbox \(options.outbox) is the inbox or inside the state folder; outputs would be taken as inputs",
+                           hint: "give the outputs a folder of their own")
+        }
+        var a = stat(), b = stat()
+        guard stat(spool.inbox, &a) == 0, stat(spool.state, &b) == 0, a.st_dev == b.st_dev else {
+            throw SbiError(.configuration, "the state folder \(spool.state) is not on the filesystem of the inbox \(spool.inbox), so files cannot be claimed by rename",
+                           hint: "put --state on the inbox's filesystem (the default is INBOX/.sbiwatch)")
+        }
         catalog = try loadCatalog()
         try catalog.loadAll()
     }
@@ -118,11 +130,13 @@ public final class Daemon: @unchecked Sendable {
                 }
                 lastRescan = now
             }
-            while inFlightCount < options.jobs, !queue.isEmpty {
+            // files recovered after a crash run one at a time, so a file that crashes the process
+            // cannot use up the attempts of the files that happened to run beside it
+            while !queue.isEmpty, inFlightCount < (queue[0].recovered || recoveredRunning ? 1 : options.jobs) {
                 let item = queue.removeFirst()
-                if item.recovered { dispatch(item.name) } else if let claimed = claim(item.name) { dispatch(claimed) }
+                if item.recovered { dispatch(item.name, recovered: true) } else if let claimed = claim(item.name) { dispatch(claimed) }
             }
-            if options.once && queue.isEmpty && inFlightCount == 0 {
+            if options.once && queue.isEmpty && inFlightCount == 0 && pendingResults == 0 {
                 if settling.isEmpty { break }
                 if now >= drainDeadline {
                     summary.skipped = settling.count
@@ -133,6 +147,9 @@ public final class Daemon: @unchecked Sendable {
             let busy = inFlightCount > 0 || !settling.isEmpty || !queue.isEmpty
             watcher.wait(timeout: busy ? min(0.25, options.rescan) : options.rescan)
         }
+        // outcomes that arrived after the last look
+        lock.lock(); let late = finished; finished.removeAll(); lock.unlock()
+        for (name, outcome) in late { account(name, outcome, &summary) }
         summary.seconds = Date().timeIntervalSince(start)
         logger.info("stop", metadata: ["processed": "\(summary.processed)", "failed": "\(summary.failed)", "skipped": "\(summary.skipped)",
                                        "abandoned": "\(summary.abandoned)", "seconds": "\(String(format: "%.1f", summary.seconds))"])
@@ -140,6 +157,8 @@ public final class Daemon: @unchecked Sendable {
     }
 
     private var inFlightCount: Int { lock.lock(); defer { lock.unlock() }; return inFlight.count }
+    private var pendingResults: Int { lock.lock(); defer { lock.unlock() }; return finished.count }
+    private var recoveredRunning: Bool { lock.lock(); defer { lock.unlock() }; return inFlight.values.contains { $0.recovered } }
 
     // MARK: - claiming and running
 
@@ -156,13 +175,17 @@ public final class Daemon: @unchecked Sendable {
         }
     }
 
-    private func dispatch(_ name: String) {
-        let job = Job(gate: CommitGate(), started: Date())
+    private func dispatch(_ name: String, recovered: Bool = false) {
+        let job = Job(gate: CommitGate(), started: Date(), recovered: recovered)
         lock.lock(); inFlight[name] = job; lock.unlock()
         let catalog = currentCatalog
         Thread.detachNewThread { [self] in
             let outcome = runJob(name, gate: job.gate, catalog: catalog)
-            lock.lock(); inFlight[name] = nil; finished.append((name, outcome)); lock.unlock()
+            lock.lock()
+            // the name may already belong to a newer file claimed after this one moved on
+            if inFlight[name]?.gate === job.gate { inFlight[name] = nil }
+            finished.append((name, outcome))
+            lock.unlock()
             watcher.wake()
         }
     }
@@ -193,7 +216,8 @@ public final class Daemon: @unchecked Sendable {
                 // name the file as it arrived, not by its place in the state folder
                 e.message = e.message.replacingOccurrences(of: spool.processing + "/", with: "")
                 let ran = try gate.perform {
-                    try? Pipeline.writeError(e, file: path, outbox: options.outbox, created: Pipeline.creationDate(), stem: stem, inputSHA256: sha)
+                    // the error report first: an input is in failed/ only with its report in the outbox
+                    try Pipeline.writeError(e, file: path, outbox: options.outbox, created: Pipeline.creationDate(), stem: stem, inputSHA256: sha)
                     try SpoolFolders.move(path, spool.failed + "/" + SpoolFolders.freeName(name, in: spool.failed))
                     spool.clearAttempts(name)
                 }
@@ -257,8 +281,8 @@ public final class Daemon: @unchecked Sendable {
                 let e = SbiError(.badInput, "\(name): sbiwatch stopped \(attempts) times while processing this file; it is set aside as a poison file",
                                  hint: "check the file (and the logs of those runs); to try again, move it from \(spool.failed) back into the inbox")
                 let stem = Pipeline.stem(of: name)
-                try? Pipeline.writeError(e, file: path, outbox: options.outbox, created: Pipeline.creationDate(), stem: stem)
-                if (try? SpoolFolders.move(path, spool.failed + "/" + SpoolFolders.freeName(name, in: spool.failed))) != nil {
+                let reported = (try? Pipeline.writeError(e, file: path, outbox: options.outbox, created: Pipeline.creationDate(), stem: stem)) != nil
+                if reported, (try? SpoolFolders.move(path, spool.failed + "/" + SpoolFolders.freeName(name, in: spool.failed))) != nil {
                     spool.clearAttempts(name)
                     summary.failed += 1
                     logger.error("poison", metadata: ["file": "\(name)", "attempts": "\(attempts)", "outcome": "failed"])

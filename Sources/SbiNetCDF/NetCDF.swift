@@ -68,6 +68,23 @@ public enum NCType: Sendable, Equatable {
         }
     }
 
+    /// netCDF's default fill value of the type (what unwritten values read as).
+    public var defaultFill: Double? {
+        switch self {
+        case .byte: return -127
+        case .short: return Double(NC_FILL_SHORT)
+        case .int: return Double(NC_FILL_INT)
+        case .float: return Double(Float(NC_FILL_FLOAT))
+        case .double: return NC_FILL_DOUBLE
+        case .ubyte: return Double(NC_FILL_UBYTE)
+        case .ushort: return Double(NC_FILL_USHORT)
+        case .uint: return Double(NC_FILL_UINT)
+        case .int64: return -9223372036854775806
+        case .uint64: return 18446744073709551614
+        default: return nil
+        }
+    }
+
     public var isNumeric: Bool {
         switch self { case .char, .string, .other: return false; default: return true }
     }
@@ -86,7 +103,16 @@ public struct NCVariable: Sendable {
     public var dimensions: [NCDimension]
     public var attributeNames: [String]
     public var shape: [Int] { dimensions.map(\.length) }
-    public var count: Int { dimensions.reduce(1) { $0 * $1.length } }
+    /// Values in the variable; Int.max when the product of the dimension lengths overflows.
+    public var count: Int {
+        var n = 1
+        for d in dimensions {
+            let (p, overflow) = n.multipliedReportingOverflow(by: d.length)
+            if overflow { return Int.max }
+            n = p
+        }
+        return n
+    }
 }
 
 /// A NetCDF file open for reading (classic, 64-bit offset or NetCDF-4). Close it with `close()`.

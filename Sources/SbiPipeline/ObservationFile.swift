@@ -42,6 +42,8 @@ public final class ObservationFile {
     public static let maxValuesPerVariable = 100_000
     /// Most query times per variable.
     public static let maxQueryTimes = 1000
+    /// Most tokens (observations plus queried times plus parameters) in one file's query.
+    public static let maxTokens = 4096
 
     public let path: String
     let file: NetCDFReader
@@ -177,7 +179,9 @@ public final class ObservationFile {
                       "observation files hold observations, not simulations; split the file")
         }
         let raw = try file.doubles(v)
-        let fills = (try file.numericAttribute("_FillValue", of: v) ?? []) + (try file.numericAttribute("missing_value", of: v) ?? [])
+        // without a _FillValue attribute, netCDF's default fill of the type marks unwritten values
+        let fill = try file.numericAttribute("_FillValue", of: v) ?? v.type.defaultFill.map { [$0] } ?? []
+        let fills = fill + (try file.numericAttribute("missing_value", of: v) ?? [])
         return raw.map { x in (!x.isFinite || fills.contains(where: { $0 == x || abs($0 - x) <= 1e-6 * abs($0) })) ? nil : x }
     }
 
@@ -311,8 +315,14 @@ public final class ObservationFile {
             throw bad("\(q.name) asks for \(name) at \(num(ft))\(units.map { " (" + $0 + ")" } ?? ""), outside the model's time domain [\(num(axis.lower)), \(num(axis.upper))]\(axis.units.map { " " + $0 } ?? "")",
                       "the model was trained on that domain only; query times within it")
         }
+        guard !obs.queries.contains(where: { $0.name == name }) else {
+            throw bad("two variables give query times for \(name) (\(q.name) is the second)", "give one \(name)_query_time")
+        }
         try obs.plan.target(node: spec.nodes(of: k).lowerBound, times: modelTimes)
         obs.queries.append(.init(name: name, fileTimes: fileTimes, modelTimes: modelTimes, units: units))
+        guard obs.plan.tokens.count <= Self.maxTokens else {
+            throw bad("the observations and queries need \(obs.plan.tokens.count) tokens; one query takes at most \(Self.maxTokens)", "query coarser grids or fewer variables")
+        }
     }
 
     /// Warns when an observation is far from everything the model was trained on.

@@ -147,8 +147,14 @@ public enum Pipeline {
         if !obs.plan.constraints.isEmpty { settings.resampling = max(settings.resampling, 5) }
         let read = Date()
 
-        let draws = try Sampler.sample(loaded.model, tokens: obs.plan.tokens, obs.plan.conditioning, count: samples,
+        let draws: [[Double]]
+        do {
+            draws = try Sampler.sample(loaded.model, tokens: obs.plan.tokens, obs.plan.conditioning, count: samples,
                                        settings: settings, key: RandomKey(seed: seed), threads: options.threads, progress: progress)
+        } catch let e as SbiError where e.code == .usage {
+            // what the sampler refuses (sizes, values) comes from the file
+            throw SbiError(.badInput, "\(file): \(e.message)", hint: e.hint)
+        }
         for d in draws { for t in obs.plan.targets where !d[t].isFinite {
             throw SbiError(.internalError, "\(file): the sampler produced a non-finite value for \(obs.plan.label(ofToken: t))",
                            hint: "report this with the file and model; try --seed with another value meanwhile")
@@ -226,10 +232,22 @@ public enum Pipeline {
         report.timingsSeconds = report.timingsSeconds.mapValues { (($0 * 1000).rounded() / 1000) }
         let json = try report.encoded()
         let html = ReportPage.render(report, draws: draws, columns: columns, spec: scalarTokens)
+        // every output complete on disk first; the commit is renames only, all or none
+        let tmpJSON = try AtomicFile.prepare(json, for: paths.json)
+        defer { unlink(tmpJSON) }
+        let tmpHTML = try AtomicFile.prepare(Data(html.utf8), for: paths.html)
+        defer { unlink(tmpHTML) }
         let commit = {
-            try AtomicFile.commit(tmpSamples, to: paths.samples)
-            try AtomicFile.write(json, to: paths.json)
-            try AtomicFile.write(Data(html.utf8), to: paths.html)
+            var placed: [String] = []
+            do {
+                for (tmp, final) in [(tmpSamples, paths.samples), (tmpJSON, paths.json), (tmpHTML, paths.html)] {
+                    try AtomicFile.commit(tmp, to: final)
+                    placed.append(final)
+                }
+            } catch {
+                for p in placed { unlink(p) }
+                throw error
+            }
             try options.afterCommit?()
         }
         if let gate = options.gate {

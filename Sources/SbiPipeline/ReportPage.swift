@@ -100,14 +100,16 @@ enum ReportPage {
         let mag = pow(10, floor(log10(raw)))
         let step = [1.0, 2, 5, 10].map { $0 * mag }.first { $0 >= raw } ?? 10 * mag
         var t = ceil(lo / step) * step, out: [Double] = []
-        while t <= hi + step * 1e-9 { out.append(abs(t) < step * 1e-9 ? 0 : t); t += step }
+        // at most a dozen ticks, and none when the step vanishes against the values' magnitude
+        while t <= hi + step * 1e-9, out.count < 12, t + step != t { out.append(abs(t) < step * 1e-9 ? 0 : t); t += step }
         return out
     }
 
     static func range(_ values: [Double]) -> (Double, Double) {
         let finite = values.filter(\.isFinite)
         guard var lo = finite.min(), var hi = finite.max() else { return (0, 1) }
-        if hi - lo < 1e-12 { lo -= 0.5; hi += 0.5 }
+        let spread = max(abs(lo), abs(hi), 1) * 1e-6
+        if hi - lo < spread { lo -= spread; hi += spread }
         return (lo, hi)
     }
 

@@ -62,8 +62,8 @@ struct Watch: ParsableCommand {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical") }
         guard LineLogHandler.Format(rawValue: logFormat) != nil else { throw ValidationError("--log-format must be text or json") }
         if let jobs, !(1...64).contains(jobs) { throw ValidationError("--jobs must be between 1 and 64") }
-        guard settle >= 0, rescan > 0, shutdownGrace >= 0, maxAttempts >= 1 else {
-            throw ValidationError("--settle and --shutdown-grace cannot be negative, --rescan must be positive, --max-attempts at least 1")
+        guard settle.isFinite, rescan.isFinite, shutdownGrace.isFinite, settle >= 0, rescan > 0, shutdownGrace >= 0, maxAttempts >= 1 else {
+            throw ValidationError("--settle and --shutdown-grace must be finite and not negative, --rescan finite and positive, --max-attempts at least 1")
         }
         if let samples, !(1...100_000).contains(samples) { throw ValidationError("--samples must be between 1 and 100000") }
         if let steps, !(2...10_000).contains(steps) { throw ValidationError("--steps must be between 2 and 10000") }

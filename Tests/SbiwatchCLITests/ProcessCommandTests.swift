@@ -184,6 +184,9 @@ final class ProcessCommandTests: TemporaryDirectoryTestCase {
             ("query-outside-domain", try ncgen(series("1, 2, 3, 4", "0.1, 0.2, 0.3, 0.4", extra: "double beta_query_time(q) ; beta_query_time:units = \"days\" ;")
                 .replacingOccurrences(of: "infected = 0.1, 0.2, 0.3, 0.4 ;", with: "infected = 0.1, 0.2, 0.3, 0.4 ; beta_query_time = 10, 60, 70 ;"), "query-outside-domain"),
              "beta_query_time asks for beta at 60"),
+            ("two-query-grids", try ncgen(series("1, 2, 3, 4", "0.1, 0.2, 0.3, 0.4", extra: "double beta_query_time(q) ; double grid(q) ; grid:sbiwatch_variable = \"beta_query_time\" ;")
+                .replacingOccurrences(of: "infected = 0.1, 0.2, 0.3, 0.4 ;", with: "infected = 0.1, 0.2, 0.3, 0.4 ; beta_query_time = 1, 2, 3 ; grid = 4, 5, 6 ;"), "two-query-grids"),
+             "two variables give query times for beta"),
             ("absurd-size", try ncgen(good.replacingOccurrences(of: "t = 4 ;", with: "t = 1000000000 ;")
                 .replacingOccurrences(of: "t = 1, 2, 3, 4 ;", with: "").replacingOccurrences(of: "infected = 0.1, 0.2, 0.3, 0.4 ;", with: "")
                 .replacingOccurrences(of: "data:", with: ""), "absurd-size"), "the limit is 100000 per variable"),
@@ -197,7 +200,7 @@ final class ProcessCommandTests: TemporaryDirectoryTestCase {
         let truncated = path("truncated.nc"); FileManager.default.createFile(atPath: truncated, contents: whole.prefix(whole.count / 2))
         cases += [("empty", empty, "is empty"), ("text", text, "is not a NetCDF file"),
                   ("hdf5", hdf5, "HDF5"), ("truncated", truncated, "truncated or damaged")]
-        XCTAssertGreaterThanOrEqual(cases.count, 18)
+        XCTAssertGreaterThanOrEqual(cases.count, 19)
         for (name, file, expected) in cases {
             let r = try CLI.run(["process", file, "--model", "sird=\(Self.sirdModel)", "--outbox", out, "--threads", "1"])
             XCTAssertEqual(r.status, 65, "\(name): \(r.stderr)")
@@ -214,6 +217,40 @@ final class ProcessCommandTests: TemporaryDirectoryTestCase {
         // nothing else was left in the outbox (no temporary files either)
         let left = try FileManager.default.contentsOfDirectory(atPath: out)
         XCTAssertEqual(left.count, cases.count, "\(left.sorted())")
+    }
+
+    /// Values never written read as netCDF's default fill: missing, like an explicit _FillValue. A
+    /// series of one enormous value still gives a report (the plots' axes cope) with a warning.
+    func testDefaultFillIsMissingAndExtremeValuesAreReported() throws {
+        let out = path("out")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let file = try ncgen("""
+        netcdf extreme {
+        dimensions:
+          t = 4 ; u = 1 ;
+        variables:
+          double t(t) ; t:units = "days" ;
+          double infected(t) ;
+          double u(u) ; u:units = "days" ;
+          double dead(u) ;
+        // global attributes:
+          :sbiwatch_model = "sird" ;
+        data:
+          t = 1, 2, 3, 4 ;
+          infected = 0.1, _, 0.3, 0.4 ;
+          u = 5 ;
+          dead = 3e15 ;
+        }
+        """, "extreme")
+        let r = try CLI.run(["process", file, "--model", "sird=\(Self.sirdModel)", "--outbox", out, "--samples", "4"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let report = try json(out + "/extreme.report.json")
+        let series = ((report["observed"] as! [String: Any])["series"] as! [String: Any])
+        XCTAssertEqual((series["infected"] as! [String: Any])["time"] as! [Double], [1, 3, 4])
+        let warnings = (report["diagnostics"] as! [String: Any])["warnings"] as! [String]
+        XCTAssert(warnings.contains { $0.contains("dead at time 5") && $0.contains("standard deviations") }, "\(warnings)")
+        let html = try String(contentsOfFile: out + "/extreme.report.html", encoding: .utf8)
+        XCTAssert(html.contains("aria-label=\"dead (observed)\""))
     }
 
     func testModelConfiguration() throws {

@@ -135,6 +135,15 @@ final class WatchCommandTests: TemporaryDirectoryTestCase {
         }
     }
 
+    func testOutboxInsideTheSpoolIsRefused() throws {
+        for bad in [inbox, state + "/out"] {
+            try FileManager.default.createDirectory(atPath: bad, withIntermediateDirectories: true)
+            let r = try CLI.run(["--inbox", inbox, "--outbox", bad, "--model", TinyModels.sird, "--once"])
+            XCTAssertEqual(r.status, 78, r.stderr)
+            XCTAssert(r.stderr.contains("outputs would be taken as inputs"), r.stderr)
+        }
+    }
+
     func testSecondInstanceRefusesNamingTheHolder() throws {
         let first = try Background(watchArguments())
         waitFor("the first instance to hold the lock", timeout: 30) {
