@@ -22,7 +22,8 @@ public struct QueryTimingEntry: Codable, Sendable {
 
 public enum QueryTiming {
     /// 1,000 posterior samples of the SIRD parameters and beta(t) on 100 grid points, given 20
-    /// observation times per series. The time does not depend on the weights: without a trained
+    /// observation times per series (the grid is sampled at the model's support times and
+    /// interpolated, as every query does). The time does not depend on the weights: without a trained
     /// model a freshly initialised large network of the SIRD spec is timed.
     public static func sird(model: ScoreModel?, settings: SamplerSettings, threads: Int?) throws -> QueryTimingEntry {
         let task = SIRDTask()

@@ -9,8 +9,32 @@ public struct QueryPlan: Sendable {
     public private(set) var tokens: [TokenRef]
     public private(set) var observed: [Int: Double] = [:]
     public private(set) var constraints: [any GuidanceConstraint] = []
-    /// Token indices to report, in order.
-    public private(set) var targets: [Int] = []
+    /// Reported values, in order: a sampled token, or a value interpolated between two sampled ones.
+    enum Target: Sendable { case token(Int), interpolated(Int) }
+    private var reported: [Target] = []
+    /// Times reported by interpolation, and how: the two sampled tokens around each and the weight of the later one.
+    public private(set) var interpolatedTokens: [TokenRef] = []
+    private var interpolation: [(lower: Int, upper: Int, weight: Double)] = []
+
+    /// Indices of the reported values in a completed draw (see `complete`): sampled tokens are
+    /// 0..<tokens.count, interpolated values follow them.
+    public var targets: [Int] {
+        reported.map { t in
+            switch t {
+            case .token(let i): return i
+            case .interpolated(let v): return tokens.count + v
+            }
+        }
+    }
+
+    /// A token of a completed draw: sampled, or interpolated.
+    public func token(_ i: Int) -> TokenRef { i < tokens.count ? tokens[i] : interpolatedTokens[i - tokens.count] }
+
+    /// Draws of `tokens` extended by the interpolated values, so `targets` index them.
+    public func complete(_ draws: [[Double]]) -> [[Double]] {
+        guard !interpolation.isEmpty else { return draws }
+        return draws.map { d in d + interpolation.map { d[$0.lower] * (1 - $0.weight) + d[$0.upper] * $0.weight } }
+    }
 
     public init(spec: ModelSpec) {
         self.spec = spec
@@ -72,31 +96,51 @@ public struct QueryPlan: Sendable {
         constraints.append(IntervalConstraint(node: tokens.count - 1, lower: lower, upper: upper))
     }
 
+    /// Whether the plan reports a time-indexed variable's values by interpolation.
+    public func isInterpolated(node: Int) -> Bool { interpolatedTokens.contains { $0.node == node } }
+
     /// Reports a fixed node.
     public mutating func target(node: Int) throws {
         guard let i = tokenIndex(ofFixedNode: node) else { throw SbiError(.usage, "\(axis(of: node).0.name) is time-indexed; give query times") }
-        if !targets.contains(i) { targets.append(i) }
+        if !reported.contains(where: { if case .token(i) = $0 { return true }; return false }) { reported.append(.token(i)) }
     }
 
-    /// Samples and reports a time-indexed variable at the given times.
+    /// Samples and reports a time-indexed variable at the given times. A grid with more times than
+    /// the model was trained with per variable (`maxPoints`) is sampled at that many support times,
+    /// evenly spread over the grid's span, and linearly interpolated in between: beyond its trained
+    /// density the network treats neighbouring tokens as nearly independent, so directly sampled
+    /// dense grids come out rough, while the support times keep the trained regime.
     public mutating func target(node: Int, times: [Double]) throws {
         let (v, axis) = axis(of: node)
-        guard axis != nil else { throw SbiError(.usage, "\(v.name) is not time-indexed") }
+        guard let axis else { throw SbiError(.usage, "\(v.name) is not time-indexed") }
         guard !times.isEmpty else { throw SbiError(.usage, "no query times for \(v.name)") }
         guard times.count <= 1000 else {
             throw SbiError(.usage, "\(times.count) query times for \(v.name); at most 1000 per variable",
                            hint: "query a coarser grid")
         }
+        for t in times { try checkTime(t, node: node) }
+        let support = axis.maxPoints
+        guard times.count > support, support >= 2, let lo = times.min(), let hi = times.max(), hi > lo else {
+            for t in times {
+                tokens.append(TokenRef(node: node, time: t))
+                reported.append(.token(tokens.count - 1))
+            }
+            return
+        }
+        let first = tokens.count
+        for k in 0..<support { tokens.append(TokenRef(node: node, time: lo + (hi - lo) * Double(k) / Double(support - 1))) }
         for t in times {
-            try checkTime(t, node: node)
-            tokens.append(TokenRef(node: node, time: t))
-            targets.append(tokens.count - 1)
+            let u = (t - lo) / (hi - lo) * Double(support - 1)
+            let k = min(max(Int(u), 0), support - 2)
+            interpolation.append((first + k, first + k + 1, u - Double(k)))
+            interpolatedTokens.append(TokenRef(node: node, time: t))
+            reported.append(.interpolated(interpolatedTokens.count - 1))
         }
     }
 
-    /// Column label of a token: "gamma", "theta[3]", "beta@12.5".
+    /// Column label of a token of a completed draw: "gamma", "theta[3]", "beta@12.5".
     public func label(ofToken i: Int) -> String {
-        let tok = tokens[i], v = spec.variables[spec.variableOfNode[tok.node]]
+        let tok = token(i), v = spec.variables[spec.variableOfNode[tok.node]]
         if let t = tok.time { return "\(v.name)@\(t)" }
         return v.size == 1 ? v.name : spec.label(ofNode: tok.node)
     }

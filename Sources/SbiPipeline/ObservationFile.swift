@@ -150,6 +150,12 @@ public final class ObservationFile {
                 for node in spec.nodes(of: k) where !obs.plan.isObserved(node: node) { try obs.plan.target(node: node) }
             }
         }
+        for q in obs.queries {
+            let k = spec.variableIndex(named: q.name)!
+            if obs.plan.isInterpolated(node: spec.nodes(of: k).lowerBound), let axis = spec.variables[k].time {
+                obs.notes.append("\(q.name) on \(q.modelTimes.count) times: sampled at \(axis.maxPoints) evenly spread times (the most the model was trained with per variable) and interpolated linearly in between")
+            }
+        }
         guard !obs.plan.targets.isEmpty else {
             throw bad("every parameter is observed and nothing is queried", "leave a parameter out, or add a NAME_query_time grid")
         }

@@ -149,8 +149,8 @@ public enum Pipeline {
 
         let draws: [[Double]]
         do {
-            draws = try Sampler.sample(loaded.model, tokens: obs.plan.tokens, obs.plan.conditioning, count: samples,
-                                       settings: settings, key: RandomKey(seed: seed), threads: options.threads, progress: progress)
+            draws = obs.plan.complete(try Sampler.sample(loaded.model, tokens: obs.plan.tokens, obs.plan.conditioning, count: samples,
+                                       settings: settings, key: RandomKey(seed: seed), threads: options.threads, progress: progress))
         } catch let e as SbiError where e.code == .usage {
             // what the sampler refuses (sizes, values) comes from the file
             throw SbiError(.badInput, "\(file): \(e.message)", hint: e.hint)
@@ -171,7 +171,7 @@ public enum Pipeline {
             for (e, t) in zip(s.elements, s.tokens) {
                 let label = v.size == 1 ? v.name : "\(v.name)[\(e)]"
                 let summary = ScalarSummary(draws.map { $0[t] }, support: v.support.map { ($0.lower, $0.upper) }, units: v.units)
-                if let out = summary.outsideSupport, out > 0.01 {
+                if let out = summary.outsideSupport, out > 0.1 {
                     warnings.append("\(Int((out * 100).rounded()))% of the samples of \(label) lie outside its prior range [\(num(v.support!.lower)), \(num(v.support!.upper))]: the observations may be unlike anything the simulator produces (misspecification), or the model is unsure here")
                 }
                 parameters[label] = summary
@@ -187,7 +187,7 @@ public enum Pipeline {
             if let sup = v.support {
                 let outside = f.tokens.reduce(0) { acc, t in acc + draws.filter { !sup.contains($0[t]) }.count }
                 let fraction = Double(outside) / Double(max(1, f.tokens.count * draws.count))
-                if fraction > 0.01 {
+                if fraction > 0.1 {
                     warnings.append("\(Int((fraction * 100).rounded()))% of the values of \(f.variable) lie outside its prior range [\(num(sup.lower)), \(num(sup.upper))]")
                 }
             }

@@ -20,7 +20,7 @@ struct SampledColumns {
         var byVariable: [Int: [(Int, Int)]] = [:]   // variable -> (element, token)
         var order: [Int] = []
         for tokenIndex in plan.targets {
-            let tok = plan.tokens[tokenIndex]
+            let tok = plan.token(tokenIndex)
             let k = spec.variableOfNode[tok.node]
             if byVariable[k] == nil { order.append(k) }
             byVariable[k, default: []].append((tok.node - spec.nodes(of: k).lowerBound, tokenIndex))

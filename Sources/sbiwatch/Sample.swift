@@ -113,7 +113,7 @@ struct Sample: ParsableCommand {
         settings.resampling = resampling
         let start = Date()
         var lastReport = start
-        let draws = try Sampler.sample(loaded.model, tokens: plan.tokens, plan.conditioning, count: samples,
+        let draws = plan.complete(try Sampler.sample(loaded.model, tokens: plan.tokens, plan.conditioning, count: samples,
                                        settings: settings, key: RandomKey(seed: seed), threads: threads) { done, total in
             let now = Date()
             if now.timeIntervalSince(lastReport) >= 2 {
@@ -122,7 +122,7 @@ struct Sample: ParsableCommand {
                 let left = elapsed * Double(total - done) / Double(max(done, 1))
                 stderrLine("sampling: \(done)/\(total) samples done, ETA \(Int(left.rounded())) s")
             }
-        }
+        })
         var csv = plan.targets.map { plan.label(ofToken: $0) }.joined(separator: ",") + "\n"
         for d in draws { csv += plan.targets.map { String(d[$0]) }.joined(separator: ",") + "\n" }
         try AtomicFile.write(Data(csv.utf8), to: out)
