@@ -109,8 +109,15 @@ final class WatchCommandTests: TemporaryDirectoryTestCase {
         var generator = SystemRandomNumberGenerator()
         var killedMidFile = 0
         for round in 0..<10 {
-            let daemon = try Background(watchArguments(["--jobs", "2", "--max-attempts", "100", "--samples", "40"]))
-            usleep(UInt32.random(in: 300_000...1_500_000, using: &generator))
+            // a file takes about 1.5 s here, so kills land before, during and between files
+            let daemon = try Background(watchArguments(["--jobs", "2", "--max-attempts", "100", "--samples", "200"]))
+            if round % 2 == 0 {
+                // half the kills aim at a file in processing
+                waitFor("a file to be taken", timeout: 30) { !names(state + "/processing").isEmpty || names(inbox).isEmpty }
+                usleep(UInt32.random(in: 0...500_000, using: &generator))
+            } else {
+                usleep(UInt32.random(in: 300_000...4_000_000, using: &generator))
+            }
             if !names(state + "/processing").isEmpty { killedMidFile += 1 }
             daemon.kill9()
             _ = daemon.wait()
@@ -119,7 +126,7 @@ final class WatchCommandTests: TemporaryDirectoryTestCase {
         // the kills hit files in the middle of their processing, and work went on between them
         XCTAssertGreaterThanOrEqual(killedMidFile, 3, "too few kills landed while a file was being processed")
         XCTAssertGreaterThan(names(state + "/done").count, 0, "no file was finished between the kills")
-        let final = try CLI.run(["--once"] + watchArguments(["--max-attempts", "100", "--samples", "40"]))
+        let final = try CLI.run(["--once"] + watchArguments(["--max-attempts", "100", "--samples", "200"]))
         XCTAssertEqual(final.status, 0, final.stderr)
         XCTAssertEqual(names(state + "/done"), stems.map { $0 + ".nc" })
         XCTAssertEqual(names(state + "/processing"), [])
@@ -131,7 +138,7 @@ final class WatchCommandTests: TemporaryDirectoryTestCase {
         for s in stems {
             let header = try Tool.run("/usr/bin/ncdump", ["-h", outbox + "/" + s + ".samples.nc"])
             XCTAssertEqual(header.status, 0, "\(s).samples.nc is not readable: \(header.stderr)")
-            XCTAssert(header.stdout.contains("sample = 40 ;"), header.stdout)
+            XCTAssert(header.stdout.contains("sample = 200 ;"), header.stdout)
         }
     }
 
