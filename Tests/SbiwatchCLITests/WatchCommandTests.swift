@@ -66,10 +66,15 @@ final class WatchCommandTests: TemporaryDirectoryTestCase {
             FileManager.default.createFile(atPath: p, contents: data)
             try drop(p); bad.append(Pipeline.stem(name))
         }
+        // files being written under temporary names are left alone
+        for name in [".region-99.nc", "upload.nc.part", "draft.nc~", "export.tmp"] {
+            FileManager.default.createFile(atPath: inbox + "/" + name, contents: Data("partial".utf8))
+        }
         waitFor("all 20 files to be done or failed") { names(state + "/done").count + names(state + "/failed").count == 20 }
         daemon.terminate()
         XCTAssertEqual(daemon.wait(), 0, daemon.stderr)
-        XCTAssertEqual(names(inbox), [], "the inbox is not empty")
+        XCTAssertEqual(names(inbox), ["draft.nc~", "export.tmp", "upload.nc.part"], "only the temporary files stay in the inbox")
+        XCTAssert(FileManager.default.fileExists(atPath: inbox + "/.region-99.nc"))
         XCTAssertEqual(names(state + "/done").count, 15)
         XCTAssertEqual(names(state + "/failed").count, 5)
         XCTAssertEqual(names(state + "/processing"), [])
@@ -193,9 +198,17 @@ final class WatchCommandTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(empty.status, 0, empty.stderr)
         XCTAssert(empty.stderr.contains("sbiwatch: processed 0, failed 0, skipped 0 in"), empty.stderr)
         try drop(try staged("a.nc", seed: 1)); try drop(try staged("b.nc", seed: 2))
-        let good = try CLI.run(watchArguments(["--once"]))
+        let good = try CLI.run(watchArguments(["--once", "--log-format", "json"]))
         XCTAssertEqual(good.status, 0, good.stderr)
         XCTAssert(good.stderr.contains("processed 2, failed 0, skipped 0"), good.stderr)
+        // one JSON object per event line, with the file, model, outcome and duration of each file
+        let events = good.stderr.split(separator: "\n").filter { $0.hasPrefix("{") }.map {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String]
+        }
+        XCTAssert(events.allSatisfy { $0 != nil }, good.stderr)
+        let done = events.compactMap { $0 }.filter { $0["event"] == "done" }
+        XCTAssertEqual(done.compactMap { $0["file"] }.sorted(), ["a.nc", "b.nc"])
+        XCTAssert(done.allSatisfy { $0["model"] == "sird" && $0["outcome"] == "done" && $0["duration"] != nil }, "\(done)")
         FileManager.default.createFile(atPath: inbox + "/c.nc", contents: Data("oops".utf8))
         try drop(try staged("d.nc", seed: 3))
         let mixed = try CLI.run(watchArguments(["--once"]))
