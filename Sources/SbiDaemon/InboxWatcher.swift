@@ -106,9 +106,26 @@ final class InboxWatcher {
     /// Forgets a name (it was claimed).
     func taken(_ name: String) { candidates[name] = nil }
 
+    /// Whether the file opens as NetCDF, checked in a child process (`sbiwatch probe-netcdf`) when
+    /// the running binary is sbiwatch: a file that crashes the NetCDF or HDF5 libraries must not
+    /// take the daemon down before it is claimed and its attempts counted.
     static func opensAsNetCDF(_ path: String) -> Bool {
-        guard let r = try? NetCDFReader(path: path) else { return false }
-        r.close()
-        return true
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        guard exe.lastPathComponent == "sbiwatch" else {
+            guard let r = try? NetCDFReader(path: path) else { return false }
+            r.close()
+            return true
+        }
+        let p = Process()
+        p.executableURL = exe
+        p.arguments = ["probe-netcdf", path]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        var env = ProcessInfo.processInfo.environment
+        env["SBIWATCH_NO_REEXEC"] = "1"
+        p.environment = env
+        do { try p.run() } catch { return false }
+        p.waitUntilExit()
+        return p.terminationReason == .exit && p.terminationStatus == 0
     }
 }

@@ -12,7 +12,7 @@ struct Sbiwatch: ParsableCommand {
         commandName: "sbiwatch",
         abstract: "Turn observation files into posterior samples with one all-conditional diffusion model.",
         version: versionText(),
-        subcommands: [Watch.self, Process.self, Train.self, Sample.self, Inspect.self, Simulate.self, Bench.self],
+        subcommands: [Watch.self, Process.self, Train.self, Sample.self, Inspect.self, Simulate.self, Bench.self, ProbeNetCDF.self],
         defaultSubcommand: Watch.self)
 
     static func main() {
