@@ -280,7 +280,9 @@ public final class Daemon: @unchecked Sendable {
                 let path = spool.processing + "/" + name
                 let e = SbiError(.badInput, "\(name): sbiwatch stopped \(attempts) times while processing this file; it is set aside as a poison file",
                                  hint: "check the file (and the logs of those runs); to try again, move it from \(spool.failed) back into the inbox")
-                let stem = Pipeline.stem(of: name)
+                let sha = (try? Pipeline.sha256(ofFile: path)) ?? ""
+                let stem = reserveStem(for: name, sha256: sha)
+                defer { releaseStem(stem) }
                 let reported = (try? Pipeline.writeError(e, file: path, outbox: options.outbox, created: Pipeline.creationDate(), stem: stem)) != nil
                 if reported, (try? SpoolFolders.move(path, spool.failed + "/" + SpoolFolders.freeName(name, in: spool.failed))) != nil {
                     spool.clearAttempts(name)
