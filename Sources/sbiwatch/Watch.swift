@@ -83,10 +83,14 @@ struct Watch: ParsableCommand {
         let models = self.models
         let daemon = try Daemon(options: options, logger: logger, loadCatalog: { try models.catalog() })
         let summary = try daemon.run()
+        var status: Int32 = 0
         if once {
             FileHandle.standardError.write(Data("sbiwatch: \(summary.line)\n".utf8))
-            if summary.failed > 0 { throw ExitCode(65) }
-            if summary.skipped > 0 { throw ExitCode(75) }
+            status = summary.failed > 0 ? 65 : summary.skipped > 0 ? 75 : 0
         }
+        // Abandoned files' workers are still running: leave at once, without running exit handlers
+        // under them (their files are back in the inbox and their temporary outputs removed).
+        if summary.abandoned > 0 { _exit(status) }
+        if status != 0 { throw ExitCode(status) }
     }
 }
