@@ -23,6 +23,23 @@ struct ModelOptions: ParsableArguments {
     }
 }
 
+/// How a file is sampled, when not as the file and model say: shared by `process` and `watch`.
+struct SamplingOptions: ParsableArguments {
+    @Option(help: "Posterior samples per file (default: the file's sbiwatch_samples, else 1000).")
+    var samples: Int?
+
+    @Option(help: "Seed of the sampler (default: the file's sbiwatch_seed, else 0).")
+    var seed: UInt64?
+
+    @Option(help: "Sampling steps (default: the model's; fewer are faster and coarser).")
+    var steps: Int?
+
+    func validate() throws {
+        if let samples, !(1...100_000).contains(samples) { throw ValidationError("--samples must be between 1 and 100000") }
+        if let steps, !(2...10_000).contains(steps) { throw ValidationError("--steps must be between 2 and 10000") }
+    }
+}
+
 struct Process: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Turn one NetCDF observation file into posterior samples and reports.",
@@ -36,29 +53,20 @@ struct Process: ParsableCommand {
 
     @OptionGroup var models: ModelOptions
 
-    @Option(help: "Posterior samples (default: the file's sbiwatch_samples, else 1000).")
-    var samples: Int?
-
-    @Option(help: "Seed of the sampler (default: the file's sbiwatch_seed, else 0).")
-    var seed: UInt64?
-
-    @Option(help: "Sampling steps (default: the model's; fewer are faster and coarser).")
-    var steps: Int?
+    @OptionGroup var sampling: SamplingOptions
 
     @Option(help: "Worker threads (default: the processor count).")
     var threads: Int?
 
     func validate() throws {
-        if let steps, !(2...10_000).contains(steps) { throw ValidationError("--steps must be between 2 and 10000") }
-        if let samples, !(1...100_000).contains(samples) { throw ValidationError("--samples must be between 1 and 100000") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
     func run() throws {
         let catalog = try models.catalog()
         let outbox = self.outbox ?? URL(fileURLWithPath: file).deletingLastPathComponent().path
-        var options = ProcessOptions(outbox: outbox, samples: samples, seed: seed, threads: threads)
-        options.steps = steps
+        var options = ProcessOptions(outbox: outbox, samples: sampling.samples, seed: sampling.seed, threads: threads)
+        options.steps = sampling.steps
         let start = Date()
         var last = start
         let result = try Pipeline.processOrReport(file: file, catalog: catalog, options: options) { done, total in

@@ -40,14 +40,7 @@ struct Watch: ParsableCommand {
     @Option(name: .customLong("shutdown-grace"), help: "Seconds the current files may take to finish after SIGTERM before they go back to the inbox.")
     var shutdownGrace: Double = 30
 
-    @Option(help: "Posterior samples per file (default: the file's sbiwatch_samples, else 1000).")
-    var samples: Int?
-
-    @Option(help: "Seed (default: the file's sbiwatch_seed, else 0).")
-    var seed: UInt64?
-
-    @Option(help: "Sampling steps (default: each model's; fewer are faster and coarser).")
-    var steps: Int?
+    @OptionGroup var sampling: SamplingOptions
 
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
@@ -65,8 +58,6 @@ struct Watch: ParsableCommand {
         guard settle.isFinite, rescan.isFinite, shutdownGrace.isFinite, settle >= 0, rescan > 0, shutdownGrace >= 0, maxAttempts >= 1 else {
             throw ValidationError("--settle and --shutdown-grace must be finite and not negative, --rescan finite and positive, --max-attempts at least 1")
         }
-        if let samples, !(1...100_000).contains(samples) { throw ValidationError("--samples must be between 1 and 100000") }
-        if let steps, !(2...10_000).contains(steps) { throw ValidationError("--steps must be between 2 and 10000") }
     }
 
     func run() throws {
@@ -79,7 +70,7 @@ struct Watch: ParsableCommand {
         options.jobs = jobs ?? max(1, min(cores, 4))
         options.threadsPerJob = max(1, cores / options.jobs)
         options.maxAttempts = maxAttempts; options.shutdownGrace = shutdownGrace
-        options.samples = samples; options.seed = seed; options.steps = steps; options.useInotify = !noInotify
+        options.samples = sampling.samples; options.seed = sampling.seed; options.steps = sampling.steps; options.useInotify = !noInotify
         let models = self.models
         let daemon = try Daemon(options: options, logger: logger, loadCatalog: { try models.catalog() })
         let summary = try daemon.run()
