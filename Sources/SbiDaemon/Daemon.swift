@@ -61,7 +61,7 @@ public final class Daemon: @unchecked Sendable {
     private var signalSources: [DispatchSourceSignal] = []
 
     enum Outcome { case done(ProcessResult), failed(SbiError), abandoned }
-    struct Job { var gate: CommitGate; var started: Date; var recovered: Bool }
+    struct Job { var gate: CommitGate; var recovered: Bool }
 
     public init(options: DaemonOptions, logger: Logger, loadCatalog: @escaping @Sendable () throws -> ModelCatalog) throws {
         self.options = options; self.logger = logger; self.loadCatalog = loadCatalog
@@ -176,7 +176,7 @@ public final class Daemon: @unchecked Sendable {
     }
 
     private func dispatch(_ name: String, recovered: Bool = false) {
-        let job = Job(gate: CommitGate(), started: Date(), recovered: recovered)
+        let job = Job(gate: CommitGate(), recovered: recovered)
         lock.lock(); inFlight[name] = job; lock.unlock()
         let catalog = currentCatalog
         Thread.detachNewThread { [self] in
@@ -207,7 +207,6 @@ public final class Daemon: @unchecked Sendable {
             opts.afterCommit = {
                 try SpoolFolders.move(path, spool.done + "/" + SpoolFolders.freeName(name, in: spool.done))
                 spool.clearAttempts(name)
-                unlink(self.options.outbox + "/" + stem + ".error.json")
             }
             do {
                 return .done(try Pipeline.process(file: path, catalog: catalog, options: opts))

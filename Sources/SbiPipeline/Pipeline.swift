@@ -109,10 +109,7 @@ public enum Pipeline {
     public static func processOrReport(file: String, catalog: ModelCatalog, options: ProcessOptions,
                                        progress: ((Int, Int) -> Void)? = nil) throws -> ProcessResult {
         do {
-            let result = try process(file: file, catalog: catalog, options: options, progress: progress)
-            // a success replaces an error report from an earlier attempt
-            unlink(outputPaths(stem: result.stem, outbox: options.outbox).error)
-            return result
+            return try process(file: file, catalog: catalog, options: options, progress: progress)
         } catch {
             let e = (error as? SbiError) ?? SbiError(.internalError, "\(file): \(error)", hint: "report this with the file and the model")
             // the error report is best effort: when the outbox itself is the problem, the error says so
@@ -155,7 +152,8 @@ public enum Pipeline {
             // what the sampler refuses (sizes, values) comes from the file
             throw SbiError(.badInput, "\(file): \(e.message)", hint: e.hint)
         }
-        for d in draws { for t in obs.plan.targets where !d[t].isFinite {
+        let targets = obs.plan.targets
+        for d in draws { for t in targets where !d[t].isFinite {
             throw SbiError(.internalError, "\(file): the sampler produced a non-finite value for \(obs.plan.label(ofToken: t))",
                            hint: "report this with the file and model; try --seed with another value meanwhile")
         } }
@@ -185,7 +183,8 @@ public enum Pipeline {
                                    timeUnits: v.time?.units, units: v.units)
             if f.kind == .parameter { functions[f.variable] = band } else { predictions[f.variable] = band }
             if let sup = v.support {
-                let outside = f.tokens.reduce(0) { acc, t in acc + draws.filter { !sup.contains($0[t]) }.count }
+                var outside = 0
+                for d in draws { for t in f.tokens where !sup.contains(d[t]) { outside += 1 } }
                 let fraction = Double(outside) / Double(max(1, f.tokens.count * draws.count))
                 if fraction > 0.1 {
                     warnings.append("\(Int((fraction * 100).rounded()))% of the values of \(f.variable) lie outside its prior range [\(num(sup.lower)), \(num(sup.upper))]")
@@ -229,9 +228,9 @@ public enum Pipeline {
         let written = Date()
         report.timingsSeconds = ["read": read.timeIntervalSince(start), "sample": sampled.timeIntervalSince(read),
                                  "write": written.timeIntervalSince(sampled), "total": written.timeIntervalSince(start)]
-        report.timingsSeconds = report.timingsSeconds.mapValues { (($0 * 1000).rounded() / 1000) }
+            .mapValues { ($0 * 1000).rounded() / 1000 }
         let json = try report.encoded()
-        let html = ReportPage.render(report, draws: draws, columns: columns, spec: scalarTokens)
+        let html = ReportPage.render(report, draws: draws, scalarTokens: scalarTokens)
         // every output complete on disk first; the commit is renames only, all or none
         let tmpJSON = try AtomicFile.prepare(json, for: paths.json)
         defer { unlink(tmpJSON) }
@@ -248,6 +247,8 @@ public enum Pipeline {
                 for p in placed { unlink(p) }
                 throw error
             }
+            // a success replaces the error report of an earlier attempt
+            unlink(paths.error)
             try options.afterCommit?()
         }
         if let gate = options.gate {

@@ -4,7 +4,8 @@
 import Foundation
 
 enum ReportPage {
-    static func render(_ r: Report, draws: [[Double]], columns: SampledColumns, spec labels: [String: [Int]]) -> String {
+    /// scalarTokens: parameter label -> its token in the draws.
+    static func render(_ r: Report, draws: [[Double]], scalarTokens: [String: [Int]]) -> String {
         var h = """
         <!DOCTYPE html>
         <html lang="en"><head><meta charset="utf-8">
@@ -44,7 +45,7 @@ enum ReportPage {
             h += "</p>\n"
         }
         // marginals
-        let scalarColumns = labels.sorted { $0.key < $1.key }.filter { !$0.value.isEmpty }
+        let scalarColumns = scalarTokens.sorted { $0.key < $1.key }.filter { !$0.value.isEmpty }
         if !scalarColumns.isEmpty {
             h += "<h2 id=\"marginals\">Marginal posteriors</h2>\n"
             for (name, tokens) in scalarColumns {

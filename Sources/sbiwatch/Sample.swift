@@ -123,8 +123,9 @@ struct Sample: ParsableCommand {
                 stderrLine("sampling: \(done)/\(total) samples done, ETA \(Int(left.rounded())) s")
             }
         })
-        var csv = plan.targets.map { plan.label(ofToken: $0) }.joined(separator: ",") + "\n"
-        for d in draws { csv += plan.targets.map { String(d[$0]) }.joined(separator: ",") + "\n" }
+        let targets = plan.targets
+        var csv = targets.map { plan.label(ofToken: $0) }.joined(separator: ",") + "\n"
+        for d in draws { csv += targets.map { String(d[$0]) }.joined(separator: ",") + "\n" }
         try AtomicFile.write(Data(csv.utf8), to: out)
         stderrLine("wrote \(samples) samples of \(plan.targets.count) scalars to \(out) in \(String(format: "%.2f", Date().timeIntervalSince(start))) s (\(settings.method.rawValue), \(settings.steps) steps)")
     }

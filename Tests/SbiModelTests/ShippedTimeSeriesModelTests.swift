@@ -56,14 +56,13 @@ final class ShippedTimeSeriesModelTests: XCTestCase {
 
     func testLotkaVolterraPosteriorContractsWithMoreObservations() throws {
         let task = LotkaVolterraTask()
-        var contracted = 0, cases = 0
+        var contracted = 0
         for seed in [1, 2, 3] as [UInt64] {
             let row = simulate(task, seed: seed)
             let sds = try [5, 10, 20].map { n -> Double in
                 let post = try lotkaVolterraPosterior(row: row, n: n, predator: true, seed: seed, count: 200)
                 return (0..<4).map { p in sd(post.map { $0[p] }) }.reduce(0, +) / 4
             }
-            cases += 1
             print("Lotka-Volterra seed \(seed): mean posterior sd from 5, 10, 20 times per series: \(sds.map { String(format: "%.4f", $0) })")
             if sds[0] > sds[1] && sds[1] > sds[2] { contracted += 1 }
             XCTAssertGreaterThan(sds[0], 1.2 * sds[2], "seed \(seed): mean posterior sd from 5, 10, 20 times: \(sds)")

@@ -265,8 +265,10 @@ final class ProcessCommandTests: TemporaryDirectoryTestCase {
         // a models file with two models: the file's sbiwatch_model picks one
         let config = path("models.conf")
         try "# pinned models\nsird = \(Self.sirdModel)\nother=\(Self.sirdModel)\n".write(toFile: config, atomically: true, encoding: .utf8)
+        XCTAssert(FileManager.default.fileExists(atPath: path("x.error.json")), "the failed attempt left no error report")
         let r = try CLI.run(["process", obs, "--config", config, "--samples", "2"])
         XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("x.error.json")), "a success must replace the earlier error report")
     }
 
     /// The report of the shipped gaussian-linear model for a fixed file and seed, against
