@@ -38,6 +38,16 @@ public final class AdamOptimizer: @unchecked Sendable {
         m = Arena(layout: layout); v = Arena(layout: layout)
     }
 
+    /// The moments and step count, for checkpoints: (first moments, second moments).
+    public var moments: (Arena, Arena) { (m, v) }
+
+    /// Continues from a checkpoint: `step` updates done, moments copied from `first` and `second`.
+    public func restore(step: Int, first: Arena, second: Arena) {
+        self.step = step
+        m.copy(from: first)
+        v.copy(from: second)
+    }
+
     /// Clips `grads` in place (adaptive clipping) and applies one Adam update with learning rate `lr`.
     public func update(_ params: Arena, _ grads: Arena, learningRate lr: Float) {
         step += 1

@@ -53,6 +53,30 @@ public struct RandomStream: Sendable {
     public init(key: RandomKey) { self.key = key }
     public init(seed: UInt64) { self.key = RandomKey(seed: seed) }
 
+    /// Everything the stream's future output depends on (for training checkpoints).
+    public struct State: Codable, Hashable, Sendable {
+        public var key: UInt64
+        public var counter: UInt64
+        public var buffer: [UInt32]
+        public var used: Int
+        public var spareNormal: Double?
+    }
+
+    public var state: State {
+        State(key: key.raw, counter: counter, buffer: [buffer.0, buffer.1, buffer.2, buffer.3], used: used,
+              spareNormal: spareNormal)
+    }
+
+    /// The stream exactly where `state` left it; nil when the state is malformed.
+    public init?(state: State) {
+        guard state.buffer.count == 4, (0...4).contains(state.used) else { return nil }
+        key = RandomKey(seed: state.key)
+        counter = state.counter
+        buffer = (state.buffer[0], state.buffer[1], state.buffer[2], state.buffer[3])
+        used = state.used
+        spareNormal = state.spareNormal
+    }
+
     @inline(__always)
     public mutating func nextUInt32() -> UInt32 {
         if used == 4 {

@@ -1,5 +1,6 @@
 // Denoising score matching on latent tokens with random condition masks (METHOD.md, "Training").
 import Dispatch
+import Foundation
 import SbiCore
 import SbiModel
 
@@ -57,8 +58,12 @@ public struct TrainingProgress: Sendable {
 public enum Trainer {
     /// Trains a new model on dense simulation rows (`spec.denseWidth` values each: fixed variables'
     /// values, and for each time-indexed variable its values on the dense grid).
+    /// With a checkpoint policy, the run continues from the policy's file when it holds this run's
+    /// state, saves there periodically and when asked to stop (then throws a `.temporary` error).
+    /// The caller removes the file once the trained model is safely written.
     public static func train(spec: ModelSpec, simulations: [[Double]], settings: NetworkSettings,
-                             config: TrainingConfig, progress: (TrainingProgress) -> Void) throws -> (ScoreModel, TrainingReport) {
+                             config: TrainingConfig, checkpoint: CheckpointPolicy? = nil,
+                             progress: (TrainingProgress) -> Void) throws -> (ScoreModel, TrainingReport) {
         let width = spec.denseWidth
         guard simulations.count >= 20 else {
             throw SbiError(.badInput, "only \(simulations.count) simulations; training needs at least 20",
@@ -124,11 +129,44 @@ public enum Trainer {
         var rng = RandomStream(key: key.split(4))
         let clock = { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
         let t0 = clock()
-        var lastReport = t0
+        var lastReport = t0, lastSave = t0
         var ema = 0.0, bestVal = Double.infinity, bestStep = 0, overfitChecks = 0, lastVal: Double? = nil
-        var stoppedEarly = false, step = 0
+        var stoppedEarly = false, step = 0, earlierSeconds = 0.0
         let checkEvery = max(50, steps / max(config.validationChecks, 1))
-        while step < steps {
+
+        let fingerprint = checkpoint.map { _ in
+            TrainingCheckpoint.fingerprint(spec: spec, settings: settings, config: config, simulations: simulations)
+        }
+        let stateArenas = [params, best, adam.moments.0, adam.moments.1]
+        if let checkpoint, FileManager.default.fileExists(atPath: checkpoint.path) {
+            let scratch = (0..<4).map { _ in Arena(layout: transformer.layout) }
+            let h = try TrainingCheckpoint.load(path: checkpoint.path, into: scratch)
+            guard h.fingerprint == fingerprint, h.stepsPlanned == steps else {
+                throw SbiError(.usage, "the training checkpoint \(checkpoint.path) belongs to another training run (other data, seed or settings)",
+                               hint: "run the command that started it, or delete \(checkpoint.path) (or give another --checkpoint) to start this one")
+            }
+            guard let restored = RandomStream(state: h.rng) else {
+                throw SbiError(.badInput, "the training checkpoint \(checkpoint.path) is damaged (random state)",
+                               hint: "delete \(checkpoint.path) to train from the start")
+            }
+            params.copy(from: scratch[0]); best.copy(from: scratch[1])
+            adam.restore(step: h.adamStep, first: scratch[2], second: scratch[3])
+            rng = restored
+            step = h.step; ema = h.trainLossEMA; bestVal = h.bestValidationLoss ?? .infinity
+            bestStep = h.bestValidationStep; overfitChecks = h.overfitChecks; lastVal = h.lastValidationLoss
+            earlierSeconds = h.seconds
+            checkpoint.log("resuming from \(checkpoint.path) at step \(step) of \(steps)")
+        }
+        let startStep = step
+        func saveCheckpoint(_ policy: CheckpointPolicy) throws {
+            let header = CheckpointHeader(
+                fingerprint: fingerprint!, step: step, stepsPlanned: steps, adamStep: adam.step, rng: rng.state,
+                trainLossEMA: ema, bestValidationLoss: bestVal.isFinite ? bestVal : nil, bestValidationStep: bestStep,
+                overfitChecks: overfitChecks, lastValidationLoss: lastVal, seconds: earlierSeconds + clock() - t0,
+                parameterCount: params.count, payloadChecksum: "", sbiwatchVersion: sbiwatchVersion)
+            try TrainingCheckpoint.save(path: policy.path, header: header, arenas: stateArenas)
+        }
+        while step < steps && !stoppedEarly {
             if maker.timeNodes.isEmpty {
                 for e in 0..<batchSize {
                     objective.draw(example: e, row: trainData[rng.int(below: trainData.count)], rng: &rng)
@@ -164,15 +202,27 @@ public enum Trainer {
             let now = clock()
             if now - lastReport >= 2 || step == steps || stoppedEarly {
                 lastReport = now
-                let rate = Double(step) / (now - t0)
+                let rate = Double(step - startStep) / (now - t0)
                 progress(TrainingProgress(step: step, steps: steps, trainLoss: ema, validationLoss: lastVal,
                                           stepsPerSecond: rate, secondsLeft: Double(steps - step) / rate))
             }
-            if stoppedEarly { break }
+            if let checkpoint, step < steps, !stoppedEarly {
+                if checkpoint.stopRequested() {
+                    try saveCheckpoint(checkpoint)
+                    throw SbiError(.temporary, "training stopped at step \(step) of \(steps); its state is saved in \(checkpoint.path)",
+                                   hint: "run the same command again to continue from step \(step)")
+                }
+                if now - lastSave >= checkpoint.everySeconds {
+                    try saveCheckpoint(checkpoint)
+                    lastSave = clock()
+                    checkpoint.log("saved step \(step) to \(checkpoint.path)")
+                }
+            }
         }
         if stoppedEarly { params.copy(from: best) }
         let report = TrainingReport(steps: step, stepsPlanned: steps, finalTrainLoss: ema, bestValidationLoss: bestVal,
-                                    bestValidationStep: bestStep, stoppedEarly: stoppedEarly, seconds: clock() - t0)
+                                    bestValidationStep: bestStep, stoppedEarly: stoppedEarly,
+                                    seconds: earlierSeconds + clock() - t0)
         return (model, report)
     }
 }

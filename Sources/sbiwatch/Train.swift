@@ -56,6 +56,12 @@ struct Train: ParsableCommand {
     @Option(help: "Worker threads (default: the processor count).")
     var threads: Int?
 
+    @Option(help: ArgumentHelp("Where the run saves its state to continue after an interruption (default: OUT with .checkpoint for .sbim).", valueName: "path"))
+    var checkpoint: String?
+
+    @Option(name: .customLong("checkpoint-every"), help: "Save the run's state at least this often (seconds); SIGINT/SIGTERM also save it.")
+    var checkpointEvery: Double = 600
+
     func validate() throws {
         guard (task == nil) != (simulations == nil) else { throw ValidationError("give either --task or --simulations") }
         guard budget >= 20 else { throw ValidationError("--budget must be at least 20") }
@@ -63,7 +69,11 @@ struct Train: ParsableCommand {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be positive") }
         guard out.hasSuffix(".sbim") else { throw ValidationError("--out must name a .sbim file") }
         if let samplerSteps, samplerSteps < 2 { throw ValidationError("--sampler-steps must be at least 2") }
+        guard checkpointEvery > 0 else { throw ValidationError("--checkpoint-every must be positive") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
+
+    var checkpointPath: String { checkpoint ?? String(out.dropLast(".sbim".count)) + ".checkpoint" }
 
     /// The canonical command line that rebuilds this model (written into the model card).
     var canonicalCommand: String {
@@ -100,7 +110,11 @@ struct Train: ParsableCommand {
         config.threads = threads
         let settings = NetworkSettings(preset: preset, sde: sde.sde, mask: mask)
         stderrLine("training \(preset.rawValue) network, \(config.resolvedSteps(simulations: sims.count)) steps of \(batchSize)")
-        let (model, report) = try Trainer.train(spec: spec, simulations: sims, settings: settings, config: config) {
+        let stop = StopRequests.install()
+        let policy = CheckpointPolicy(path: checkpointPath, everySeconds: checkpointEvery,
+                                      stopRequested: { stop.requested }, log: { stderrLine($0) })
+        let (model, report) = try Trainer.train(spec: spec, simulations: sims, settings: settings, config: config,
+                                                checkpoint: policy) {
             stderrLine($0.line)
         }
         let sampler = SamplerSettings(method: .sde, steps: samplerSteps ?? (sde == .ve ? 50 : 250))
@@ -113,6 +127,7 @@ struct Train: ParsableCommand {
             command: canonicalCommand, sbiwatchVersion: sbiwatchVersion)
         let data = try ModelArchive.encode(model, sampler: sampler, provenance: provenance)
         let digest = try ModelArchive.save(data, to: out)
+        if FileManager.default.fileExists(atPath: checkpointPath) { try? FileManager.default.removeItem(atPath: checkpointPath) }
         stderrLine("trained in \(Int(report.seconds.rounded())) s; best validation loss \(report.bestValidationLoss) at step \(report.bestValidationStep)")
         print("\(out)@sha256:\(digest)")
     }
@@ -120,4 +135,30 @@ struct Train: ParsableCommand {
 
 func stderrLine(_ s: String) {
     FileHandle.standardError.write(Data((s + "\n").utf8))
+}
+
+/// SIGINT/SIGTERM during training: the first asks the run to save its state and stop after the
+/// current step; a second ends the process at once.
+final class StopRequests: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    private var sources: [DispatchSourceSignal] = []
+
+    var requested: Bool { lock.lock(); defer { lock.unlock() }; return count > 0 }
+
+    static func install() -> StopRequests {
+        let stop = StopRequests()
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                stop.lock.lock(); stop.count += 1; let n = stop.count; stop.lock.unlock()
+                if n == 1 { stderrLine("stopping after this step; saving the training state (signal again to quit without saving)") }
+                else { _exit(130) }
+            }
+            source.resume()
+            stop.sources.append(source)
+        }
+        return stop
+    }
 }

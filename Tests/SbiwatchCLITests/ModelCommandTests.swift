@@ -20,6 +20,38 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
 
 
 
+    /// SIGTERM saves the run's state and exits 75; the same command continues and ends with the
+    /// weights of an uninterrupted run; a different run refuses the checkpoint.
+    func testInterruptedTrainingResumes() throws {
+        let args = ["train", "--task", "gaussian_linear", "--budget", "100", "--steps", "400", "--batch-size", "16",
+                    "--seed", "4", "--threads", "1"]
+        let model = path("gl.sbim"), checkpoint = path("gl.checkpoint")
+        let first = try Background(args + ["--checkpoint-every", "0.3", "--out", model])
+        let end = Date().addingTimeInterval(120)
+        while !first.stderr.contains("saved step") && Date() < end { usleep(50_000) }
+        first.terminate()
+        XCTAssertEqual(first.wait(), 75, first.stderr)
+        XCTAssert(first.stderr.contains("state is saved in \(checkpoint)"), first.stderr)
+        XCTAssert(first.stderr.contains("run the same command again to continue from step"), first.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: model))
+        XCTAssert(FileManager.default.fileExists(atPath: checkpoint))
+
+        let other = try CLI.run(["train", "--task", "gaussian_linear", "--budget", "100", "--steps", "400", "--batch-size", "16",
+                                 "--seed", "5", "--threads", "1", "--out", model])
+        XCTAssertEqual(other.status, 64, other.stderr)
+        XCTAssert(other.stderr.contains("belongs to another training run"), other.stderr)
+
+        let resumed = try CLI.run(args + ["--out", model])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssert(resumed.stderr.contains("resuming from \(checkpoint) at step"), resumed.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: checkpoint), "the checkpoint outlived the finished model")
+
+        let straight = try CLI.run(args + ["--out", path("straight.sbim")])
+        XCTAssertEqual(straight.status, 0, straight.stderr)
+        XCTAssertEqual(try tarMember(model, "weights.safetensors"), try tarMember(path("straight.sbim"), "weights.safetensors"),
+                       "the resumed run must end with the uninterrupted run's weights")
+    }
+
     func testTrainInspectSample() throws {
         let model = dir.appendingPathComponent("gl.sbim").path
         let train = try CLI.run(["train", "--task", "gaussian_linear", "--budget", "200", "--steps", "20",

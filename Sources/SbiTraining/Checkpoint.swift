@@ -1,0 +1,146 @@
+// Training checkpoints: a long run can stop (signal, reboot, end of a session) and continue from
+// where it was, reaching the same weights as an uninterrupted run with the same thread count.
+//
+// File layout (little-endian):
+//   "SBIWATCH-CHECKPOINT-1\n"   magic
+//   UInt64                      header length in bytes
+//   header                      JSON (CheckpointHeader)
+//   4 x parameterCount Float32  weights, best weights, Adam first moments, Adam second moments
+import Foundation
+import SbiCore
+import SbiModel
+
+/// Where and how often a training run saves its state, and how it is asked to stop.
+public struct CheckpointPolicy: Sendable {
+    public var path: String
+    /// Save at least this often (seconds of training).
+    public var everySeconds: Double
+    /// Polled after every step; true: save and stop with a `.temporary` error.
+    public var stopRequested: @Sendable () -> Bool
+    /// Messages for the user (resuming, saved).
+    public var log: @Sendable (String) -> Void
+
+    public init(path: String, everySeconds: Double = 600, stopRequested: @escaping @Sendable () -> Bool = { false },
+                log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.path = path; self.everySeconds = everySeconds; self.stopRequested = stopRequested; self.log = log
+    }
+}
+
+/// The loop state of the trainer at a step boundary.
+struct CheckpointHeader: Codable, Equatable {
+    /// Identity of the run (configuration, network, model spec and simulations); a checkpoint only
+    /// continues the run it came from.
+    var fingerprint: String
+    var step: Int
+    var stepsPlanned: Int
+    var adamStep: Int
+    var rng: RandomStream.State
+    var trainLossEMA: Double
+    var bestValidationLoss: Double?
+    var bestValidationStep: Int
+    var overfitChecks: Int
+    var lastValidationLoss: Double?
+    var seconds: Double
+    var parameterCount: Int
+    var payloadChecksum: String
+    var sbiwatchVersion: String
+}
+
+enum TrainingCheckpoint {
+    static let magic = Array("SBIWATCH-CHECKPOINT-1\n".utf8)
+
+    /// A 64-bit FNV-1a digest of the run's identity: everything that decides the weights except the
+    /// thread count.
+    static func fingerprint(spec: ModelSpec, settings: NetworkSettings, config: TrainingConfig,
+                            simulations: [[Double]]) -> String {
+        var identity = config
+        identity.threads = nil
+        struct Identity: Encodable { var spec: ModelSpec; var settings: NetworkSettings; var config: TrainingConfig }
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        var hash = FNV1a()
+        hash.add(Array((try? enc.encode(Identity(spec: spec, settings: settings, config: identity))) ?? Data()))
+        for row in simulations {
+            for v in row { withUnsafeBytes(of: v.bitPattern.littleEndian) { hash.add($0) } }
+        }
+        return hash.hex
+    }
+
+    /// Writes the checkpoint atomically (a crash while saving leaves the previous one).
+    static func save(path: String, header: CheckpointHeader, arenas: [Arena]) throws {
+        var payload = Data(capacity: arenas.reduce(0) { $0 + 4 * $1.count })
+        for a in arenas {
+            for i in 0..<a.count { withUnsafeBytes(of: a.base[i].bitPattern.littleEndian) { payload.append(contentsOf: $0) } }
+        }
+        var h = header
+        h.payloadChecksum = FNV1a.hex(of: payload)
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        let json = try enc.encode(h)
+        var data = Data(magic)
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { data.append(contentsOf: $0) }
+        data.append(json)
+        data.append(payload)
+        try AtomicFile.write(data, to: path)
+    }
+
+    /// Reads a checkpoint, filling `arenas` (which must have `parameterCount` values each).
+    static func load(path: String, into arenas: [Arena]) throws -> CheckpointHeader {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw SbiError(.noInput, "cannot read the training checkpoint \(path)", hint: "check its permissions, or delete it to start over")
+        }
+        func damaged(_ why: String) -> SbiError {
+            SbiError(.badInput, "the training checkpoint \(path) is damaged (\(why))",
+                     hint: "delete \(path) to train from the start")
+        }
+        let bytes = [UInt8](data)
+        guard bytes.count >= magic.count + 8, Array(bytes[0..<magic.count]) == magic else {
+            throw damaged("not a sbiwatch checkpoint")
+        }
+        var length: UInt64 = 0
+        for k in 0..<8 { length |= UInt64(bytes[magic.count + k]) << (8 * UInt64(k)) }
+        let headerStart = magic.count + 8
+        guard length <= UInt64(bytes.count - headerStart) else { throw damaged("header runs past the end") }
+        let headerEnd = headerStart + Int(length)
+        let header: CheckpointHeader
+        do { header = try JSONDecoder().decode(CheckpointHeader.self, from: Data(bytes[headerStart..<headerEnd])) }
+        catch { throw damaged("unreadable header") }
+        let count = header.parameterCount
+        guard arenas.allSatisfy({ $0.count == count }) else {
+            throw SbiError(.badInput, "the training checkpoint \(path) holds \(count) weights, this network has \(arenas.first?.count ?? 0)",
+                           hint: "delete \(path) or give another --checkpoint")
+        }
+        guard bytes.count - headerEnd == 4 * count * arenas.count else { throw damaged("\(bytes.count - headerEnd) bytes of weights, expected \(4 * count * arenas.count)") }
+        let payload = data.subdata(in: headerEnd..<bytes.count)
+        guard FNV1a.hex(of: payload) == header.payloadChecksum else { throw damaged("checksum mismatch") }
+        var off = headerEnd
+        for a in arenas {
+            for i in 0..<count {
+                let bits = UInt32(bytes[off]) | UInt32(bytes[off + 1]) << 8 | UInt32(bytes[off + 2]) << 16 | UInt32(bytes[off + 3]) << 24
+                a.base[i] = Float(bitPattern: bits)
+                off += 4
+            }
+        }
+        return header
+    }
+}
+
+/// 64-bit FNV-1a (integrity and identity digests, not security).
+struct FNV1a {
+    private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    mutating func add<B: Sequence>(_ bytes: B) where B.Element == UInt8 {
+        for b in bytes { value = (value ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+    }
+
+    var hex: String {
+        let s = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - s.count) + s
+    }
+
+    static func hex(of data: Data) -> String {
+        var h = FNV1a()
+        data.withUnsafeBytes { h.add($0) }
+        return h.hex
+    }
+}
