@@ -107,9 +107,10 @@ struct Bench: ParsableCommand {
             return
         }
         if accuracy {
+            let stop = StopRequests.install()
             var entries: [AccuracyEntry] = []
             for name in tasks {
-                entries.append(try accuracyEntry(name))
+                entries.append(try accuracyEntry(name, stop: stop))
                 if !json { print(describe(entries.last!)) }
             }
             if json { print(String(decoding: try enc.encode(entries), as: UTF8.self)) }
@@ -150,7 +151,7 @@ struct Bench: ParsableCommand {
                       e.samplesPerObservation, e.samplingSeconds, e.samplesPerSecond, e.sampler, e.samplerSteps)
     }
 
-    func accuracyEntry(_ name: String) throws -> AccuracyEntry {
+    func accuracyEntry(_ name: String, stop: StopRequests) throws -> AccuracyEntry {
         let task = try TaskRegistry.task(named: name)
         var loaded: LoadedModel?
         var path: String?
@@ -168,7 +169,13 @@ struct Bench: ParsableCommand {
             config.threads = threads
             let settings = NetworkSettings(preset: .small, sde: .defaultVE, mask: mask)
             stderrLine("\(name): training on \(budget) simulations, \(config.resolvedSteps(simulations: budget)) steps")
-            let (model, report) = try Trainer.train(spec: task.spec, simulations: sims, settings: settings, config: config) {
+            // with --models, the run is resumable like `train` (state in TASK-....checkpoint beside the archive)
+            let policy = path.map { p in
+                CheckpointPolicy(path: String(p.dropLast(".sbim".count)) + ".checkpoint", everySeconds: 600,
+                                 stopRequested: { stop.requested }, log: { stderrLine("\(name): \($0)") })
+            }
+            let (model, report) = try Trainer.train(spec: task.spec, simulations: sims, settings: settings, config: config,
+                                                    checkpoint: policy) {
                 stderrLine("\(name): \($0.line)")
             }
             let provenance = Provenance(
@@ -180,7 +187,10 @@ struct Bench: ParsableCommand {
                 command: "sbiwatch train --task \(name) --budget \(budget) --seed 0\(steps.map { " --steps \($0)" } ?? "") --config small --sde ve --mask \(mask.rawValue) --out \(name).sbim",
                 sbiwatchVersion: sbiwatchVersion)
             let data = try ModelArchive.encode(model, sampler: SamplerSettings(), provenance: provenance)
-            if let path { try ModelArchive.save(data, to: path) }
+            if let path {
+                try ModelArchive.save(data, to: path)
+                if let policy { try? FileManager.default.removeItem(atPath: policy.path) }
+            }
             loaded = try ModelArchive.decode(data, source: path ?? name, sha256: ModelArchive.sha256Hex(data))
         }
         let l = loaded!
