@@ -66,16 +66,19 @@ enum TrainingCheckpoint {
         return hash.hex
     }
 
-    /// Writes the checkpoint atomically (a crash while saving leaves the previous one).
+    /// Writes the checkpoint atomically (a crash while saving leaves the previous one). The checksum
+    /// covers the header (with an empty checksum field) and the weights.
     static func save(path: String, header: CheckpointHeader, arenas: [Arena]) throws {
         var payload = Data(capacity: arenas.reduce(0) { $0 + 4 * $1.count })
         for a in arenas {
             for i in 0..<a.count { withUnsafeBytes(of: a.base[i].bitPattern.littleEndian) { payload.append(contentsOf: $0) } }
         }
-        var h = header
-        h.payloadChecksum = FNV1a.hex(of: payload)
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
+        enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        var h = header
+        h.payloadChecksum = ""
+        h.payloadChecksum = checksum(header: try enc.encode(h), payload: payload)
         let json = try enc.encode(h)
         var data = Data(magic)
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { data.append(contentsOf: $0) }
@@ -84,41 +87,63 @@ enum TrainingCheckpoint {
         try AtomicFile.write(data, to: path)
     }
 
-    /// Reads a checkpoint, filling `arenas` (which must have `parameterCount` values each).
-    static func load(path: String, into arenas: [Arena]) throws -> CheckpointHeader {
+    static func checksum(header: Data, payload: Data) -> String {
+        var h = FNV1a()
+        header.withUnsafeBytes { h.add($0) }
+        payload.withUnsafeBytes { h.add($0) }
+        return h.hex
+    }
+
+    /// Reads a checkpoint: the header first, which `accept` checks (is it this run's?) before the
+    /// weights are read into `arenas` (each `parameterCount` values).
+    static func load(path: String, into arenas: [Arena], accept: (CheckpointHeader) throws -> Void) throws -> CheckpointHeader {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw SbiError(.noInput, "cannot read the training checkpoint \(path)", hint: "check its permissions, or delete it to start over")
+            throw SbiError(.noInput, "cannot read the training checkpoint \(path)",
+                           hint: "check its permissions, or give another --checkpoint")
         }
         func damaged(_ why: String) -> SbiError {
             SbiError(.badInput, "the training checkpoint \(path) is damaged (\(why))",
                      hint: "delete \(path) to train from the start")
         }
-        let bytes = [UInt8](data)
-        guard bytes.count >= magic.count + 8, Array(bytes[0..<magic.count]) == magic else {
-            throw damaged("not a sbiwatch checkpoint")
+        guard data.count >= magic.count + 8, data.prefix(magic.count).elementsEqual(magic) else {
+            throw SbiError(.usage, "\(path) is not a sbiwatch training checkpoint",
+                           hint: "give --checkpoint a path of its own (it must not name your data or a model)")
         }
         var length: UInt64 = 0
-        for k in 0..<8 { length |= UInt64(bytes[magic.count + k]) << (8 * UInt64(k)) }
-        let headerStart = magic.count + 8
-        guard length <= UInt64(bytes.count - headerStart) else { throw damaged("header runs past the end") }
+        for k in 0..<8 { length |= UInt64(data[data.startIndex + magic.count + k]) << (8 * UInt64(k)) }
+        let headerStart = data.startIndex + magic.count + 8
+        guard length <= UInt64(data.endIndex - headerStart) else { throw damaged("header runs past the end") }
         let headerEnd = headerStart + Int(length)
+        let headerJSON = data.subdata(in: headerStart..<headerEnd)
+        let dec = JSONDecoder()
+        dec.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         let header: CheckpointHeader
-        do { header = try JSONDecoder().decode(CheckpointHeader.self, from: Data(bytes[headerStart..<headerEnd])) }
+        do { header = try dec.decode(CheckpointHeader.self, from: headerJSON) }
         catch { throw damaged("unreadable header") }
+        try accept(header)
         let count = header.parameterCount
-        guard arenas.allSatisfy({ $0.count == count }) else {
-            throw SbiError(.badInput, "the training checkpoint \(path) holds \(count) weights, this network has \(arenas.first?.count ?? 0)",
-                           hint: "delete \(path) or give another --checkpoint")
+        guard count >= 0, arenas.allSatisfy({ $0.count == count }) else {
+            throw damaged("\(count) weights, this network has \(arenas.first?.count ?? 0)")
         }
-        guard bytes.count - headerEnd == 4 * count * arenas.count else { throw damaged("\(bytes.count - headerEnd) bytes of weights, expected \(4 * count * arenas.count)") }
-        let payload = data.subdata(in: headerEnd..<bytes.count)
-        guard FNV1a.hex(of: payload) == header.payloadChecksum else { throw damaged("checksum mismatch") }
-        var off = headerEnd
-        for a in arenas {
-            for i in 0..<count {
-                let bits = UInt32(bytes[off]) | UInt32(bytes[off + 1]) << 8 | UInt32(bytes[off + 2]) << 16 | UInt32(bytes[off + 3]) << 24
-                a.base[i] = Float(bitPattern: bits)
-                off += 4
+        guard data.endIndex - headerEnd == 4 * count * arenas.count else {
+            throw damaged("\(data.endIndex - headerEnd) bytes of weights, expected \(4 * count * arenas.count)")
+        }
+        let payload = data.subdata(in: headerEnd..<data.endIndex)
+        var blank = header
+        blank.payloadChecksum = ""
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        guard checksum(header: try enc.encode(blank), payload: payload) == header.payloadChecksum else {
+            throw damaged("checksum mismatch")
+        }
+        payload.withUnsafeBytes { raw in
+            var off = 0
+            for a in arenas {
+                for i in 0..<count {
+                    a.base[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: off, as: UInt32.self)))
+                    off += 4
+                }
             }
         }
         return header

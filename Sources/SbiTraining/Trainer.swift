@@ -140,14 +140,23 @@ public enum Trainer {
         let stateArenas = [params, best, adam.moments.0, adam.moments.1]
         if let checkpoint, FileManager.default.fileExists(atPath: checkpoint.path) {
             let scratch = (0..<4).map { _ in Arena(layout: transformer.layout) }
-            let h = try TrainingCheckpoint.load(path: checkpoint.path, into: scratch)
-            guard h.fingerprint == fingerprint, h.stepsPlanned == steps else {
-                throw SbiError(.usage, "the training checkpoint \(checkpoint.path) belongs to another training run (other data, seed or settings)",
-                               hint: "run the command that started it, or delete \(checkpoint.path) (or give another --checkpoint) to start this one")
+            let h = try TrainingCheckpoint.load(path: checkpoint.path, into: scratch) { h in
+                guard h.fingerprint == fingerprint, h.stepsPlanned == steps else {
+                    throw SbiError(.usage, "the training checkpoint \(checkpoint.path) belongs to another training run (other data, seed or settings)",
+                                   hint: "run the command that started it, or delete \(checkpoint.path) (or give another --checkpoint) to start this one")
+                }
+            }
+            guard (1..<steps).contains(h.step), h.adamStep == h.step, (0...h.step).contains(h.bestValidationStep),
+                  (0...config.patience).contains(h.overfitChecks), h.rng.key == rng.key.raw, h.trainLossEMA.isFinite else {
+                throw SbiError(.badInput, "the training checkpoint \(checkpoint.path) is damaged (inconsistent state at step \(h.step))",
+                               hint: "delete \(checkpoint.path) to train from the start")
             }
             guard let restored = RandomStream(state: h.rng) else {
                 throw SbiError(.badInput, "the training checkpoint \(checkpoint.path) is damaged (random state)",
                                hint: "delete \(checkpoint.path) to train from the start")
+            }
+            if h.sbiwatchVersion != sbiwatchVersion {
+                checkpoint.log("warning: \(checkpoint.path) was written by sbiwatch \(h.sbiwatchVersion), this is \(sbiwatchVersion); the weights may differ from an uninterrupted run of either")
             }
             params.copy(from: scratch[0]); best.copy(from: scratch[1])
             adam.restore(step: h.adamStep, first: scratch[2], second: scratch[3])
@@ -213,9 +222,14 @@ public enum Trainer {
                                    hint: "run the same command again to continue from step \(step)")
                 }
                 if now - lastSave >= checkpoint.everySeconds {
-                    try saveCheckpoint(checkpoint)
+                    // a failed periodic save (disk full) costs only the protection, not the run
+                    do {
+                        try saveCheckpoint(checkpoint)
+                        checkpoint.log("saved step \(step) to \(checkpoint.path)")
+                    } catch {
+                        checkpoint.log("warning: could not save the training state: \(error); training goes on")
+                    }
                     lastSave = clock()
-                    checkpoint.log("saved step \(step) to \(checkpoint.path)")
                 }
             }
         }

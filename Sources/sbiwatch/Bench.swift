@@ -174,10 +174,12 @@ struct Bench: ParsableCommand {
                 CheckpointPolicy(path: String(p.dropLast(".sbim".count)) + ".checkpoint", everySeconds: 600,
                                  stopRequested: { stop.requested }, log: { stderrLine("\(name): \($0)") })
             }
-            let (model, report) = try Trainer.train(spec: task.spec, simulations: sims, settings: settings, config: config,
-                                                    checkpoint: policy) {
-                stderrLine("\(name): \($0.line)")
+            func train() throws -> (ScoreModel, TrainingReport) {
+                try Trainer.train(spec: task.spec, simulations: sims, settings: settings, config: config, checkpoint: policy) {
+                    stderrLine("\(name): \($0.line)")
+                }
             }
+            let (model, report) = try policy.map { p in try stop.armed(checkpoint: p.path, train) } ?? train()
             let provenance = Provenance(
                 task: name, simulationsSHA256: nil, simulations: budget, seed: 0,
                 training: TrainingSummary(steps: report.steps, stepsPlanned: report.stepsPlanned, batchSize: config.batchSize,

@@ -75,6 +75,23 @@ struct Train: ParsableCommand {
 
     var checkpointPath: String { checkpoint ?? String(out.dropLast(".sbim".count)) + ".checkpoint" }
 
+    /// The checkpoint must be a file of its own, in a folder that can be written (checked before
+    /// hours of training, not at the first save).
+    func checkCheckpointPath() throws {
+        let resolved = URL(fileURLWithPath: checkpointPath).standardizedFileURL.path
+        for (other, what) in [(out, "--out"), (simulations, "--simulations")] {
+            if let other, URL(fileURLWithPath: other).standardizedFileURL.path == resolved {
+                throw SbiError(.usage, "--checkpoint \(checkpointPath) is the same file as \(what)",
+                               hint: "give --checkpoint a path of its own, e.g. \(String(out.dropLast(".sbim".count))).checkpoint")
+            }
+        }
+        let dir = URL(fileURLWithPath: resolved).deletingLastPathComponent().path
+        guard access(dir, W_OK) == 0 else {
+            throw SbiError(.cannotCreate, "cannot write the training checkpoint into \(dir)",
+                           hint: "create the folder or make it writable, or give --checkpoint another path")
+        }
+    }
+
     /// The canonical command line that rebuilds this model (written into the model card).
     var canonicalCommand: String {
         var c = "sbiwatch train"
@@ -110,12 +127,14 @@ struct Train: ParsableCommand {
         config.threads = threads
         let settings = NetworkSettings(preset: preset, sde: sde.sde, mask: mask)
         stderrLine("training \(preset.rawValue) network, \(config.resolvedSteps(simulations: sims.count)) steps of \(batchSize)")
+        try checkCheckpointPath()
         let stop = StopRequests.install()
         let policy = CheckpointPolicy(path: checkpointPath, everySeconds: checkpointEvery,
                                       stopRequested: { stop.requested }, log: { stderrLine($0) })
-        let (model, report) = try Trainer.train(spec: spec, simulations: sims, settings: settings, config: config,
-                                                checkpoint: policy) {
-            stderrLine($0.line)
+        let (model, report) = try stop.armed(checkpoint: checkpointPath) {
+            try Trainer.train(spec: spec, simulations: sims, settings: settings, config: config, checkpoint: policy) {
+                stderrLine($0.line)
+            }
         }
         let sampler = SamplerSettings(method: .sde, steps: samplerSteps ?? (sde == .ve ? 50 : 250))
         let provenance = Provenance(
@@ -134,31 +153,54 @@ struct Train: ParsableCommand {
 }
 
 func stderrLine(_ s: String) {
-    FileHandle.standardError.write(Data((s + "\n").utf8))
+    // a closed standard error (e.g. `| tee` killed by the same Ctrl-C) must not stop a run from saving
+    try? FileHandle.standardError.write(contentsOf: Data((s + "\n").utf8))
 }
 
-/// SIGINT/SIGTERM during training: the first asks the run to save its state and stop after the
-/// current step; a second ends the process at once.
+/// SIGINT/SIGTERM/SIGHUP while a training run with a checkpoint is going (armed): the first asks it
+/// to save its state and stop after the current step; a second ends the process at once (removing
+/// a half-written checkpoint). When no run is armed, a signal ends the process at once.
 final class StopRequests: @unchecked Sendable {
     private let lock = NSLock()
     private var count = 0
+    private var armedCheckpoint: String?
     private var sources: [DispatchSourceSignal] = []
 
     var requested: Bool { lock.lock(); defer { lock.unlock() }; return count > 0 }
 
+    /// Runs `body` with stop requests going to a training run that checkpoints to `path`.
+    func armed<T>(checkpoint path: String, _ body: () throws -> T) rethrows -> T {
+        lock.lock(); armedCheckpoint = path; count = 0; lock.unlock()
+        defer { lock.lock(); armedCheckpoint = nil; lock.unlock() }
+        return try body()
+    }
+
     static func install() -> StopRequests {
         let stop = StopRequests()
-        for sig in [SIGINT, SIGTERM] {
+        signal(SIGPIPE, SIG_IGN)
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler {
-                stop.lock.lock(); stop.count += 1; let n = stop.count; stop.lock.unlock()
-                if n == 1 { stderrLine("stopping after this step; saving the training state (signal again to quit without saving)") }
-                else { _exit(130) }
-            }
+            source.setEventHandler { stop.received(sig) }
             source.resume()
             stop.sources.append(source)
         }
         return stop
+    }
+
+    private func received(_ sig: Int32) {
+        lock.lock(); count += 1; let n = count; let path = armedCheckpoint; lock.unlock()
+        guard let path else { _exit(128 + sig) }
+        if n == 1 {
+            stderrLine("stopping after this step; saving the training state (signal again to quit without saving)")
+            return
+        }
+        // a save may be under way: remove its temporary file (AtomicFile names it .NAME.tmp-PID-RANDOM)
+        let url = URL(fileURLWithPath: path)
+        let dir = url.deletingLastPathComponent().path, prefix = ".\(url.lastPathComponent).tmp-\(getpid())-"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where name.hasPrefix(prefix) {
+            unlink(dir + "/" + name)
+        }
+        _exit(128 + sig)
     }
 }

@@ -32,8 +32,8 @@ final class CheckpointTests: TemporaryDirectoryTestCase {
         })
     }
 
-    func train(_ c: TrainingConfig, _ p: CheckpointPolicy?) throws -> (ScoreModel, TrainingReport) {
-        try Trainer.train(spec: task.spec, simulations: rows, settings: NetworkSettings(preset: .small), config: c,
+    func train(_ c: TrainingConfig, _ p: CheckpointPolicy?, preset: TransformerConfig.Preset = .small) throws -> (ScoreModel, TrainingReport) {
+        try Trainer.train(spec: task.spec, simulations: rows, settings: NetworkSettings(preset: preset), config: c,
                           checkpoint: p) { _ in }
     }
 
@@ -67,6 +67,18 @@ final class CheckpointTests: TemporaryDirectoryTestCase {
             XCTAssertEqual((error as? SbiError)?.code, .usage)
             XCTAssertTrue("\(error)".contains("belongs to another training run"), "\(error)")
         }
+        // another network size: the same refusal (not a complaint about the weight count)
+        XCTAssertThrowsError(try train(config(), policy(stopAt: nil), preset: .large)) { error in
+            XCTAssertEqual((error as? SbiError)?.code, .usage)
+            XCTAssertTrue("\(error)".contains("belongs to another training run"), "\(error)")
+        }
+        // a file that is not a checkpoint at all is left alone, and named
+        try "precious data".write(toFile: path("run.checkpoint"), atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try train(config(), policy(stopAt: nil))) { error in
+            XCTAssertEqual((error as? SbiError)?.code, .usage)
+            XCTAssertTrue("\(error)".contains("is not a sbiwatch training checkpoint"), "\(error)")
+        }
+        XCTAssertEqual(try String(contentsOfFile: path("run.checkpoint"), encoding: .utf8), "precious data")
     }
 
     func testDamagedCheckpointIsRefused() throws {
@@ -77,6 +89,15 @@ final class CheckpointTests: TemporaryDirectoryTestCase {
         try data.write(to: url)
         XCTAssertThrowsError(try train(config(), policy(stopAt: nil))) { error in
             XCTAssertEqual((error as? SbiError)?.code, .badInput)
+            XCTAssertTrue("\(error)".contains("damaged (checksum mismatch)"), "\(error)")
+        }
+        // a header edited into valid JSON (an earlier step) is caught by the checksum too
+        data[data.count - 3] ^= 0x40
+        let text = String(decoding: data.prefix(400), as: UTF8.self)
+        XCTAssertTrue(text.contains("\"step\":2,"), text)
+        let edited = text.replacingOccurrences(of: "\"step\":2,", with: "\"step\":1,")
+        try (Data(edited.utf8) + data.dropFirst(400)).write(to: url)
+        XCTAssertThrowsError(try train(config(), policy(stopAt: nil))) { error in
             XCTAssertTrue("\(error)".contains("damaged (checksum mismatch)"), "\(error)")
         }
         try data.prefix(100).write(to: url)

@@ -26,6 +26,12 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
         let args = ["train", "--task", "gaussian_linear", "--budget", "100", "--steps", "400", "--batch-size", "16",
                     "--seed", "4", "--threads", "1"]
         let model = path("gl.sbim"), checkpoint = path("gl.checkpoint")
+        let clash = try CLI.run(args + ["--out", model, "--checkpoint", model])
+        XCTAssertEqual(clash.status, 64, clash.stderr)
+        XCTAssert(clash.stderr.contains("is the same file as --out"), clash.stderr)
+        let nowhere = try CLI.run(args + ["--out", model, "--checkpoint", path("missing/gl.checkpoint")])
+        XCTAssertEqual(nowhere.status, 73, nowhere.stderr)
+        XCTAssert(nowhere.stderr.contains("cannot write the training checkpoint into"), nowhere.stderr)
         let first = try Background(args + ["--checkpoint-every", "0.3", "--out", model])
         let end = Date().addingTimeInterval(120)
         while !first.stderr.contains("saved step") && Date() < end { usleep(50_000) }
