@@ -56,8 +56,13 @@ final class ShippedTimeSeriesModelTests: XCTestCase {
 
     func testLotkaVolterraPosteriorContractsWithMoreObservations() throws {
         let task = LotkaVolterraTask()
-        var contracted = 0
-        for seed in [1, 2, 3] as [UInt64] {
+        // Per simulation, 5 -> 20 times must contract; step by step (5 -> 10 -> 20) it must for most
+        // simulations and on average. (A sd from 200 draws is itself uncertain by about 5%, and some
+        // simulations gain little from 10 to 20 times, so a strict per-step rule per simulation
+        // would test the noise.)
+        var contracted = 0, mean = [0.0, 0.0, 0.0]
+        let seeds: [UInt64] = [1, 2, 3]
+        for seed in seeds {
             let row = simulate(task, seed: seed)
             let sds = try [5, 10, 20].map { n -> Double in
                 let post = try lotkaVolterraPosterior(row: row, n: n, predator: true, seed: seed, count: 200)
@@ -65,9 +70,12 @@ final class ShippedTimeSeriesModelTests: XCTestCase {
             }
             print("Lotka-Volterra seed \(seed): mean posterior sd from 5, 10, 20 times per series: \(sds.map { String(format: "%.4f", $0) })")
             if sds[0] > sds[1] && sds[1] > sds[2] { contracted += 1 }
-            XCTAssertGreaterThan(sds[0], 1.2 * sds[2], "seed \(seed): mean posterior sd from 5, 10, 20 times: \(sds)")
+            for k in 0..<3 { mean[k] += sds[k] / Double(seeds.count) }
+            XCTAssertGreaterThan(sds[0], sds[2], "seed \(seed): mean posterior sd from 5, 10, 20 times: \(sds)")
         }
         XCTAssertGreaterThanOrEqual(contracted, 2, "the posterior sd should fall at every step for most simulations")
+        XCTAssert(mean[0] > mean[1] && mean[1] > mean[2] && mean[0] > 1.2 * mean[2],
+                  "averaged over simulations the posterior sd should fall at each step: \(mean)")
     }
 
     func testLotkaVolterraWithoutThePredatorSeriesIsValidAndWider() throws {
