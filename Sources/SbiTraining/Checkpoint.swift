@@ -1,5 +1,5 @@
 // Training checkpoints: a long run can stop (signal, reboot, end of a session) and continue from
-// where it was, reaching the same weights as an uninterrupted run with the same thread count.
+// where it was, reaching the same weights as an uninterrupted run (for any thread count, like training itself).
 //
 // File layout (little-endian):
 //   "SBIWATCH-CHECKPOINT-1\n"   magic
@@ -23,6 +23,11 @@ public struct CheckpointPolicy: Sendable {
     public init(path: String, everySeconds: Double = 600, stopRequested: @escaping @Sendable () -> Bool = { false },
                 log: @escaping @Sendable (String) -> Void = { _ in }) {
         self.path = path; self.everySeconds = everySeconds; self.stopRequested = stopRequested; self.log = log
+    }
+
+    /// Where a run that writes `model` (a .sbim path) keeps its state by default: MODEL.checkpoint.
+    public static func defaultPath(forModel model: String) -> String {
+        (model.hasSuffix(".sbim") ? String(model.dropLast(".sbim".count)) : model) + ".checkpoint"
     }
 }
 
@@ -66,20 +71,13 @@ enum TrainingCheckpoint {
         return hash.hex
     }
 
-    /// Writes the checkpoint atomically (a crash while saving leaves the previous one). The checksum
-    /// covers the header (with an empty checksum field) and the weights.
+    /// Writes the checkpoint atomically (a crash while saving leaves the previous one).
     static func save(path: String, header: CheckpointHeader, arenas: [Arena]) throws {
         var payload = Data(capacity: arenas.reduce(0) { $0 + 4 * $1.count })
-        for a in arenas {
-            for i in 0..<a.count { withUnsafeBytes(of: a.base[i].bitPattern.littleEndian) { payload.append(contentsOf: $0) } }
-        }
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys]
-        enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        for a in arenas { payload.append(UnsafeBufferPointer(start: a.base, count: a.count)) }
         var h = header
-        h.payloadChecksum = ""
-        h.payloadChecksum = checksum(header: try enc.encode(h), payload: payload)
-        let json = try enc.encode(h)
+        h.payloadChecksum = try checksum(h, payload: payload)
+        let json = try encode(h)
         var data = Data(magic)
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { data.append(contentsOf: $0) }
         data.append(json)
@@ -87,9 +85,20 @@ enum TrainingCheckpoint {
         try AtomicFile.write(data, to: path)
     }
 
-    static func checksum(header: Data, payload: Data) -> String {
+    /// The header as stored: sorted keys; infinities and NaN as strings.
+    static func encode(_ header: CheckpointHeader) throws -> Data {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return try enc.encode(header)
+    }
+
+    /// Digest of the header (its checksum field left empty) and the weights.
+    static func checksum(_ header: CheckpointHeader, payload: Data) throws -> String {
+        var blank = header
+        blank.payloadChecksum = ""
         var h = FNV1a()
-        header.withUnsafeBytes { h.add($0) }
+        try encode(blank).withUnsafeBytes { h.add($0) }
         payload.withUnsafeBytes { h.add($0) }
         return h.hex
     }
@@ -114,11 +123,10 @@ enum TrainingCheckpoint {
         let headerStart = data.startIndex + magic.count + 8
         guard length <= UInt64(data.endIndex - headerStart) else { throw damaged("header runs past the end") }
         let headerEnd = headerStart + Int(length)
-        let headerJSON = data.subdata(in: headerStart..<headerEnd)
         let dec = JSONDecoder()
         dec.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         let header: CheckpointHeader
-        do { header = try dec.decode(CheckpointHeader.self, from: headerJSON) }
+        do { header = try dec.decode(CheckpointHeader.self, from: data.subdata(in: headerStart..<headerEnd)) }
         catch { throw damaged("unreadable header") }
         try accept(header)
         let count = header.parameterCount
@@ -129,26 +137,20 @@ enum TrainingCheckpoint {
             throw damaged("\(data.endIndex - headerEnd) bytes of weights, expected \(4 * count * arenas.count)")
         }
         let payload = data.subdata(in: headerEnd..<data.endIndex)
-        var blank = header
-        blank.payloadChecksum = ""
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys]
-        enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        guard checksum(header: try enc.encode(blank), payload: payload) == header.payloadChecksum else {
-            throw damaged("checksum mismatch")
-        }
+        guard try checksum(header, payload: payload) == header.payloadChecksum else { throw damaged("checksum mismatch") }
         payload.withUnsafeBytes { raw in
-            var off = 0
-            for a in arenas {
-                for i in 0..<count {
-                    a.base[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: off, as: UInt32.self)))
-                    off += 4
-                }
+            for (k, a) in arenas.enumerated() {
+                UnsafeMutableRawPointer(a.base).copyMemory(from: raw.baseAddress! + 4 * count * k, byteCount: 4 * count)
             }
         }
         return header
     }
 }
+
+// The weights are stored as the machine's Float32 bytes, which the format defines as little-endian.
+#if !_endian(little)
+#error("training checkpoints assume a little-endian machine")
+#endif
 
 /// 64-bit FNV-1a (integrity and identity digests, not security).
 struct FNV1a {

@@ -171,7 +171,7 @@ struct Bench: ParsableCommand {
             stderrLine("\(name): training on \(budget) simulations, \(config.resolvedSteps(simulations: budget)) steps")
             // with --models, the run is resumable like `train` (state in TASK-....checkpoint beside the archive)
             let policy = path.map { p in
-                CheckpointPolicy(path: String(p.dropLast(".sbim".count)) + ".checkpoint", everySeconds: 600,
+                CheckpointPolicy(path: CheckpointPolicy.defaultPath(forModel: p), everySeconds: 600,
                                  stopRequested: { stop.requested }, log: { stderrLine("\(name): \($0)") })
             }
             func train() throws -> (ScoreModel, TrainingReport) {

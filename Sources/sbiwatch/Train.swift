@@ -73,7 +73,7 @@ struct Train: ParsableCommand {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
-    var checkpointPath: String { checkpoint ?? String(out.dropLast(".sbim".count)) + ".checkpoint" }
+    var checkpointPath: String { checkpoint ?? CheckpointPolicy.defaultPath(forModel: out) }
 
     /// The checkpoint must be a file of its own, in a folder that can be written (checked before
     /// hours of training, not at the first save).
@@ -82,7 +82,7 @@ struct Train: ParsableCommand {
         for (other, what) in [(out, "--out"), (simulations, "--simulations")] {
             if let other, URL(fileURLWithPath: other).standardizedFileURL.path == resolved {
                 throw SbiError(.usage, "--checkpoint \(checkpointPath) is the same file as \(what)",
-                               hint: "give --checkpoint a path of its own, e.g. \(String(out.dropLast(".sbim".count))).checkpoint")
+                               hint: "give --checkpoint a path of its own, e.g. \(CheckpointPolicy.defaultPath(forModel: out))")
             }
         }
         let dir = URL(fileURLWithPath: resolved).deletingLastPathComponent().path
@@ -146,7 +146,7 @@ struct Train: ParsableCommand {
             command: canonicalCommand, sbiwatchVersion: sbiwatchVersion)
         let data = try ModelArchive.encode(model, sampler: sampler, provenance: provenance)
         let digest = try ModelArchive.save(data, to: out)
-        if FileManager.default.fileExists(atPath: checkpointPath) { try? FileManager.default.removeItem(atPath: checkpointPath) }
+        try? FileManager.default.removeItem(atPath: checkpointPath)
         stderrLine("trained in \(Int(report.seconds.rounded())) s; best validation loss \(report.bestValidationLoss) at step \(report.bestValidationStep)")
         print("\(out)@sha256:\(digest)")
     }
@@ -155,52 +155,4 @@ struct Train: ParsableCommand {
 func stderrLine(_ s: String) {
     // a closed standard error (e.g. `| tee` killed by the same Ctrl-C) must not stop a run from saving
     try? FileHandle.standardError.write(contentsOf: Data((s + "\n").utf8))
-}
-
-/// SIGINT/SIGTERM/SIGHUP while a training run with a checkpoint is going (armed): the first asks it
-/// to save its state and stop after the current step; a second ends the process at once (removing
-/// a half-written checkpoint). When no run is armed, a signal ends the process at once.
-final class StopRequests: @unchecked Sendable {
-    private let lock = NSLock()
-    private var count = 0
-    private var armedCheckpoint: String?
-    private var sources: [DispatchSourceSignal] = []
-
-    var requested: Bool { lock.lock(); defer { lock.unlock() }; return count > 0 }
-
-    /// Runs `body` with stop requests going to a training run that checkpoints to `path`.
-    func armed<T>(checkpoint path: String, _ body: () throws -> T) rethrows -> T {
-        lock.lock(); armedCheckpoint = path; count = 0; lock.unlock()
-        defer { lock.lock(); armedCheckpoint = nil; lock.unlock() }
-        return try body()
-    }
-
-    static func install() -> StopRequests {
-        let stop = StopRequests()
-        signal(SIGPIPE, SIG_IGN)
-        for sig in [SIGINT, SIGTERM, SIGHUP] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { stop.received(sig) }
-            source.resume()
-            stop.sources.append(source)
-        }
-        return stop
-    }
-
-    private func received(_ sig: Int32) {
-        lock.lock(); count += 1; let n = count; let path = armedCheckpoint; lock.unlock()
-        guard let path else { _exit(128 + sig) }
-        if n == 1 {
-            stderrLine("stopping after this step; saving the training state (signal again to quit without saving)")
-            return
-        }
-        // a save may be under way: remove its temporary file (AtomicFile names it .NAME.tmp-PID-RANDOM)
-        let url = URL(fileURLWithPath: path)
-        let dir = url.deletingLastPathComponent().path, prefix = ".\(url.lastPathComponent).tmp-\(getpid())-"
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where name.hasPrefix(prefix) {
-            unlink(dir + "/" + name)
-        }
-        _exit(128 + sig)
-    }
 }
