@@ -17,6 +17,14 @@ public struct SamplerSettings: Codable, Hashable, Sendable {
     public init(method: Method = .sde, steps: Int = 50, resampling: Int = 0) {
         self.method = method; self.steps = steps; self.resampling = resampling
     }
+
+    /// What `sbiwatch train` stores with a new model: the SDE sampler with 100 steps for VE (the
+    /// narrow mode of gaussian_mixture needs them: C2ST 0.548 at 50 steps, 0.530 at 100, 0.523 at
+    /// 200; two_moons is flat from 50), 250 for VP (METHOD.md: VP needs 250-500).
+    public static func trainingDefault(for sde: SDE) -> SamplerSettings {
+        if case .vp = sde { return SamplerSettings(method: .sde, steps: 250) }
+        return SamplerSettings(method: .sde, steps: 100)
+    }
 }
 
 /// What is known: exact values of observed tokens and constraints on latent ones (physical units),

@@ -188,7 +188,7 @@ struct Bench: ParsableCommand {
                                           seconds: report.seconds),
                 command: "sbiwatch train --task \(name) --budget \(budget) --seed 0\(steps.map { " --steps \($0)" } ?? "") --config small --sde ve --mask \(mask.rawValue) --out \(name).sbim",
                 sbiwatchVersion: sbiwatchVersion)
-            let data = try ModelArchive.encode(model, sampler: SamplerSettings(), provenance: provenance)
+            let data = try ModelArchive.encode(model, sampler: SamplerSettings.trainingDefault(for: settings.sde), provenance: provenance)
             if let path {
                 try ModelArchive.save(data, to: path)
                 if let policy { try? FileManager.default.removeItem(atPath: policy.path) }

@@ -50,7 +50,7 @@ struct Train: ParsableCommand {
     @Option(help: "Attention mask: dense or undirected.")
     var mask: AttentionMaskKind = .undirected
 
-    @Option(name: .customLong("sampler-steps"), help: "Default number of sampling steps stored with the model.")
+    @Option(name: .customLong("sampler-steps"), help: "Default number of sampling steps stored with the model (default: 100 for VE, 250 for VP).")
     var samplerSteps: Int?
 
     @Option(help: "Worker threads (default: the processor count).")
@@ -136,7 +136,8 @@ struct Train: ParsableCommand {
                 stderrLine($0.line)
             }
         }
-        let sampler = SamplerSettings(method: .sde, steps: samplerSteps ?? (sde == .ve ? 50 : 250))
+        var sampler = SamplerSettings.trainingDefault(for: sde.sde)
+        if let samplerSteps { sampler.steps = samplerSteps }
         let provenance = Provenance(
             task: task, simulationsSHA256: fileDigest, simulations: sims.count, seed: seed,
             training: TrainingSummary(steps: report.steps, stepsPlanned: report.stepsPlanned, batchSize: batchSize,
