@@ -6,10 +6,28 @@ import Glibc
 #endif
 
 public enum AtomicFile {
-    /// A temporary name beside `path` (a dotfile, so spool scanners ignore it).
+    /// A temporary name beside `path` (a dotfile, so spool scanners ignore it): ".NAME.tmp-PID-RANDOM".
     public static func temporaryPath(for path: String) -> String {
         let url = URL(fileURLWithPath: path)
-        return url.deletingLastPathComponent().path + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        return url.deletingLastPathComponent().path + "/" + temporaryPrefix(url.lastPathComponent, process: getpid())
+            + "\(UInt32.random(in: 0...UInt32.max))"
+    }
+
+    private static func temporaryPrefix(_ name: String, process pid: pid_t) -> String { ".\(name).tmp-\(pid)-" }
+
+    /// The process that writes (or wrote) a temporary file of this name; nil for other names.
+    public static func temporaryOwner(ofName name: String) -> pid_t? {
+        guard name.hasPrefix("."), let r = name.range(of: ".tmp-", options: .backwards) else { return nil }
+        return name[r.upperBound...].split(separator: "-").first.flatMap { pid_t($0) }
+    }
+
+    /// Removes the temporary files of `path` that process `pid` has left (a write cut short).
+    public static func removeTemporaries(of path: String, process pid: pid_t = getpid()) {
+        let url = URL(fileURLWithPath: path)
+        let dir = url.deletingLastPathComponent().path, prefix = temporaryPrefix(url.lastPathComponent, process: pid)
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where name.hasPrefix(prefix) {
+            unlink(dir + "/" + name)
+        }
     }
 
     /// Writes `data` to `path` atomically.

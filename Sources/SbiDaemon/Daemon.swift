@@ -318,23 +318,16 @@ public final class Daemon: @unchecked Sendable {
     /// Temporary outputs (".NAME.tmp-PID-N") of processes that no longer run.
     private func removeStaleTemporaryFiles() {
         for name in (try? FileManager.default.contentsOfDirectory(atPath: options.outbox)) ?? [] {
-            guard let pid = Self.temporaryOwner(name), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
+            guard let pid = AtomicFile.temporaryOwner(ofName: name), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
             unlink(options.outbox + "/" + name)
             logger.info("removed stale temporary file", metadata: ["file": "\(name)"])
         }
     }
 
     private func removeOwnTemporaryFiles() {
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: options.outbox)) ?? [] where Self.temporaryOwner(name) == getpid() {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: options.outbox)) ?? [] where AtomicFile.temporaryOwner(ofName: name) == getpid() {
             unlink(options.outbox + "/" + name)
         }
-    }
-
-    /// The pid in a temporary name written by AtomicFile.
-    static func temporaryOwner(_ name: String) -> pid_t? {
-        guard name.hasPrefix("."), let r = name.range(of: ".tmp-", options: .backwards) else { return nil }
-        let rest = name[r.upperBound...].split(separator: "-")
-        return rest.first.flatMap { pid_t($0) }
     }
 
     // MARK: - signals and configuration

@@ -1,5 +1,6 @@
 // Stop requests for long training runs (train, bench --accuracy): save, then stop.
 import Foundation
+import SbiCore
 
 /// SIGINT/SIGTERM/SIGHUP while a training run with a checkpoint is going (armed): the first asks it
 /// to save its state and stop after the current step; a second ends the process at once (removing
@@ -39,12 +40,7 @@ final class StopRequests: @unchecked Sendable {
             stderrLine("stopping after this step; saving the training state (signal again to quit without saving)")
             return
         }
-        // a save may be under way: remove its temporary file (AtomicFile names it .NAME.tmp-PID-RANDOM)
-        let url = URL(fileURLWithPath: path)
-        let dir = url.deletingLastPathComponent().path, prefix = ".\(url.lastPathComponent).tmp-\(getpid())-"
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where name.hasPrefix(prefix) {
-            unlink(dir + "/" + name)
-        }
+        AtomicFile.removeTemporaries(of: path)  // a save may be under way
         _exit(128 + sig)
     }
 }
