@@ -15,17 +15,22 @@ public struct AccuracyEntry: Codable, Sendable {
     public var samplerSteps: Int
     public var observations: Int
     public var samplesPerObservation: Int
+    /// sbibm's recipe (MLP classifier, TASKS.md), per observation and its mean.
     public var c2st: [Double]
     public var c2stMean: Double
+    /// The random-forest C2ST the published Simformer figures were computed with (RandomForestC2ST.swift).
+    public var c2stRandomForest: [Double]
+    public var c2stRandomForestMean: Double
     public var samplingSeconds: Double
     public var samplesPerSecond: Double
-    /// The published Simformer figure at 10^4 simulations (METHOD.md).
+    /// The published Simformer figure at 10^4 simulations (METHOD.md), a random-forest C2ST.
     public var publishedC2st: Double?
 
     enum CodingKeys: String, CodingKey {
         case task, simulations, mask, sampler, observations, c2st
         case trainingSteps = "training_steps", trainingSeconds = "training_seconds", samplerSteps = "sampler_steps"
         case samplesPerObservation = "samples_per_observation", c2stMean = "c2st_mean"
+        case c2stRandomForest = "c2st_rf", c2stRandomForestMean = "c2st_rf_mean"
         case samplingSeconds = "sampling_seconds", samplesPerSecond = "samples_per_second"
         case publishedC2st = "published_c2st"
     }
@@ -44,11 +49,11 @@ public enum AccuracyBench {
     /// C2ST of `model`'s posterior on `task` over `observations` observations.
     public static func evaluate(model: ScoreModel, task: any SimulationTask, trainingSteps: Int, trainingSeconds: Double,
                                 simulations: Int, observations count: Int, samples: Int, sampler: SamplerSettings,
-                                seed: UInt64, progress: (String) -> Void) throws -> AccuracyEntry {
+                                seed: UInt64, threads: Int = 2, progress: (String) -> Void) throws -> AccuracyEntry {
         let key = RandomKey(seed: seed)
         let obs = observations(task: task, count: count, key: key.split(7))
         let thetaNodes = task.spec.nodes(kind: .parameter), xNodes = task.spec.nodes(kind: .data)
-        var scores: [Double] = [], samplingSeconds = 0.0
+        var scores: [Double] = [], forestScores: [Double] = [], samplingSeconds = 0.0
         for (k, o) in obs.enumerated() {
             let reference = ReferencePosterior.sample(task: task, observation: o.x, thetaTrue: o.theta, count: samples,
                                                       key: key.split(1000 + UInt64(k)))
@@ -60,14 +65,18 @@ public enum AccuracyBench {
             samplingSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             let posterior = draws.map { d in thetaNodes.map { d[$0] } }
             let c = C2ST.score(reference: reference, samples: posterior, seed: 1)
+            let forest = C2ST.scoreRandomForest(reference: reference, samples: posterior, seed: 1, threads: threads)
             scores.append(c)
-            progress("\(task.name): observation \(k + 1)/\(count) C2ST \(String(format: "%.3f", c))")
+            forestScores.append(forest)
+            progress("\(task.name): observation \(k + 1)/\(count) C2ST \(String(format: "%.3f", c)) (random forest \(String(format: "%.3f", forest)))")
         }
         let mean = scores.reduce(0, +) / Double(scores.count)
+        let forestMean = forestScores.reduce(0, +) / Double(forestScores.count)
         return AccuracyEntry(task: task.name, simulations: simulations, trainingSteps: trainingSteps,
                              trainingSeconds: trainingSeconds, mask: model.settings.mask.rawValue,
                              sampler: sampler.method.rawValue, samplerSteps: sampler.steps, observations: count,
                              samplesPerObservation: samples, c2st: scores, c2stMean: mean,
+                             c2stRandomForest: forestScores, c2stRandomForestMean: forestMean,
                              samplingSeconds: samplingSeconds / Double(count),
                              samplesPerSecond: Double(samples * count) / samplingSeconds,
                              publishedC2st: published[task.name])

@@ -8,17 +8,10 @@ import SbiCore
 public enum C2ST {
     public static func score(reference: [[Double]], samples: [[Double]], seed: UInt64 = 1, maxEpochs: Int = 10_000) -> Double {
         let dim = reference[0].count
-        // z-score with the reference statistics
-        var mean = [Double](repeating: 0, count: dim), std = [Double](repeating: 0, count: dim)
-        for r in reference { for j in 0..<dim { mean[j] += r[j] } }
-        for j in 0..<dim { mean[j] /= Double(reference.count) }
-        for r in reference { for j in 0..<dim { std[j] += (r[j] - mean[j]) * (r[j] - mean[j]) } }
-        for j in 0..<dim { std[j] = max((std[j] / Double(reference.count - 1)).squareRoot(), 1e-12) }
-        var x: [[Float]] = [], y: [Float] = []
-        for r in reference { x.append((0..<dim).map { Float((r[$0] - mean[$0]) / std[$0]) }); y.append(0) }
-        for r in samples { x.append((0..<dim).map { Float((r[$0] - mean[$0]) / std[$0]) }); y.append(1) }
-        var rng = RandomStream(key: RandomKey(seed: seed))
-        let order = rng.permutation(x.count)
+        let prepared = standardise(reference: reference, samples: samples)
+        let x: [[Float]] = (0..<prepared.labels.count).map { i in prepared.columns.map { $0[i] } }
+        let y: [Float] = prepared.labels.map { Float($0) }
+        let order = foldOrder(count: x.count, seed: seed)
         let folds = 5
         var accuracy = 0.0
         for f in 0..<folds {

@@ -145,9 +145,9 @@ struct Bench: ParsableCommand {
     }
 
     func describe(_ e: AccuracyEntry) -> String {
-        let pub = e.publishedC2st.map { String(format: " (published Simformer %.2f)", $0) } ?? ""
-        return String(format: "%@: C2ST %.3f%@ over %d observations; trained %d steps in %.0f s; %d samples in %.2f s (%.0f samples/s, %@ %d steps)",
-                      e.task, e.c2stMean, pub, e.observations, e.trainingSteps, e.trainingSeconds,
+        let pub = e.publishedC2st.map { String(format: "; published Simformer %.2f", $0) } ?? ""
+        return String(format: "%@: C2ST %.3f (random forest %.3f%@) over %d observations; trained %d steps in %.0f s; %d samples in %.2f s (%.0f samples/s, %@ %d steps)",
+                      e.task, e.c2stMean, e.c2stRandomForestMean, pub, e.observations, e.trainingSteps, e.trainingSeconds,
                       e.samplesPerObservation, e.samplingSeconds, e.samplesPerSecond, e.sampler, e.samplerSteps)
     }
 
@@ -201,7 +201,8 @@ struct Bench: ParsableCommand {
         if let sampler { settings.method = sampler }
         return try AccuracyBench.evaluate(model: l.model, task: task, trainingSteps: l.manifest.provenance.training.steps,
                                           trainingSeconds: l.manifest.provenance.training.seconds, simulations: budget,
-                                          observations: observations, samples: samples, sampler: settings, seed: 0) {
+                                          observations: observations, samples: samples, sampler: settings, seed: 0,
+                                          threads: threads ?? BatchParallel.defaultThreads) {
             stderrLine($0)
         }
     }

@@ -1,0 +1,162 @@
+// Classifier two-sample test with a random forest: the classifier the published Simformer figures
+// were computed with. The reference code evaluates with sbi 0.22's `c2st(..., classifier="rf")`, a
+// scikit-learn RandomForestClassifier with its defaults; sbibm's own tables use the MLP of C2ST.swift.
+// Same z-scoring and 5 shuffled folds as the MLP recipe; the forest, written on sbiwatch's own core:
+// 100 CART trees, Gini impurity, each on a bootstrap sample of the training fold, grown until the
+// leaves are pure, floor(sqrt(dim)) candidate features per split (more when none of those can split),
+// thresholds halfway between neighbouring values; prediction = mean of the trees' leaf frequencies.
+import Dispatch
+import SbiCore
+
+extension C2ST {
+    /// Mean held-out accuracy of a random forest telling `reference` from `samples`; rows are points.
+    public static func scoreRandomForest(reference: [[Double]], samples: [[Double]], seed: UInt64 = 1,
+                                         trees: Int = 100, threads: Int = 2) -> Double {
+        let prepared = standardise(reference: reference, samples: samples)
+        let folds = 5
+        let order = foldOrder(count: prepared.labels.count, seed: seed)
+        var accuracies = [Double](repeating: 0, count: folds)
+        let lock = DispatchQueue(label: "sbiwatch.c2st.rf")
+        DispatchQueue.concurrentPerform(iterations: max(1, min(threads, folds))) { worker in
+            var f = worker
+            while f < folds {
+                var trainIdx: [Int] = [], testIdx: [Int] = []
+                for (k, i) in order.enumerated() { if k % folds == f { testIdx.append(i) } else { trainIdx.append(i) } }
+                let forest = RandomForest(features: prepared.columns, labels: prepared.labels, rows: trainIdx,
+                                          trees: trees, key: RandomKey(seed: seed).split(300 + UInt64(f)))
+                var correct = 0
+                for i in testIdx where (forest.probability(row: i) > 0.5 ? 1 : 0) == Int(prepared.labels[i]) { correct += 1 }
+                let accuracy = Double(correct) / Double(testIdx.count)
+                lock.sync { accuracies[f] = accuracy }
+                f += max(1, min(threads, folds))
+            }
+        }
+        return accuracies.reduce(0, +) / Double(folds)
+    }
+
+    /// Both sets z-scored with the reference's mean and unbiased std, as columns:
+    /// columns[j][i] is feature j of point i (reference points first, label 0; then samples, label 1).
+    static func standardise(reference: [[Double]], samples: [[Double]]) -> (columns: [[Float]], labels: [UInt8]) {
+        let dim = reference[0].count
+        var mean = [Double](repeating: 0, count: dim), std = [Double](repeating: 0, count: dim)
+        for r in reference { for j in 0..<dim { mean[j] += r[j] } }
+        for j in 0..<dim { mean[j] /= Double(reference.count) }
+        for r in reference { for j in 0..<dim { std[j] += (r[j] - mean[j]) * (r[j] - mean[j]) } }
+        for j in 0..<dim { std[j] = max((std[j] / Double(reference.count - 1)).squareRoot(), 1e-12) }
+        let points = reference + samples
+        let columns = (0..<dim).map { j in points.map { Float(($0[j] - mean[j]) / std[j]) } }
+        let labels = [UInt8](repeating: 0, count: reference.count) + [UInt8](repeating: 1, count: samples.count)
+        return (columns, labels)
+    }
+
+    /// The shuffled order whose k-th entry goes to fold k mod 5 (shared by both classifiers).
+    static func foldOrder(count: Int, seed: UInt64) -> [Int] {
+        var rng = RandomStream(key: RandomKey(seed: seed))
+        return rng.permutation(count)
+    }
+}
+
+/// A forest of fully grown CART classification trees on two classes.
+struct RandomForest {
+    /// One tree as flat arrays: an inner node splits on `feature` at `threshold` (left: value <= threshold);
+    /// a leaf has feature -1 and the fraction of class 1 among its training points in `threshold`.
+    struct Tree {
+        var feature: [Int32] = [], threshold: [Float] = [], left: [Int32] = [], right: [Int32] = []
+    }
+
+    let columns: [[Float]]
+    private(set) var trees: [Tree] = []
+
+    /// columns: (dim)(points); labels: (points) of 0/1; rows: the training points' indices.
+    init(features columns: [[Float]], labels: [UInt8], rows: [Int], trees count: Int, key: RandomKey) {
+        self.columns = columns
+        let dim = columns.count
+        let tries = max(1, Int(Double(dim).squareRoot()))
+        for t in 0..<count {
+            var rng = RandomStream(key: key.split(UInt64(t)))
+            // bootstrap: |rows| draws with replacement
+            var sample = (0..<rows.count).map { _ in Int32(rows[rng.int(below: rows.count)]) }
+            var tree = Tree()
+            grow(&tree, &sample, 0, sample.count, labels: labels, tries: tries, rng: &rng)
+            trees.append(tree)
+        }
+    }
+
+    /// Grows the subtree over sample[lo..<hi] and returns its node index.
+    @discardableResult
+    private func grow(_ tree: inout Tree, _ sample: inout [Int32], _ lo: Int, _ hi: Int, labels: [UInt8],
+                      tries: Int, rng: inout RandomStream) -> Int32 {
+        let node = Int32(tree.feature.count)
+        tree.feature.append(-1); tree.threshold.append(0); tree.left.append(-1); tree.right.append(-1)
+        let n = hi - lo
+        var ones = 0
+        for k in lo..<hi { ones += Int(labels[Int(sample[k])]) }
+        tree.threshold[Int(node)] = Float(ones) / Float(n)
+        if ones == 0 || ones == n || n < 2 { return node }
+        guard let split = bestSplit(sample, lo, hi, ones: ones, labels: labels, tries: tries, rng: &rng) else { return node }
+        // partition sample[lo..<hi]: values <= threshold first
+        let column = columns[split.feature]
+        var i = lo, j = hi - 1
+        while i <= j {
+            if column[Int(sample[i])] <= split.threshold { i += 1 } else { sample.swapAt(i, j); j -= 1 }
+        }
+        tree.feature[Int(node)] = Int32(split.feature); tree.threshold[Int(node)] = split.threshold
+        let l = grow(&tree, &sample, lo, i, labels: labels, tries: tries, rng: &rng)
+        let r = grow(&tree, &sample, i, hi, labels: labels, tries: tries, rng: &rng)
+        tree.left[Int(node)] = l; tree.right[Int(node)] = r
+        return node
+    }
+
+    /// The split of sample[lo..<hi] with the lowest weighted Gini impurity among `tries` random features,
+    /// drawing further features while none of the drawn ones can split (constant in this node).
+    private func bestSplit(_ sample: [Int32], _ lo: Int, _ hi: Int, ones: Int, labels: [UInt8], tries: Int,
+                           rng: inout RandomStream) -> (feature: Int, threshold: Float)? {
+        let dim = columns.count, n = hi - lo
+        var candidates = Array(0..<dim)
+        var best: (feature: Int, threshold: Float)? = nil
+        var bestScore = -Double.infinity
+        var values = [(Float, UInt8)](repeating: (0, 0), count: n)
+        var examined = 0
+        while examined < dim && (examined < tries || best == nil) {
+            // draw the next feature without replacement (a partial Fisher-Yates shuffle)
+            let pick = examined + rng.int(below: dim - examined)
+            candidates.swapAt(examined, pick)
+            let f = candidates[examined]
+            examined += 1
+            let column = columns[f]
+            for k in 0..<n { let p = Int(sample[lo + k]); values[k] = (column[p], labels[p]) }
+            values.sort { $0.0 < $1.0 }
+            if values[0].0 == values[n - 1].0 { continue }
+            // Gini decrease is maximised by maximising sum over children of (count_c^2 summed over classes) / size
+            var leftOnes = 0
+            for k in 0..<(n - 1) {
+                leftOnes += Int(values[k].1)
+                if values[k].0 == values[k + 1].0 { continue }
+                let nl = Double(k + 1), nr = Double(n - k - 1)
+                let l1 = Double(leftOnes), l0 = nl - l1
+                let r1 = Double(ones - leftOnes), r0 = nr - r1
+                let score = (l1 * l1 + l0 * l0) / nl + (r1 * r1 + r0 * r0) / nr
+                if score > bestScore {
+                    bestScore = score
+                    var mid = values[k].0 / 2 + values[k + 1].0 / 2
+                    if mid >= values[k + 1].0 { mid = values[k].0 }   // rounding: keep the left value on the left
+                    best = (f, mid)
+                }
+            }
+        }
+        return best
+    }
+
+    /// The forest's probability of class 1 for point `row` of `columns`.
+    func probability(row: Int) -> Double {
+        var sum = 0.0
+        for tree in trees {
+            var node = 0
+            while tree.feature[node] >= 0 {
+                node = Int(columns[Int(tree.feature[node])][row] <= tree.threshold[node] ? tree.left[node] : tree.right[node])
+            }
+            sum += Double(tree.threshold[node])
+        }
+        return sum / Double(trees.count)
+    }
+}
