@@ -23,7 +23,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Worker threads for the network (default: the processor count).")
     var threads: Int?
 
-    @Flag(help: "Train on each task and report the posterior C2ST against reference samples.")
+    @Flag(help: "Train on each task and report the posterior C2ST against reference samples (sbibm MLP classifier, and the random forest of the published Simformer figures).")
     var accuracy = false
 
     @Option(parsing: .upToNextOption, help: "Tasks for --accuracy (default: all four benchmark tasks).")

@@ -120,6 +120,10 @@ final class WatchCommandTests: TemporaryDirectoryTestCase {
                 // half the kills aim at a file in processing
                 waitFor("a file to be taken", timeout: 30) { !names(state + "/processing").isEmpty || names(inbox).isEmpty }
                 usleep(UInt32.random(in: 0...500_000, using: &generator))
+            } else if round == 1 {
+                // one run lasts until a file is finished (however loaded the machine), so work goes on between kills
+                waitFor("a file to be finished", timeout: 120) { !names(state + "/done").isEmpty }
+                usleep(UInt32.random(in: 0...1_000_000, using: &generator))
             } else {
                 usleep(UInt32.random(in: 300_000...4_000_000, using: &generator))
             }
