@@ -82,29 +82,32 @@ struct RandomForest {
         }
     }
 
-    /// Grows the subtree over sample[lo..<hi] and returns its node index.
-    @discardableResult
+    /// Grows the tree over sample[lo..<hi], depth first (a node, then its left subtree, then its right),
+    /// with an explicit stack: a tree can be as deep as its sample is large.
     private func grow(_ tree: inout Tree, _ sample: inout [Int32], _ lo: Int, _ hi: Int, labels: [UInt8],
-                      tries: Int, rng: inout RandomStream) -> Int32 {
-        let node = Int32(tree.feature.count)
-        tree.feature.append(-1); tree.threshold.append(0); tree.left.append(-1); tree.right.append(-1)
-        let n = hi - lo
-        var ones = 0
-        for k in lo..<hi { ones += Int(labels[Int(sample[k])]) }
-        tree.threshold[Int(node)] = Float(ones) / Float(n)
-        if ones == 0 || ones == n || n < 2 { return node }
-        guard let split = bestSplit(sample, lo, hi, ones: ones, labels: labels, tries: tries, rng: &rng) else { return node }
-        // partition sample[lo..<hi]: values <= threshold first
-        let column = columns[split.feature]
-        var i = lo, j = hi - 1
-        while i <= j {
-            if column[Int(sample[i])] <= split.threshold { i += 1 } else { sample.swapAt(i, j); j -= 1 }
+                      tries: Int, rng: inout RandomStream) {
+        // pending nodes: their range, and the parent whose left (or right) child they become (-1: the root)
+        var pending: [(lo: Int, hi: Int, parent: Int32, isLeft: Bool)] = [(lo, hi, -1, true)]
+        while let (lo, hi, parent, isLeft) = pending.popLast() {
+            let node = Int32(tree.feature.count)
+            tree.feature.append(-1); tree.threshold.append(0); tree.left.append(-1); tree.right.append(-1)
+            if parent >= 0 { if isLeft { tree.left[Int(parent)] = node } else { tree.right[Int(parent)] = node } }
+            let n = hi - lo
+            var ones = 0
+            for k in lo..<hi { ones += Int(labels[Int(sample[k])]) }
+            tree.threshold[Int(node)] = Float(ones) / Float(n)
+            if ones == 0 || ones == n || n < 2 { continue }
+            guard let split = bestSplit(sample, lo, hi, ones: ones, labels: labels, tries: tries, rng: &rng) else { continue }
+            // partition sample[lo..<hi]: values <= threshold first
+            let column = columns[split.feature]
+            var i = lo, j = hi - 1
+            while i <= j {
+                if column[Int(sample[i])] <= split.threshold { i += 1 } else { sample.swapAt(i, j); j -= 1 }
+            }
+            tree.feature[Int(node)] = Int32(split.feature); tree.threshold[Int(node)] = split.threshold
+            pending.append((i, hi, node, false))
+            pending.append((lo, i, node, true))
         }
-        tree.feature[Int(node)] = Int32(split.feature); tree.threshold[Int(node)] = split.threshold
-        let l = grow(&tree, &sample, lo, i, labels: labels, tries: tries, rng: &rng)
-        let r = grow(&tree, &sample, i, hi, labels: labels, tries: tries, rng: &rng)
-        tree.left[Int(node)] = l; tree.right[Int(node)] = r
-        return node
     }
 
     /// The split of sample[lo..<hi] with the lowest weighted Gini impurity among `tries` random features,
