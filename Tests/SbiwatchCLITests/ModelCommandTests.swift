@@ -131,3 +131,37 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: csv), "a failed run must not leave output")
     }
 }
+
+final class AccuracyBenchCommandTests: TemporaryDirectoryTestCase {
+    /// `bench --accuracy` end to end on a tiny run: trains, keeps the archive in --models, reports
+    /// both C2STs per observation with the published figure, and reuses the archive on a second run.
+    func testAccuracyReportsBothClassifiersAndReusesItsModel() throws {
+        let models = path("models")
+        let arguments = ["bench", "--accuracy", "--tasks", "two_moons", "--budget", "500", "--steps", "30",
+                         "--observations", "2", "--samples", "300", "--sampler-steps", "10", "--threads", "1",
+                         "--models", models, "--json"]
+        let first = try CLI.run(arguments)
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let entries = try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as! [[String: Any]]
+        XCTAssertEqual(entries.count, 1)
+        let e = entries[0]
+        XCTAssertEqual(e["task"] as? String, "two_moons")
+        XCTAssertEqual(e["training_steps"] as? Int, 30)
+        XCTAssertEqual(e["sampler_steps"] as? Int, 10)
+        XCTAssertEqual(e["published_c2st"] as? Double, 0.53)
+        for key in ["c2st", "c2st_rf"] {
+            let scores = e[key] as! [Double]
+            XCTAssertEqual(scores.count, 2, key)
+            // a 30-step network is far from the posterior: both classifiers must see it
+            for s in scores { XCTAssertGreaterThan(s, 0.6, key); XCTAssertLessThanOrEqual(s, 1, key) }
+            XCTAssertEqual(e[key + "_mean"] as! Double, scores.reduce(0, +) / 2, accuracy: 1e-12, key)
+        }
+        XCTAssert(FileManager.default.fileExists(atPath: models + "/two_moons-500-undirected-30.sbim"))
+        let second = try CLI.run(arguments)
+        XCTAssertEqual(second.status, 0, second.stderr)
+        XCTAssert(second.stderr.contains("reusing"), second.stderr)
+        let again = try JSONSerialization.jsonObject(with: Data(second.stdout.utf8)) as! [[String: Any]]
+        XCTAssertEqual(again[0]["c2st"] as! [Double], e["c2st"] as! [Double], "same model, seeds and observations")
+        XCTAssertEqual(again[0]["c2st_rf"] as! [Double], e["c2st_rf"] as! [Double])
+    }
+}
