@@ -15,8 +15,7 @@ public enum C2ST {
         let folds = 5
         var accuracy = 0.0
         for f in 0..<folds {
-            var trainIdx: [Int] = [], testIdx: [Int] = []
-            for (k, i) in order.enumerated() { if k % folds == f { testIdx.append(i) } else { trainIdx.append(i) } }
+            let (trainIdx, testIdx) = split(order, fold: f, of: folds)
             let mlp = BinaryMLP(inputs: dim, hidden: 10 * dim, key: RandomKey(seed: seed).split(UInt64(f)))
             mlp.fit(x: trainIdx.map { x[$0] }, y: trainIdx.map { y[$0] }, maxEpochs: maxEpochs,
                     key: RandomKey(seed: seed).split(UInt64(100 + f)))
@@ -26,6 +25,38 @@ public enum C2ST {
             accuracy += Double(correct) / Double(testIdx.count)
         }
         return accuracy / Double(folds)
+    }
+}
+
+extension C2ST {
+    // Shared by both classifiers (this MLP and RandomForestC2ST.swift).
+
+    /// Both sets z-scored with the reference's mean and unbiased std, as columns:
+    /// columns[j][i] is feature j of point i (reference points first, label 0; then samples, label 1).
+    static func standardise(reference: [[Double]], samples: [[Double]]) -> (columns: [[Float]], labels: [UInt8]) {
+        let dim = reference[0].count
+        var mean = [Double](repeating: 0, count: dim), std = [Double](repeating: 0, count: dim)
+        for r in reference { for j in 0..<dim { mean[j] += r[j] } }
+        for j in 0..<dim { mean[j] /= Double(reference.count) }
+        for r in reference { for j in 0..<dim { std[j] += (r[j] - mean[j]) * (r[j] - mean[j]) } }
+        for j in 0..<dim { std[j] = max((std[j] / Double(reference.count - 1)).squareRoot(), 1e-12) }
+        let points = reference + samples
+        let columns = (0..<dim).map { j in points.map { Float(($0[j] - mean[j]) / std[j]) } }
+        let labels = [UInt8](repeating: 0, count: reference.count) + [UInt8](repeating: 1, count: samples.count)
+        return (columns, labels)
+    }
+
+    /// The shuffled order of the points for the folds.
+    static func foldOrder(count: Int, seed: UInt64) -> [Int] {
+        var rng = RandomStream(key: RandomKey(seed: seed))
+        return rng.permutation(count)
+    }
+
+    /// Fold `fold` of `folds`: the points at positions k of `order` with k mod folds == fold are held out.
+    static func split(_ order: [Int], fold: Int, of folds: Int) -> (train: [Int], test: [Int]) {
+        var train: [Int] = [], test: [Int] = []
+        for (k, i) in order.enumerated() { if k % folds == fold { test.append(i) } else { train.append(i) } }
+        return (train, test)
     }
 }
 

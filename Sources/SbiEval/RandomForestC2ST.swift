@@ -20,8 +20,7 @@ extension C2ST {
         DispatchQueue.concurrentPerform(iterations: max(1, min(threads, folds))) { worker in
             var f = worker
             while f < folds {
-                var trainIdx: [Int] = [], testIdx: [Int] = []
-                for (k, i) in order.enumerated() { if k % folds == f { testIdx.append(i) } else { trainIdx.append(i) } }
+                let (trainIdx, testIdx) = split(order, fold: f, of: folds)
                 let forest = RandomForest(features: prepared.columns, labels: prepared.labels, rows: trainIdx,
                                           trees: trees, key: RandomKey(seed: seed).split(300 + UInt64(f)))
                 var correct = 0
@@ -32,27 +31,6 @@ extension C2ST {
             }
         }
         return accuracies.reduce(0, +) / Double(folds)
-    }
-
-    /// Both sets z-scored with the reference's mean and unbiased std, as columns:
-    /// columns[j][i] is feature j of point i (reference points first, label 0; then samples, label 1).
-    static func standardise(reference: [[Double]], samples: [[Double]]) -> (columns: [[Float]], labels: [UInt8]) {
-        let dim = reference[0].count
-        var mean = [Double](repeating: 0, count: dim), std = [Double](repeating: 0, count: dim)
-        for r in reference { for j in 0..<dim { mean[j] += r[j] } }
-        for j in 0..<dim { mean[j] /= Double(reference.count) }
-        for r in reference { for j in 0..<dim { std[j] += (r[j] - mean[j]) * (r[j] - mean[j]) } }
-        for j in 0..<dim { std[j] = max((std[j] / Double(reference.count - 1)).squareRoot(), 1e-12) }
-        let points = reference + samples
-        let columns = (0..<dim).map { j in points.map { Float(($0[j] - mean[j]) / std[j]) } }
-        let labels = [UInt8](repeating: 0, count: reference.count) + [UInt8](repeating: 1, count: samples.count)
-        return (columns, labels)
-    }
-
-    /// The shuffled order whose k-th entry goes to fold k mod 5 (shared by both classifiers).
-    static func foldOrder(count: Int, seed: UInt64) -> [Int] {
-        var rng = RandomStream(key: RandomKey(seed: seed))
-        return rng.permutation(count)
     }
 }
 
