@@ -17,7 +17,8 @@ extension C2ST {
         let order = foldOrder(count: prepared.labels.count, seed: seed)
         var accuracies = [Double](repeating: 0, count: folds)
         let lock = DispatchQueue(label: "sbiwatch.c2st.rf")
-        DispatchQueue.concurrentPerform(iterations: max(1, min(threads, folds))) { worker in
+        let workers = max(1, min(threads, folds))
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
             var f = worker
             while f < folds {
                 let (trainIdx, testIdx) = split(order, fold: f, of: folds)
@@ -27,7 +28,7 @@ extension C2ST {
                 for i in testIdx where (forest.probability(row: i) > 0.5 ? 1 : 0) == Int(prepared.labels[i]) { correct += 1 }
                 let accuracy = Double(correct) / Double(testIdx.count)
                 lock.sync { accuracies[f] = accuracy }
-                f += max(1, min(threads, folds))
+                f += workers
             }
         }
         return accuracies.reduce(0, +) / Double(folds)
@@ -50,22 +51,33 @@ struct RandomForest {
         self.columns = columns
         let dim = columns.count
         let tries = max(1, Int(Double(dim).squareRoot()))
+        var scratch = SplitScratch(points: rows.count, features: dim)
         for t in 0..<count {
             var rng = RandomStream(key: key.split(UInt64(t)))
             // bootstrap: |rows| draws with replacement
             var sample = (0..<rows.count).map { _ in Int32(rows[rng.int(below: rows.count)]) }
             var tree = Tree()
-            grow(&tree, &sample, 0, sample.count, labels: labels, tries: tries, rng: &rng)
+            grow(&tree, &sample, labels: labels, tries: tries, scratch: &scratch, rng: &rng)
             trees.append(tree)
         }
     }
 
-    /// Grows the tree over sample[lo..<hi], depth first (a node, then its left subtree, then its right),
-    /// with an explicit stack: a tree can be as deep as its sample is large.
-    private func grow(_ tree: inout Tree, _ sample: inout [Int32], _ lo: Int, _ hi: Int, labels: [UInt8],
-                      tries: Int, rng: inout RandomStream) {
+    /// Working memory of bestSplit, allocated once per forest: one node's (value, label) pairs and
+    /// the feature order of its partial shuffle.
+    struct SplitScratch {
+        var values: [(Float, UInt8)], candidates: [Int]
+        init(points: Int, features: Int) {
+            values = [(Float, UInt8)](repeating: (0, 0), count: points)
+            candidates = Array(0..<features)
+        }
+    }
+
+    /// Grows the tree over its bootstrap sample, depth first (a node, then its left subtree, then its
+    /// right), with an explicit stack: a tree can be as deep as its sample is large.
+    private func grow(_ tree: inout Tree, _ sample: inout [Int32], labels: [UInt8], tries: Int,
+                      scratch: inout SplitScratch, rng: inout RandomStream) {
         // pending nodes: their range, and the parent whose left (or right) child they become (-1: the root)
-        var pending: [(lo: Int, hi: Int, parent: Int32, isLeft: Bool)] = [(lo, hi, -1, true)]
+        var pending: [(lo: Int, hi: Int, parent: Int32, isLeft: Bool)] = [(0, sample.count, -1, true)]
         while let (lo, hi, parent, isLeft) = pending.popLast() {
             let node = Int32(tree.feature.count)
             tree.feature.append(-1); tree.threshold.append(0); tree.left.append(-1); tree.right.append(-1)
@@ -75,7 +87,8 @@ struct RandomForest {
             for k in lo..<hi { ones += Int(labels[Int(sample[k])]) }
             tree.threshold[Int(node)] = Float(ones) / Float(n)
             if ones == 0 || ones == n || n < 2 { continue }
-            guard let split = bestSplit(sample, lo, hi, ones: ones, labels: labels, tries: tries, rng: &rng) else { continue }
+            guard let split = bestSplit(sample, lo, hi, ones: ones, labels: labels, tries: tries, scratch: &scratch,
+                                        rng: &rng) else { continue }
             // partition sample[lo..<hi]: values <= threshold first
             let column = columns[split.feature]
             var i = lo, j = hi - 1
@@ -91,36 +104,35 @@ struct RandomForest {
     /// The split of sample[lo..<hi] with the lowest weighted Gini impurity among `tries` random features,
     /// drawing further features while none of the drawn ones can split (constant in this node).
     private func bestSplit(_ sample: [Int32], _ lo: Int, _ hi: Int, ones: Int, labels: [UInt8], tries: Int,
-                           rng: inout RandomStream) -> (feature: Int, threshold: Float)? {
+                           scratch: inout SplitScratch, rng: inout RandomStream) -> (feature: Int, threshold: Float)? {
         let dim = columns.count, n = hi - lo
-        var candidates = Array(0..<dim)
+        for j in 0..<dim { scratch.candidates[j] = j }
         var best: (feature: Int, threshold: Float)? = nil
         var bestScore = -Double.infinity
-        var values = [(Float, UInt8)](repeating: (0, 0), count: n)
         var examined = 0
         while examined < dim && (examined < tries || best == nil) {
             // draw the next feature without replacement (a partial Fisher-Yates shuffle)
             let pick = examined + rng.int(below: dim - examined)
-            candidates.swapAt(examined, pick)
-            let f = candidates[examined]
+            scratch.candidates.swapAt(examined, pick)
+            let f = scratch.candidates[examined]
             examined += 1
             let column = columns[f]
-            for k in 0..<n { let p = Int(sample[lo + k]); values[k] = (column[p], labels[p]) }
-            values.sort { $0.0 < $1.0 }
-            if values[0].0 == values[n - 1].0 { continue }
+            for k in 0..<n { let p = Int(sample[lo + k]); scratch.values[k] = (column[p], labels[p]) }
+            scratch.values[0..<n].sort { $0.0 < $1.0 }
+            if scratch.values[0].0 == scratch.values[n - 1].0 { continue }
             // Gini decrease is maximised by maximising sum over children of (count_c^2 summed over classes) / size
             var leftOnes = 0
             for k in 0..<(n - 1) {
-                leftOnes += Int(values[k].1)
-                if values[k].0 == values[k + 1].0 { continue }
+                leftOnes += Int(scratch.values[k].1)
+                if scratch.values[k].0 == scratch.values[k + 1].0 { continue }
                 let nl = Double(k + 1), nr = Double(n - k - 1)
                 let l1 = Double(leftOnes), l0 = nl - l1
                 let r1 = Double(ones - leftOnes), r0 = nr - r1
                 let score = (l1 * l1 + l0 * l0) / nl + (r1 * r1 + r0 * r0) / nr
                 if score > bestScore {
                     bestScore = score
-                    var mid = values[k].0 / 2 + values[k + 1].0 / 2
-                    if mid >= values[k + 1].0 { mid = values[k].0 }   // rounding: keep the left value on the left
+                    var mid = scratch.values[k].0 / 2 + scratch.values[k + 1].0 / 2
+                    if mid >= scratch.values[k + 1].0 { mid = scratch.values[k].0 }   // rounding: keep the left value on the left
                     best = (f, mid)
                 }
             }
