@@ -33,38 +33,46 @@ let package = Package(
         // Numeric core: parameter arena, layers (forward + backward), transformer, Adam, RNG.
         .target(name: "SbiCore", dependencies: ["CBLAS"],
                 swiftSettings: [.swiftLanguageMode(.v5), .unsafeFlags(kernelFlags)]),
+        // NetCDF files through libnetcdf (every call serialised): the wrapper, no domain formats.
+        .target(name: "SbiNetCDF", dependencies: ["SbiCore", "CNetCDF"], swiftSettings: [.swiftLanguageMode(.v5)]),
         // The method: variables, SDEs, the score model, condition masks, sampling and guidance.
         .target(name: "SbiModel", dependencies: ["SbiCore"], swiftSettings: optimized),
-        // The pinned model archive (.sbim): gzip'd tar via libarchive, safetensors weights, SHA-256 pins.
+        // Built-in simulators with priors, dependency graphs and reference posteriors, and the
+        // realistic observation files written from them (`simulate --out`).
+        .target(name: "SbiTasks", dependencies: ["SbiCore", "SbiModel", "SbiNetCDF"], swiftSettings: optimized),
+        // Denoising score matching training, and training sets read from NetCDF.
+        .target(name: "SbiTraining", dependencies: ["SbiCore", "SbiModel", "SbiNetCDF"], swiftSettings: optimized),
+        // Evaluation beside training: the classifier two-sample tests, accuracy, calibration, query timing.
+        .target(name: "SbiEval", dependencies: ["SbiCore", "SbiModel", "SbiTasks"], swiftSettings: optimized),
+        // The pinned model archive (.sbim): gzip'd tar via libarchive, safetensors weights, SHA-256 pins;
+        // and the one path from training to a loaded archive.
         .target(name: "SbiArchive", dependencies: [
-            "SbiCore", "SbiModel", "CArchive", .product(name: "Crypto", package: "swift-crypto"),
+            "SbiCore", "SbiModel", "SbiTraining", "CArchive", .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: [.swiftLanguageMode(.v5)]),
-        // Built-in simulators with priors, dependency graphs and reference posteriors.
-        .target(name: "SbiTasks", dependencies: ["SbiCore", "SbiModel"], swiftSettings: optimized),
-        // Denoising score matching training.
-        .target(name: "SbiTraining", dependencies: ["SbiCore", "SbiModel"], swiftSettings: optimized),
-        // NetCDF reading and writing through libnetcdf (every call serialised).
-        .target(name: "SbiNetCDF", dependencies: ["SbiCore", "SbiModel", "CNetCDF"], swiftSettings: [.swiftLanguageMode(.v5)]),
-        // Evaluation: the classifier two-sample test and the accuracy benchmark.
-        .target(name: "SbiEval", dependencies: ["SbiCore", "SbiModel", "SbiTasks", "SbiTraining"], swiftSettings: optimized),
-        // One observation file -> samples and reports (the pipeline the CLI and the daemon share).
+        // One observation file -> samples and reports, in named stages (the pipeline the CLI and the daemon share).
         .target(name: "SbiPipeline", dependencies: [
-            "SbiCore", "SbiModel", "SbiTasks", "SbiArchive", "SbiNetCDF", .product(name: "Crypto", package: "swift-crypto"),
+            "SbiCore", "SbiModel", "SbiArchive", "SbiNetCDF",
         ], swiftSettings: [.swiftLanguageMode(.v5)]),
-        // Watch and cron modes: the spool, inotify, the instance lock, signals.
+        // Watch and cron modes: the spool, inotify, the instance lock, the job table, signals.
         .target(name: "SbiDaemon", dependencies: [
-            "SbiCore", "SbiPipeline", "SbiNetCDF", .product(name: "Logging", package: "swift-log"),
+            "SbiCore", "SbiPipeline", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: [.swiftLanguageMode(.v5)]),
         .executableTarget(name: "sbiwatch", dependencies: [
-            "SbiDaemon", "SbiPipeline", "SbiCore", "SbiModel", "SbiTasks", "SbiTraining", "SbiArchive", "SbiEval", "SbiNetCDF", "CNetCDF", "CArchive", "CBLAS",
+            "SbiDaemon", "SbiPipeline", "SbiCore", "SbiModel", "SbiTasks", "SbiTraining", "SbiArchive", "SbiEval", "SbiNetCDF",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: [.swiftLanguageMode(.v5)]),
+        // The fuzz harness over the observation-file and archive readers (`make fuzz`; a replay tool otherwise).
+        .executableTarget(name: "sbiwatch-fuzz", dependencies: ["SbiArchive", "SbiCore", "SbiModel", "SbiPipeline"],
+                          path: "Tests/Fuzz/Harness", swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "SbiCoreTests", dependencies: ["SbiCore"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         // Helpers shared by the test targets (temporary directories, repository paths).
         .target(name: "SbiTestSupport", path: "Tests/SbiTestSupport", swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "SbiModelTests", dependencies: ["SbiTestSupport", "SbiPipeline", "SbiCore", "SbiModel", "SbiTasks", "SbiTraining", "SbiArchive", "SbiEval", "SbiNetCDF", "CArchive", "CNetCDF"],
+        .testTarget(name: "SbiModelTests", dependencies: ["SbiTestSupport", "SbiCore", "SbiModel", "SbiTasks", "SbiTraining", "SbiArchive", "SbiEval", "SbiNetCDF", "CArchive"],
+                    swiftSettings: [.swiftLanguageMode(.v5)]),
+        // The daemon's job table and file probes (the child-process probe runs the real binary).
+        .testTarget(name: "SbiDaemonTests", dependencies: ["sbiwatch", "SbiCore", "SbiDaemon", "SbiPipeline", "SbiNetCDF", "SbiTestSupport"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         // Spawns the real binary (the dependency makes sure it is built first).
         .testTarget(name: "SbiwatchCLITests", dependencies: ["sbiwatch", "SbiTestSupport"],

@@ -4,6 +4,7 @@ import Crypto
 import Foundation
 import SbiCore
 import SbiModel
+import SbiTraining
 
 /// How a model was made: enough to rebuild it.
 public struct Provenance: Codable, Hashable, Sendable {
@@ -21,24 +22,6 @@ public struct Provenance: Codable, Hashable, Sendable {
                 training: TrainingSummary, command: String, sbiwatchVersion: String) {
         self.task = task; self.simulationsSHA256 = simulationsSHA256; self.simulations = simulations
         self.seed = seed; self.training = training; self.command = command; self.sbiwatchVersion = sbiwatchVersion
-    }
-}
-
-/// The training figures stored with a model.
-public struct TrainingSummary: Codable, Hashable, Sendable {
-    public var steps: Int
-    public var stepsPlanned: Int
-    public var batchSize: Int
-    public var finalTrainLoss: Double
-    public var bestValidationLoss: Double
-    public var bestValidationStep: Int
-    public var stoppedEarly: Bool
-    public var seconds: Double
-    public init(steps: Int, stepsPlanned: Int, batchSize: Int, finalTrainLoss: Double, bestValidationLoss: Double,
-                bestValidationStep: Int, stoppedEarly: Bool, seconds: Double) {
-        self.steps = steps; self.stepsPlanned = stepsPlanned; self.batchSize = batchSize
-        self.finalTrainLoss = finalTrainLoss; self.bestValidationLoss = bestValidationLoss
-        self.bestValidationStep = bestValidationStep; self.stoppedEarly = stoppedEarly; self.seconds = seconds
     }
 }
 
@@ -65,7 +48,13 @@ public struct LoadedModel: @unchecked Sendable {
 }
 
 public enum ModelArchive {
+    /// The libarchive it is linked with, e.g. "libarchive 3.6.2".
+    public static var libraryVersion: String { TarIO.libraryVersion }
+
     static let entryNames: Set<String> = ["manifest.json", "weights.safetensors", "README.md", "calibration.json"]
+
+    /// The largest archive file sbiwatch reads (its entries are capped at 256 MB each).
+    public static let maxArchiveBytes = 1 << 30
 
     public static func sha256Hex(_ data: Data) -> String {
         SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
@@ -74,14 +63,22 @@ public enum ModelArchive {
     /// The archive bytes of a model (deterministic for the same model and manifest).
     public static func encode(_ model: ScoreModel, sampler: SamplerSettings, provenance: Provenance,
                               calibration: Data? = nil) throws -> Data {
-        let manifest = Manifest(format: "sbiwatch-model", formatVersion: Manifest.currentFormatVersion,
-                                spec: model.spec, network: model.settings, transformer: model.transformer.config,
-                                normalization: model.normalization, sampler: sampler, provenance: provenance)
+        try encode(model, manifest: manifest(of: model, sampler: sampler, provenance: provenance), calibration: calibration)
+    }
+
+    /// The manifest of a model with its sampler and provenance.
+    public static func manifest(of model: ScoreModel, sampler: SamplerSettings, provenance: Provenance) -> Manifest {
+        Manifest(format: "sbiwatch-model", formatVersion: Manifest.currentFormatVersion,
+                 spec: model.spec, network: model.settings, transformer: model.transformer.config,
+                 normalization: model.normalization, sampler: sampler, provenance: provenance)
+    }
+
+    static func encode(_ model: ScoreModel, manifest: Manifest, calibration: Data?) throws -> Data {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys, .prettyPrinted]
         var files: [(name: String, data: Data)] = [
             ("manifest.json", try enc.encode(manifest)),
-            ("weights.safetensors", Safetensors.encode(model.params, metadata: ["format": "sbiwatch", "dtype": "float32"])),
+            ("weights.safetensors", try Safetensors.encode(model.params, metadata: ["format": "sbiwatch", "dtype": "float32"])),
             ("README.md", Data(modelCard(manifest).utf8)),
         ]
         if let calibration { files.append(("calibration.json", calibration)) }
@@ -109,11 +106,11 @@ public enum ModelArchive {
     /// Loads "PATH" or "PATH@sha256:HEX"; a pinned load refuses an archive whose digest differs.
     public static func load(_ reference: String) throws -> LoadedModel {
         let (path, pin) = try parseReference(reference)
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw SbiError(.noInput, "model archive \(path) does not exist", hint: "check the path, or build it with `sbiwatch train`")
-        }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw SbiError(.noInput, "model archive \(path) cannot be read", hint: "check its permissions")
+        let data: Data
+        do { data = try RegularFile.read(path, what: "model archive \(path)", limit: maxArchiveBytes) } catch var e as SbiError {
+            if e.code == .noInput && e.message.contains("does not exist") { e.hint = "check the path, or build it with `sbiwatch train`" }
+            e.subject = nil   // the message names the archive
+            throw e
         }
         let digest = sha256Hex(data)
         if let pin, pin != digest {
@@ -128,11 +125,24 @@ public enum ModelArchive {
         guard let manifestData = files["manifest.json"] else {
             throw SbiError(.badInput, "\(source) has no manifest.json", hint: "this is not an sbiwatch model archive")
         }
+        let manifest = try decodeManifest(manifestData, source: source)
+        guard let weights = files["weights.safetensors"] else {
+            throw SbiError(.badInput, "\(source) has no weights.safetensors", hint: "this is not a complete sbiwatch model archive; rebuild it")
+        }
+        let transformer = Transformer(config: manifest.transformer)
+        let params = try Safetensors.decode(weights, layout: transformer.layout, source: source)
+        let model = ScoreModel(spec: manifest.spec, settings: manifest.network, config: manifest.transformer, params: params,
+                               normalization: manifest.normalization)
+        return LoadedModel(model: model, manifest: manifest, sha256: sha256, path: source, calibration: files["calibration.json"])
+    }
+
+    /// manifest.json: its format version, then the manifest, validated field by field.
+    public static func decodeManifest(_ manifestData: Data, source: String) throws -> Manifest {
         // the version first, so a newer format gets a clear message rather than a decoding error
         struct Version: Decodable { var format: String?; var formatVersion: Int? }
         let version = try? JSONDecoder().decode(Version.self, from: manifestData)
         guard version?.format == "sbiwatch-model" else {
-            throw SbiError(.badInput, "\(source): manifest.json is not an sbiwatch model manifest")
+            throw SbiError(.badInput, "\(source): manifest.json is not an sbiwatch model manifest", hint: "this is not an sbiwatch model archive")
         }
         guard version?.formatVersion == Manifest.currentFormatVersion else {
             throw SbiError(.badInput, "\(source) has model format version \(version?.formatVersion.map(String.init) ?? "?"); this sbiwatch reads version \(Manifest.currentFormatVersion)",
@@ -140,20 +150,18 @@ public enum ModelArchive {
         }
         let manifest: Manifest
         do { manifest = try JSONDecoder().decode(Manifest.self, from: manifestData) } catch {
-            throw SbiError(.badInput, "\(source): manifest.json cannot be read: \(error)")
+            throw SbiError(.badInput, "\(source): manifest.json cannot be read: \(error)",
+                           hint: "the archive is damaged or was not written by sbiwatch train; rebuild it with the command in its model card")
         }
+        try manifest.validate(source: source)
         let expected = ScoreModel.transformerConfig(spec: manifest.spec, settings: manifest.network)
         guard expected.width == manifest.transformer.width, expected.identifiers == manifest.transformer.identifiers,
               manifest.normalization.mean.count == manifest.spec.nodeCount,
               manifest.normalization.std.count == manifest.spec.nodeCount else {
-            throw SbiError(.badInput, "\(source): manifest.json is inconsistent (network or normalisation does not fit the variables)")
+            throw SbiError(.badInput, "\(source): manifest.json is inconsistent (network or normalisation does not fit the variables)",
+                           hint: "the archive is damaged or was not written by sbiwatch train; rebuild it with the command in its model card")
         }
-        guard let weights = files["weights.safetensors"] else { throw SbiError(.badInput, "\(source) has no weights.safetensors") }
-        let transformer = Transformer(config: manifest.transformer)
-        let params = try Safetensors.decode(weights, layout: transformer.layout, source: source)
-        let model = ScoreModel(spec: manifest.spec, settings: manifest.network, config: manifest.transformer, params: params,
-                               normalization: manifest.normalization)
-        return LoadedModel(model: model, manifest: manifest, sha256: sha256, path: source, calibration: files["calibration.json"])
+        return manifest
     }
 
     /// README.md: what the model is and the exact command that rebuilds it.

@@ -5,7 +5,7 @@ import SbiCore
 
 public enum Safetensors {
     /// Serialises every slot of `arena` as an F32 tensor (names sorted, header padded to 8 bytes).
-    public static func encode(_ arena: Arena, metadata: [String: String] = [:]) -> Data {
+    public static func encode(_ arena: Arena, metadata: [String: String] = [:]) throws -> Data {
         var header: [String: Any] = [:]
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var body = Data()
@@ -15,7 +15,7 @@ public enum Safetensors {
             for v in values { withUnsafeBytes(of: v.bitPattern.littleEndian) { body.append(contentsOf: $0) } }
             header[slot.name] = ["dtype": "F32", "shape": slot.shape, "data_offsets": [begin, body.count]] as [String: Any]
         }
-        var json = try! JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
         while json.count % 8 != 0 { json.append(0x20) }
         var out = Data()
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }

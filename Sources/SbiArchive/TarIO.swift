@@ -5,6 +5,8 @@ import Foundation
 import SbiCore
 
 enum TarIO {
+    static var libraryVersion: String { String(cString: archive_version_string()) }
+
     /// Entries are refused above this size (weights of the large config are ~1.5 MB).
     static let maxEntryBytes = 256 << 20
 
@@ -50,6 +52,14 @@ enum TarIO {
     /// absolute or ".." names, links, devices, directories and other non-files, entries over the
     /// size limit, and duplicate names.
     static func read(_ archiveData: Data, source: String, allowed: Set<String>) throws -> [String: Data] {
+        let files = try readEntries(archiveData, source: source, allowed: allowed)
+        // the entries passed the limits, so inflating the whole stream once more is bounded
+        let inflated = files.values.reduce(0) { $0 + $1.count } + 512 * (2 * files.count + 20)
+        try GzipIntegrity.verify(archiveData, source: source, maxInflatedBytes: inflated + (1 << 20))
+        return files
+    }
+
+    private static func readEntries(_ archiveData: Data, source: String, allowed: Set<String>) throws -> [String: Data] {
         guard let a = archive_read_new() else { throw SbiError(.internalError, "libarchive: cannot allocate a reader") }
         defer { archive_read_free(a) }
         archive_read_support_filter_gzip(a)

@@ -13,7 +13,16 @@ public enum AtomicFile {
             + "\(UInt32.random(in: 0...UInt32.max))"
     }
 
-    private static func temporaryPrefix(_ name: String, process pid: pid_t) -> String { ".\(name).tmp-\(pid)-" }
+    /// ".NAME.tmp-PID-": NAME cut to its first 120 bytes (whole characters), so the temporary name
+    /// of any final name that fits the 255-byte limit fits it too.
+    private static func temporaryPrefix(_ name: String, process pid: pid_t) -> String {
+        var short = ""
+        for c in name {
+            guard short.utf8.count + String(c).utf8.count <= 120 else { break }
+            short.append(c)
+        }
+        return ".\(short).tmp-\(pid)-"
+    }
 
     /// The process that writes (or wrote) a temporary file of this name; nil for other names.
     public static func temporaryOwner(ofName name: String) -> pid_t? {

@@ -8,6 +8,12 @@ public enum BLAS {
     /// pays off across the batch (see `BatchParallel`), not inside one product.
     public static func useSingleThread() { openblas_set_num_threads(1) }
 
+    /// OpenBLAS's build configuration, e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64".
+    public static var libraryVersion: String {
+        let text = String(cString: openblas_get_config())
+        return String(text.drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
+    }
+
     /// C (M,N) = alpha * A (M,K) @ B (K,N) + beta * C, row-major, optional transposes.
     @inline(__always)
     public static func gemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int,

@@ -125,6 +125,8 @@ extension Transformer {
 
     /// Backpropagates dOutput (B,T) through the last `forward` on this workspace (training workspaces only).
     /// Accumulates (+=) into `grads` and into `ws.valueGradient`.
+    /// Long on purpose: the kernel sequence of `forward` in reverse, over one workspace, reads best as
+    /// one listing against it; split, the shared buffers and shapes would be passed between pieces by hand.
     public func backward(_ params: Arena, _ grads: Arena, _ input: TokenBatchView,
                          _ ws: TransformerWorkspace, dOutput: UnsafePointer<Float>) {
         precondition(ws.training, "backward needs a training workspace")

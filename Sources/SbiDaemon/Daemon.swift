@@ -25,10 +25,11 @@ public struct DaemonOptions: Sendable {
     public var maxAttempts = 3
     /// Seconds the current files may take to finish after SIGTERM before they are abandoned.
     public var shutdownGrace: TimeInterval = 30
-    public var samples: Int?
-    public var seed: UInt64?
-    public var steps: Int?
+    /// --samples, --seed, --steps for every file.
+    public var overrides = SamplingOverrides()
     public var useInotify = true
+    /// How unclaimed files are checked to open as NetCDF (the command line uses a child process).
+    public var probe: FileProbe = .netCDFInProcess
 
     public init(inbox: String, outbox: String) { self.inbox = inbox; self.outbox = outbox }
 }
@@ -40,6 +41,18 @@ public struct DaemonSummary: Sendable {
     public var skipped = 0
     public var abandoned = 0
     public var seconds = 0.0
+    /// The first output or spool error of the run (an error report that could not be written):
+    /// its exit status (73, 74) is the run's.
+    public var outputFailure: SbiError? = nil
+
+    mutating func noteOutputFailure(_ e: SbiError) { if outputFailure == nil { outputFailure = e } }
+
+    /// --once: 0 when every file succeeded; the output failure's status when one happened; 65 when
+    /// any file failed; 75 when some were still being written.
+    public var exitStatus: Int32 {
+        if let outputFailure { return outputFailure.exitStatus }
+        return failed > 0 ? 65 : skipped > 0 ? 75 : 0
+    }
     public var line: String {
         "processed \(processed), failed \(failed), skipped \(skipped)\(abandoned > 0 ? ", abandoned \(abandoned)" : "") in \(String(format: "%.1f", seconds)) s"
     }
@@ -50,31 +63,43 @@ public final class Daemon: @unchecked Sendable {
     let spool: SpoolFolders
     let logger: Logger
     let loadCatalog: @Sendable () throws -> ModelCatalog
-    private var catalog: ModelCatalog
+    private let jobs = JobTable()
+    /// Guards the catalog and the signal requests.
     private let lock = NSLock()
+    private var catalog: ModelCatalog
     private var stopRequested = false
     private var reloadRequested = false
-    private var finished: [(String, Outcome)] = []
-    private var inFlight: [String: Job] = [:]
-    private var stemsInUse = Set<String>()
     private var watcher: InboxWatcher!
     private var signalSources: [DispatchSourceSignal] = []
 
-    enum Outcome { case done(ProcessResult), failed(SbiError), abandoned }
-    struct Job { var gate: CommitGate; var recovered: Bool }
+    /// One inbox file waiting to be run: claimed from the inbox, or recovered in processing/.
+    struct Pending { var name: String; var recovered: Bool }
+
+    /// The state of one run of the main loop.
+    struct Loop {
+        var summary = DaemonSummary()
+        var queue: [Pending] = []
+        var settling: [String] = []
+        var stopDeadline: Date? = nil
+        let drainDeadline: Date
+    }
 
     public init(options: DaemonOptions, logger: Logger, loadCatalog: @escaping @Sendable () throws -> ModelCatalog) throws {
         self.options = options; self.logger = logger; self.loadCatalog = loadCatalog
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: options.outbox, isDirectory: &isDir), isDir.boolValue else {
-            throw SbiError(.cannotCreate, "the outbox \(options.outbox) is not a folder", hint: "create it first")
-        }
+        try OutputSet.checkOutbox(options.outbox)
         spool = try SpoolFolders(inbox: options.inbox, state: options.state)
-        let outbox = URL(fileURLWithPath: options.outbox).resolvingSymlinksInPath().path
+        try Self.checkPlacement(outbox: options.outbox, spool: spool)
+        catalog = try loadCatalog()
+        try catalog.loadAll()
+    }
+
+    /// The outbox apart from the inbox and the state folder; the state folder on the inbox's filesystem.
+    private static func checkPlacement(outbox given: String, spool: SpoolFolders) throws {
+        let outbox = URL(fileURLWithPath: given).resolvingSymlinksInPath().path
         let inbox = URL(fileURLWithPath: spool.inbox).resolvingSymlinksInPath().path
         let state = URL(fileURLWithPath: spool.state).resolvingSymlinksInPath().path
         guard outbox != inbox, !(outbox + "/").hasPrefix(state + "/") else {
-            throw SbiError(.configuration, "the outbox \(options.outbox) is the inbox or inside the state folder; outputs would be taken as inputs",
+            throw SbiError(.configuration, "the outbox \(given) is the inbox or inside the state folder; outputs would be taken as inputs",
                            hint: "give the outputs a folder of their own")
         }
         var a = stat(), b = stat()
@@ -82,8 +107,6 @@ public final class Daemon: @unchecked Sendable {
             throw SbiError(.configuration, "the state folder \(spool.state) is not on the filesystem of the inbox \(spool.inbox), so files cannot be claimed by rename",
                            hint: "put --state on the inbox's filesystem (the default is INBOX/.sbiwatch)")
         }
-        catalog = try loadCatalog()
-        try catalog.loadAll()
     }
 
     /// Runs until the inbox is drained (--once) or a stop signal; returns the counts.
@@ -91,74 +114,84 @@ public final class Daemon: @unchecked Sendable {
         let instance = try InstanceLock(path: spool.lockFile, inbox: spool.inbox)
         defer { withExtendedLifetime(instance) {} }
         let start = Date()
-        watcher = InboxWatcher(inbox: spool.inbox, settle: options.settle, useInotify: options.useInotify)
+        watcher = InboxWatcher(inbox: spool.inbox, settle: options.settle, useInotify: options.useInotify, probe: options.probe)
         installSignalHandlers()
         defer { for s in signalSources { s.cancel() } }
-        logger.info("start", metadata: ["inbox": "\(spool.inbox)", "outbox": "\(options.outbox)", "models": "\(catalog.names.joined(separator: ","))",
+        logger.info("start", metadata: ["inbox": "\(spool.inbox)", "outbox": "\(options.outbox)", "models": "\(currentCatalog.names.joined(separator: ","))",
+                                        "models_file": "\(currentCatalog.modelsFile ?? "-")",
                                         "jobs": "\(options.jobs)", "mode": "\(options.once ? "once" : "watch")", "inotify": "\(watcher.usesInotify)"])
         removeStaleTemporaryFiles()
-        var summary = DaemonSummary()
-        var queue = recoverProcessing(&summary)     // names in processing/ to run again, first
-        var lastRescan = Date.distantPast
-        var stopDeadline: Date? = nil
-        let drainDeadline = Date().addingTimeInterval(options.settle + watcher.invalidGrace + 1)
-
-        while true {
-            let now = Date()
-            // results of finished jobs
-            lock.lock(); let results = finished; finished.removeAll(); let stopping = stopRequested
-            let reload = reloadRequested; reloadRequested = false; lock.unlock()
-            for (name, outcome) in results { account(name, outcome, &summary) }
-            if reload { reloadModels() }
-            if stopping && stopDeadline == nil {
-                stopDeadline = now.addingTimeInterval(options.shutdownGrace)
-                logger.info("stopping", metadata: ["in_flight": "\(inFlightCount)", "grace_seconds": "\(options.shutdownGrace)"])
-            }
-            if let deadline = stopDeadline {
-                if inFlightCount == 0 { break }
-                if now >= deadline { abandonInFlight(&summary); break }
-                watcher.wait(timeout: min(0.2, deadline.timeIntervalSince(now)))
-                continue
-            }
-            // take what is ready
-            var settling: [String] = []
-            if queue.isEmpty || now.timeIntervalSince(lastRescan) >= 0.2 {
-                let scan = watcher.scan(now: now)
-                settling = scan.settling
-                for name in scan.ready where !queue.contains(where: { $0.name == name && !$0.recovered }) {
-                    queue.append((name, false))
-                }
-                lastRescan = now
-            }
-            // files recovered after a crash run one at a time, so a file that crashes the process
-            // cannot use up the attempts of the files that happened to run beside it
-            while !queue.isEmpty, inFlightCount < (queue[0].recovered || recoveredRunning ? 1 : options.jobs) {
-                let item = queue.removeFirst()
-                if item.recovered { dispatch(item.name, recovered: true) } else if let claimed = claim(item.name) { dispatch(claimed) }
-            }
-            if options.once && queue.isEmpty && inFlightCount == 0 && pendingResults == 0 {
-                if settling.isEmpty { break }
-                if now >= drainDeadline {
-                    summary.skipped = settling.count
-                    for name in settling { logger.warning("skipped", metadata: ["file": "\(name)", "reason": "still being written or not yet valid NetCDF"]) }
-                    break
-                }
-            }
-            let busy = inFlightCount > 0 || !settling.isEmpty || !queue.isEmpty
-            watcher.wait(timeout: busy ? min(0.25, options.rescan) : options.rescan)
-        }
+        var loop = Loop(drainDeadline: Date().addingTimeInterval(options.settle + watcher.invalidGrace + 1))
+        loop.queue = recoverProcessing(&loop.summary)     // names in processing/ to run again, first
+        while step(&loop) {}
         // outcomes that arrived after the last look
-        lock.lock(); let late = finished; finished.removeAll(); lock.unlock()
-        for (name, outcome) in late { account(name, outcome, &summary) }
-        summary.seconds = Date().timeIntervalSince(start)
-        logger.info("stop", metadata: ["processed": "\(summary.processed)", "failed": "\(summary.failed)", "skipped": "\(summary.skipped)",
-                                       "abandoned": "\(summary.abandoned)", "seconds": "\(String(format: "%.1f", summary.seconds))"])
-        return summary
+        accountFinished(&loop.summary)
+        loop.summary.seconds = Date().timeIntervalSince(start)
+        let s = loop.summary
+        logger.info("stop", metadata: ["processed": "\(s.processed)", "failed": "\(s.failed)", "skipped": "\(s.skipped)",
+                                       "abandoned": "\(s.abandoned)", "seconds": "\(String(format: "%.1f", s.seconds))"])
+        return s
     }
 
-    private var inFlightCount: Int { lock.lock(); defer { lock.unlock() }; return inFlight.count }
-    private var pendingResults: Int { lock.lock(); defer { lock.unlock() }; return finished.count }
-    private var recoveredRunning: Bool { lock.lock(); defer { lock.unlock() }; return inFlight.values.contains { $0.recovered } }
+    /// One turn of the main loop: count what finished, honour signals, take what is ready, then
+    /// sleep until something can change (an inbox event, a finished job, a signal, a file's settle
+    /// time or the rescan). Returns false when the run is over.
+    private func step(_ loop: inout Loop) -> Bool {
+        let now = Date()
+        accountFinished(&loop.summary)
+        let (stopping, reload) = takeRequests()
+        if reload { reloadModels() }
+        if stopping && loop.stopDeadline == nil {
+            loop.stopDeadline = now.addingTimeInterval(options.shutdownGrace)
+            logger.info("stopping", metadata: ["in_flight": "\(jobs.runningCount)", "grace_seconds": "\(options.shutdownGrace)"])
+        }
+        if let deadline = loop.stopDeadline {
+            if jobs.runningCount == 0 { return false }
+            if now >= deadline { abandonInFlight(&loop.summary); return false }
+            watcher.wait(timeout: deadline.timeIntervalSince(now))
+            return true
+        }
+        takeReady(&loop, now: now)
+        if options.once && loop.queue.isEmpty && jobs.runningCount == 0 && jobs.unaccountedCount == 0 {
+            if loop.settling.isEmpty { return false }
+            if now >= loop.drainDeadline {
+                loop.summary.skipped = loop.settling.count
+                for name in loop.settling { logger.warning("skipped", metadata: ["file": "\(name)", "reason": "still being written or not yet valid NetCDF"]) }
+                return false
+            }
+        }
+        var timeout = options.rescan
+        if let due = watcher.secondsToNextCheck(now: Date()) { timeout = min(timeout, due + 0.01) }
+        if options.once && !loop.settling.isEmpty { timeout = min(timeout, max(0.01, loop.drainDeadline.timeIntervalSinceNow)) }
+        watcher.wait(timeout: timeout)
+        return true
+    }
+
+    /// Scans the inbox and starts what is ready, as far as the job limit allows. Files recovered
+    /// after a crash run one at a time, so a file that crashes the process cannot use up the
+    /// attempts of the files that happened to run beside it.
+    private func takeReady(_ loop: inout Loop, now: Date) {
+        let scan = watcher.scan(now: now)
+        loop.settling = scan.settling
+        for name in scan.ready where !loop.queue.contains(where: { $0.name == name && !$0.recovered }) {
+            loop.queue.append(Pending(name: name, recovered: false))
+        }
+        while let next = loop.queue.first, jobs.runningCount < (next.recovered || jobs.recoveredRunning ? 1 : options.jobs) {
+            loop.queue.removeFirst()
+            if next.recovered { dispatch(next.name, recovered: true) } else if let claimed = claim(next.name) { dispatch(claimed, recovered: false) }
+        }
+    }
+
+    private func takeRequests() -> (stop: Bool, reload: Bool) {
+        lock.lock(); defer { lock.unlock() }
+        let reload = reloadRequested
+        reloadRequested = false
+        return (stopRequested, reload)
+    }
+
+    private func accountFinished(_ summary: inout DaemonSummary) {
+        for (name, outcome) in jobs.takeFinished() { account(name, outcome, &summary) }
+    }
 
     // MARK: - claiming and running
 
@@ -175,94 +208,106 @@ public final class Daemon: @unchecked Sendable {
         }
     }
 
-    private func dispatch(_ name: String, recovered: Bool = false) {
-        let job = Job(gate: CommitGate(), recovered: recovered)
-        lock.lock(); inFlight[name] = job; lock.unlock()
+    private func dispatch(_ name: String, recovered: Bool) {
+        let job = jobs.start(name, recovered: recovered)
         let catalog = currentCatalog
         Thread.detachNewThread { [self] in
-            let outcome = runJob(name, gate: job.gate, catalog: catalog)
-            lock.lock()
-            // the name may already belong to a newer file claimed after this one moved on
-            if inFlight[name]?.gate === job.gate { inFlight[name] = nil }
-            finished.append((name, outcome))
-            lock.unlock()
+            jobs.finish(job, runJob(job, catalog: catalog))
             watcher.wake()
         }
     }
 
     private var currentCatalog: ModelCatalog { lock.lock(); defer { lock.unlock() }; return catalog }
 
-    private func runJob(_ name: String, gate: CommitGate, catalog: ModelCatalog) -> Outcome {
-        let path = spool.processing + "/" + name
-        let spool = self.spool
+    private func runJob(_ job: JobTable.Job, catalog: ModelCatalog) -> JobTable.Outcome {
+        let name = job.name, path = spool.processing + "/" + name
         do {
             let attempt = try spool.recordAttempt(name)
             logger.debug("taken", metadata: ["file": "\(name)", "attempt": "\(attempt)"])
-            let sha = try Pipeline.sha256(ofFile: path)
-            let stem = reserveStem(for: name, sha256: sha)
-            defer { releaseStem(stem) }
-            var opts = ProcessOptions(outbox: options.outbox, samples: options.samples, seed: options.seed, threads: options.threadsPerJob,
-                                      stem: stem, gate: gate)
-            opts.steps = options.steps
+            // an input that cannot be read (permissions, not a file) fails like a bad one
+            let digest = Result { try InputFile.sha256(ofFile: path) }
+            let stem = reserveStem(for: name, sha256: (try? digest.get()) ?? "")
+            defer { jobs.releaseStem(stem) }
+            var opts = ProcessOptions(outbox: options.outbox, overrides: options.overrides, threads: options.threadsPerJob)
+            opts.stem = stem; opts.gate = job.gate; opts.displayName = name; opts.inputSHA256 = try? digest.get()
+            if case .executable = options.probe { opts.probe = options.probe }
+            let spool = self.spool
             opts.afterCommit = {
                 try SpoolFolders.move(path, spool.done + "/" + SpoolFolders.freeName(name, in: spool.done))
                 spool.clearAttempts(name)
             }
             do {
+                _ = try InputFile(path: path, displayName: name, sha256: "").stage { try digest.get() }
                 return .done(try Pipeline.process(file: path, catalog: catalog, options: opts))
             } catch {
-                var e = (error as? SbiError) ?? SbiError(.internalError, "\(name): \(error)")
-                // name the file as it arrived, not by its place in the state folder
-                e.message = e.message.replacingOccurrences(of: spool.processing + "/", with: "")
-                let ran = try gate.perform {
-                    // the error report first: an input is in failed/ only with its report in the outbox
-                    try Pipeline.writeError(e, file: path, outbox: options.outbox, created: Pipeline.creationDate(), stem: stem, inputSHA256: sha)
-                    try SpoolFolders.move(path, spool.failed + "/" + SpoolFolders.freeName(name, in: spool.failed))
-                    spool.clearAttempts(name)
-                }
-                return ran ? .failed(e) : .abandoned
+                return try fail(job, error, options: opts)
             }
         } catch {
             // the spool itself failed (disk full, permissions): leave the file in processing/ for the next start
-            let e = (error as? SbiError) ?? SbiError(.ioError, "\(name): \(error)")
-            logger.error("spool error", metadata: ["file": "\(name)", "error": "\(e.message)"])
-            return .failed(e)
+            let e = (error as? SbiError) ?? SbiError(.ioError, "\(error)", subject: name)
+            logger.error("spool error", metadata: ["file": "\(name)", "error": "\(e.text)"])
+            return .failed(e, unreported: e)
         }
+    }
+
+    /// A file that could not be processed: its error report into the outbox, then the input into
+    /// failed/; unless the gate closed. When the report itself cannot be written (a full or
+    /// read-only outbox) the input still goes to failed/, the reason is logged, and the run's exit
+    /// status names that cause.
+    private func fail(_ job: JobTable.Job, _ error: Error, options opts: ProcessOptions) throws -> JobTable.Outcome {
+        let e = (error as? SbiError) ?? SbiError(.internalError, "\(error)", subject: job.name)
+        var unreported: SbiError? = nil
+        let ran = try job.gate.perform {
+            unreported = setAside(job.name, e, options: opts)
+        }
+        return ran ? .failed(e, unreported: unreported) : .abandoned
+    }
+
+    /// Writes the error report of a processing/ file and moves it to failed/; returns the error of
+    /// a report that could not be written (the move happens regardless, and is what may throw).
+    private func setAside(_ name: String, _ e: SbiError, options opts: ProcessOptions) -> SbiError? {
+        let path = spool.processing + "/" + name
+        var unreported: SbiError? = nil
+        do { try Pipeline.writeError(e, file: path, options: opts) } catch {
+            unreported = (error as? SbiError) ?? SbiError(.ioError, "\(error)")
+            logger.error("error report not written", metadata: ["file": "\(name)", "error": "\(unreported!.text)",
+                                                                 "report_of": "\(e.text)", "outcome": "failed without report"])
+        }
+        do {
+            try SpoolFolders.move(path, spool.failed + "/" + SpoolFolders.freeName(name, in: spool.failed))
+            spool.clearAttempts(name)
+        } catch {
+            // rename within the spool failed too: the file stays in processing/ for the next start
+            logger.error("spool error", metadata: ["file": "\(name)", "error": "\((error as? SbiError)?.text ?? "\(error)")"])
+            return unreported ?? (error as? SbiError) ?? SbiError(.ioError, "\(error)")
+        }
+        return unreported
     }
 
     /// Output names for a file: its stem, or STEM.1, STEM.2, ... when outputs of a different input
     /// already use it. Outputs of the same input (an earlier, interrupted attempt) are replaced.
     private func reserveStem(for name: String, sha256: String) -> String {
-        lock.lock(); defer { lock.unlock() }
-        let base = Pipeline.stem(of: name)
-        var k = 0
-        while true {
-            let stem = k == 0 ? base : "\(base).\(k)"
-            k += 1
-            guard !stemsInUse.contains(stem) else { continue }
-            switch OutputOwner.sha256(stem: stem, outbox: options.outbox) {
-            case .none: break
-            case .some(let owner) where owner == sha256: break
+        jobs.reserveStem(base: Pipeline.stem(of: name)) { stem in
+            switch OutputOwner.of(OutputSet(stem: stem, outbox: options.outbox)) {
+            case .none: return true
+            case .some(let owner) where owner == sha256: return true
             default:
                 logger.warning("name clash", metadata: ["file": "\(name)", "existing": "\(stem)", "reason": "outputs of another input use this name"])
-                continue
+                return false
             }
-            stemsInUse.insert(stem)
-            return stem
         }
     }
 
-    private func releaseStem(_ stem: String) { lock.lock(); stemsInUse.remove(stem); lock.unlock() }
-
-    private func account(_ name: String, _ outcome: Outcome, _ summary: inout DaemonSummary) {
+    private func account(_ name: String, _ outcome: JobTable.Outcome, _ summary: inout DaemonSummary) {
         switch outcome {
         case .done(let r):
             summary.processed += 1
             logger.info("done", metadata: ["file": "\(name)", "model": "\(r.modelName)", "outcome": "done", "stem": "\(r.stem)",
                                            "samples": "\(r.samples)", "warnings": "\(r.warnings)", "duration": "\(String(format: "%.2f", r.seconds))s"])
-        case .failed(let e):
+        case .failed(let e, let unreported):
             summary.failed += 1
-            logger.error("failed", metadata: ["file": "\(name)", "outcome": "failed", "code": "\(e.code.rawValue)", "error": "\(e.message)"])
+            if let unreported { summary.noteOutputFailure(unreported) }
+            logger.error("failed", metadata: ["file": "\(name)", "outcome": "failed", "code": "\(e.code.rawValue)", "error": "\(e.text)"])
         case .abandoned:
             summary.abandoned += 1
         }
@@ -271,26 +316,25 @@ public final class Daemon: @unchecked Sendable {
     // MARK: - crash recovery, shutdown
 
     /// Files left in processing/ by a crash: taken again, unless they were started maxAttempts times.
-    private func recoverProcessing(_ summary: inout DaemonSummary) -> [(name: String, recovered: Bool)] {
-        var again: [(name: String, recovered: Bool)] = []
+    private func recoverProcessing(_ summary: inout DaemonSummary) -> [Pending] {
+        var again: [Pending] = []
         for name in SpoolFolders.inputs(in: spool.processing) {
             let attempts = spool.attemptCount(name)
             if attempts >= options.maxAttempts {
                 let path = spool.processing + "/" + name
                 let e = SbiError(.badInput, "\(name): sbiwatch stopped \(attempts) times while processing this file; it is set aside as a poison file",
                                  hint: "check the file (and the logs of those runs); to try again, move it from \(spool.failed) back into the inbox")
-                let sha = (try? Pipeline.sha256(ofFile: path)) ?? ""
-                let stem = reserveStem(for: name, sha256: sha)
-                defer { releaseStem(stem) }
-                let reported = (try? Pipeline.writeError(e, file: path, outbox: options.outbox, created: Pipeline.creationDate(), stem: stem)) != nil
-                if reported, (try? SpoolFolders.move(path, spool.failed + "/" + SpoolFolders.freeName(name, in: spool.failed))) != nil {
-                    spool.clearAttempts(name)
-                    summary.failed += 1
-                    logger.error("poison", metadata: ["file": "\(name)", "attempts": "\(attempts)", "outcome": "failed"])
-                }
+                let sha = try? InputFile.sha256(ofFile: path)
+                let stem = reserveStem(for: name, sha256: sha ?? "")
+                defer { jobs.releaseStem(stem) }
+                var opts = ProcessOptions(outbox: options.outbox)
+                opts.stem = stem; opts.inputSHA256 = sha
+                if let unreported = setAside(name, e, options: opts) { summary.noteOutputFailure(unreported) }
+                summary.failed += 1
+                logger.error("poison", metadata: ["file": "\(name)", "attempts": "\(attempts)", "outcome": "failed"])
             } else {
                 logger.info("recovered", metadata: ["file": "\(name)", "attempts": "\(attempts)"])
-                again.append((name, true))
+                again.append(Pending(name: name, recovered: true))
             }
         }
         return again
@@ -298,13 +342,11 @@ public final class Daemon: @unchecked Sendable {
 
     /// Closes the gates of unfinished files and puts them back into the inbox.
     private func abandonInFlight(_ summary: inout DaemonSummary) {
-        lock.lock(); let jobs = inFlight; lock.unlock()
-        for (name, job) in jobs {
+        for job in jobs.runningJobs {
             job.gate.close()
-            lock.lock(); let stillRunning = inFlight[name] != nil; lock.unlock()
             // a job that committed before the gate closed has moved its input already
-            let path = spool.processing + "/" + name
-            guard stillRunning, FileManager.default.fileExists(atPath: path) else { continue }
+            let name = job.name, path = spool.processing + "/" + name
+            guard jobs.isRunning(job), FileManager.default.fileExists(atPath: path) else { continue }
             let back = SpoolFolders.freeName(name, in: spool.inbox)
             if (try? SpoolFolders.move(path, spool.inbox + "/" + back)) != nil {
                 spool.clearAttempts(name)
@@ -353,28 +395,9 @@ public final class Daemon: @unchecked Sendable {
             let fresh = try loadCatalog()
             try fresh.loadAll()
             lock.lock(); catalog = fresh; lock.unlock()
-            logger.info("reloaded models", metadata: ["models": "\(fresh.names.joined(separator: ","))"])
+            logger.info("reloaded models", metadata: ["models": "\(fresh.names.joined(separator: ","))", "models_file": "\(fresh.modelsFile ?? "-")"])
         } catch {
             logger.error("reload failed; keeping the models loaded before", metadata: ["error": "\(error)"])
         }
-    }
-}
-
-/// Which input the outputs under a stem were made from (its SHA-256), if any outputs exist.
-enum OutputOwner {
-    enum Owner: Equatable { case none, some(String), unknown }
-
-    static func sha256(stem: String, outbox: String) -> Owner {
-        let paths = Pipeline.outputPaths(stem: stem, outbox: outbox)
-        let existing = [paths.json, paths.error, paths.samples, paths.html].filter { FileManager.default.fileExists(atPath: $0) }
-        guard !existing.isEmpty else { return .none }
-        for p in [paths.json, paths.error] {
-            guard let d = FileManager.default.contents(atPath: p),
-                  let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any] else { continue }
-            if let s = (o["input"] as? [String: Any])?["sha256"] as? String { return .some(s) }
-            if let s = o["input_sha256"] as? String { return .some(s) }
-        }
-        if let r = try? SamplesFileOwner.sha256(paths.samples) { return .some(r) }
-        return .unknown
     }
 }

@@ -5,7 +5,7 @@
 // taken after a longer grace period (and fails with its error report). Arrival order: first seen,
 // then modification time, then name.
 import Foundation
-import SbiNetCDF
+import SbiPipeline
 
 final class InboxWatcher {
     struct Candidate {
@@ -18,6 +18,7 @@ final class InboxWatcher {
 
     let inbox: String
     let settle: TimeInterval
+    let probe: FileProbe
     /// How long a stable file that is not valid NetCDF waits before it is taken anyway.
     var invalidGrace: TimeInterval { max(3 * settle, 1) }
     private var inotifyFD: Int32 = -1
@@ -25,8 +26,8 @@ final class InboxWatcher {
     private var candidates: [String: Candidate] = [:]
     private var arrivals = 0
 
-    init(inbox: String, settle: TimeInterval, useInotify: Bool = true) {
-        self.inbox = inbox; self.settle = settle
+    init(inbox: String, settle: TimeInterval, useInotify: Bool = true, probe: FileProbe) {
+        self.inbox = inbox; self.settle = settle; self.probe = probe
         if useInotify {
             inotifyFD = inotify_init1(Int32(O_NONBLOCK | O_CLOEXEC))
             if inotifyFD >= 0 {
@@ -97,35 +98,27 @@ final class InboxWatcher {
             let stable = now.timeIntervalSince(c.stableSince)
             guard stable >= settle else { settling.append(name); continue }
             var cand = c
-            if cand.valid == nil { cand.valid = Self.opensAsNetCDF(inbox + "/" + name); candidates[name] = cand }
+            if cand.valid == nil { cand.valid = opensAsNetCDF(inbox + "/" + name); candidates[name] = cand }
             if cand.valid == true || stable >= invalidGrace { ready.append(name) } else { settling.append(name) }
         }
         return (ready, settling)
     }
 
+    /// Seconds until a file still settling may become ready (nil when none is settling), so the
+    /// daemon can sleep until then instead of polling.
+    func secondsToNextCheck(now: Date = Date()) -> TimeInterval? {
+        var next: TimeInterval? = nil
+        for c in candidates.values {
+            let stable = now.timeIntervalSince(c.stableSince)
+            let due = stable < settle ? settle - stable : (c.valid == true ? nil : invalidGrace - stable)
+            if let due, due > 0 { next = min(next ?? due, due) }
+        }
+        return next
+    }
+
     /// Forgets a name (it was claimed).
     func taken(_ name: String) { candidates[name] = nil }
 
-    /// Whether the file opens as NetCDF, checked in a child process (`sbiwatch probe-netcdf`) when
-    /// the running binary is sbiwatch: a file that crashes the NetCDF or HDF5 libraries must not
-    /// take the daemon down before it is claimed and its attempts counted.
-    static func opensAsNetCDF(_ path: String) -> Bool {
-        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        guard exe.lastPathComponent == "sbiwatch" else {
-            guard let r = try? NetCDFReader(path: path) else { return false }
-            r.close()
-            return true
-        }
-        let p = Process()
-        p.executableURL = exe
-        p.arguments = ["probe-netcdf", path]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        var env = ProcessInfo.processInfo.environment
-        env["SBIWATCH_NO_REEXEC"] = "1"
-        p.environment = env
-        do { try p.run() } catch { return false }
-        p.waitUntilExit()
-        return p.terminationReason == .exit && p.terminationStatus == 0
-    }
+    /// Whether the file reads as NetCDF, asked of the probe the daemon was given.
+    func opensAsNetCDF(_ path: String) -> Bool { probe.check(path) == .valid }
 }

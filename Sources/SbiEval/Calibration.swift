@@ -45,41 +45,13 @@ public enum Calibration {
                            settings: SamplerSettings, seed: UInt64, progress: (String) -> Void) throws -> CalibrationReport {
         let spec = model.spec, key = RandomKey(seed: seed)
         let rows = task.simulate(count: count, key: key.split(0xCA11B))
-        let offsets = spec.denseOffsets, nodeOffsets = spec.offsets
         var hits: [String: (Int, Int, Int)] = [:]  // name -> (in50, in90, cases)
         var order: [String] = []
         let t0 = DispatchTime.now().uptimeNanoseconds
         var lastReport = t0
         for (r, row) in rows.enumerated() {
             var rng = RandomStream(key: key.split(UInt64(r)))
-            var plan = QueryPlan(spec: spec)
-            var truths: [(String, Int, Double)] = []  // (entry name, token, truth)
-            for (v, variable) in spec.variables.enumerated() {
-                let node = nodeOffsets[v]
-                if let axis = variable.time {
-                    let grid = row[offsets[v]..<(offsets[v] + axis.grid)]
-                    if variable.kind == .data {
-                        for t in (0..<perSeries).map({ _ in rng.uniform(axis.lower, axis.upper) }).sorted() {
-                            try plan.observe(node: node, time: t, value: axis.interpolate(grid, at: t))
-                        }
-                    } else {
-                        let times = (0..<3).map { _ in rng.uniform(axis.lower, axis.upper) }
-                        try plan.target(node: node, times: times)
-                        for (k, t) in times.enumerated() {
-                            truths.append(("\(variable.name)(t)", plan.tokens.count - times.count + k, axis.interpolate(grid, at: t)))
-                        }
-                    }
-                } else {
-                    for e in 0..<variable.size {
-                        if variable.kind == .data { try plan.observe(node: node + e, value: row[offsets[v] + e]) }
-                        else {
-                            try plan.target(node: node + e)
-                            let name = variable.size == 1 ? variable.name : "\(variable.name)[\(e)]"
-                            truths.append((name, plan.tokens.firstIndex { $0.node == node + e && $0.time == nil }!, row[offsets[v] + e]))
-                        }
-                    }
-                }
-            }
+            let (plan, truths) = try heldOutQuery(row, spec: spec, perSeries: perSeries, rng: &rng)
             let draws = try Sampler.sample(model, tokens: plan.tokens, plan.conditioning, count: samples, settings: settings,
                                            key: key.split(1_000_000 + UInt64(r)))
             for (name, token, truth) in truths {
@@ -106,5 +78,40 @@ public enum Calibration {
         return CalibrationReport(task: task.name, simulations: count, samplesPerSimulation: samples, observationsPerSeries: perSeries,
                                  sampler: settings.method.rawValue, samplerSteps: settings.steps, entries: entries,
                                  seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9, worstDeviation: worst)
+    }
+
+    /// The query of one held-out simulation: every data series observed at `perSeries` random
+    /// times (fixed data: every value), every scalar parameter and each function-valued parameter at
+    /// 3 random times targeted; with the true value of every target (entry name, token, truth).
+    static func heldOutQuery(_ row: [Double], spec: ModelSpec, perSeries: Int,
+                             rng: inout RandomStream) throws -> (QueryPlan, [(String, Int, Double)]) {
+        let offsets = spec.denseOffsets, nodeOffsets = spec.offsets
+        var plan = QueryPlan(spec: spec)
+        var truths: [(String, Int, Double)] = []
+        for (v, variable) in spec.variables.enumerated() {
+            let node = nodeOffsets[v]
+            if let axis = variable.time {
+                let grid = row[offsets[v]..<(offsets[v] + axis.grid)]
+                if variable.kind == .data {
+                    for t in (0..<perSeries).map({ _ in rng.uniform(axis.lower, axis.upper) }).sorted() {
+                        try plan.observe(node: node, time: t, value: axis.interpolate(grid, at: t))
+                    }
+                } else {
+                    let times = (0..<3).map { _ in rng.uniform(axis.lower, axis.upper) }
+                    try plan.target(node: node, times: times)
+                    for (k, t) in times.enumerated() {
+                        truths.append(("\(variable.name)(t)", plan.tokens.count - times.count + k, axis.interpolate(grid, at: t)))
+                    }
+                }
+                continue
+            }
+            for e in 0..<variable.size {
+                if variable.kind == .data { try plan.observe(node: node + e, value: row[offsets[v] + e]); continue }
+                try plan.target(node: node + e)
+                let name = variable.size == 1 ? variable.name : "\(variable.name)[\(e)]"
+                truths.append((name, plan.tokens.firstIndex { $0.node == node + e && $0.time == nil }!, row[offsets[v] + e]))
+            }
+        }
+        return (plan, truths)
     }
 }

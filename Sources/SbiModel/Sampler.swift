@@ -18,6 +18,14 @@ public struct SamplerSettings: Codable, Hashable, Sendable {
         self.method = method; self.steps = steps; self.resampling = resampling
     }
 
+    /// These settings with the given steps and method where they are not nil.
+    public func overriding(steps: Int? = nil, method: Method? = nil) -> SamplerSettings {
+        var s = self
+        if let steps { s.steps = steps }
+        if let method { s.method = method }
+        return s
+    }
+
     /// What `sbiwatch train` stores with a new model: the SDE sampler with 100 steps for VE (the
     /// narrow mode of gaussian_mixture needs them: C2ST 0.548 at 50 steps, 0.530 at 100, 0.523 at
     /// 200; two_moons is flat from 50), 250 for VP (METHOD.md: VP needs 250-500).
@@ -127,79 +135,23 @@ public enum Sampler {
         }
         guard count > 0 else { return [] }
         guard settings.steps >= 2 else { throw SbiError(.usage, "sampling needs at least 2 steps") }
-        let sde = scoreFunction.sde
         let norm = Normalization(mean: scoreFunction.tokenMean, std: scoreFunction.tokenStd)
-        let capacity = scoreFunction.blockCapacity
-        var observedMask = [Float](repeating: 0, count: d), observedValue = [Float](repeating: 0, count: d)
-        for (node, v) in conditioning.observed { observedMask[node] = 1; observedValue[node] = Float(norm.normalize(v, node: node)) }
-        let guided = !conditioning.constraints.isEmpty
         let ts = (0..<settings.steps).map { 1 - (1 - SDE.tMin) * Double($0) / Double(settings.steps - 1) }
-
         var out: [[Double]] = []
         out.reserveCapacity(count)
         var first = 0
         while first < count {
-            let n = min(capacity, count - first)
-            var rngs = (0..<n).map { RandomStream(key: key.split(UInt64(first + $0))) }
-            // x (n, d) in normalized units; observed nodes fixed
-            var x = [Double](repeating: 0, count: n * d)
-            let s0 = sde.initialStd(dataVariance: 1)
-            for e in 0..<n { for i in 0..<d {
-                x[e * d + i] = observedMask[i] != 0 ? Double(observedValue[i]) : s0 * rngs[e].normal()
-            } }
-            var score = [Double](repeating: 0, count: n * d)
-
-            // score(x, t) into `score` (guidance included)
-            func evaluate(_ xs: [Double], _ t: Double) {
-                scoreFunction.scores(xs, n: n, t: t, observed: observedMask, into: &score)
-                if guided { addGuidance(sde, norm, d, conditioning, xs, t, n, &score) }
-            }
-            func reverseDrift(_ xs: [Double], _ t: Double, _ r: Int, ode: Bool) -> Double {
-                let g = sde.diffusion(t)
-                return sde.driftCoefficient(t) * xs[r] - (ode ? 0.5 : 1) * g * g * score[r]
-            }
-
+            let n = min(scoreFunction.blockCapacity, count - first)
+            var block = SampleBlock(scoreFunction, conditioning, norm: norm, settings: settings, n: n, key: key, first: first)
             for k in 0..<(settings.steps - 1) {
                 progress?(first + (k + 1) * n / (settings.steps - 1), count)
-                let t = ts[k], tNext = ts[k + 1], dt = t - tNext
                 let last = k == settings.steps - 2
                 switch settings.method {
-                case .sde:
-                    for rep in 0...(guided ? settings.resampling : 0) {
-                        evaluate(x, t)
-                        let g = sde.diffusion(t)
-                        for e in 0..<n { for i in 0..<d where observedMask[i] == 0 {
-                            let r = e * d + i
-                            let noise = last ? 0 : g * dt.squareRoot() * rngs[e].normal()
-                            x[r] = x[r] - reverseDrift(x, t, r, ode: false) * dt + noise
-                        } }
-                        // RePaint: go back up to t with the forward SDE, then repeat the step
-                        if rep < (guided ? settings.resampling : 0) && !last {
-                            let gb = sde.diffusion(tNext)
-                            for e in 0..<n { for i in 0..<d where observedMask[i] == 0 {
-                                let r = e * d + i
-                                x[r] = x[r] + sde.driftCoefficient(tNext) * x[r] * dt + gb * dt.squareRoot() * rngs[e].normal()
-                            } }
-                        }
-                    }
-                case .ode:
-                    evaluate(x, t)
-                    var predicted = x, v0 = [Double](repeating: 0, count: n * d)
-                    for r in 0..<(n * d) where observedMask[r % d] == 0 {
-                        v0[r] = reverseDrift(x, t, r, ode: true)
-                        predicted[r] = x[r] - v0[r] * dt
-                    }
-                    evaluate(predicted, tNext)
-                    for r in 0..<(n * d) where observedMask[r % d] == 0 {
-                        x[r] = x[r] - 0.5 * (v0[r] + reverseDrift(predicted, tNext, r, ode: true)) * dt
-                    }
+                case .sde: block.eulerMaruyamaStep(from: ts[k], to: ts[k + 1], last: last)
+                case .ode: block.heunStep(from: ts[k], to: ts[k + 1])
                 }
             }
-            for e in 0..<n {
-                out.append((0..<d).map { i in
-                    observedMask[i] != 0 ? conditioning.observed[i]! : norm.denormalize(x[e * d + i], node: i)
-                })
-            }
+            out.append(contentsOf: block.physicalSamples())
             first += n
         }
         return out

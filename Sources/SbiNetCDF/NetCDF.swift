@@ -11,6 +11,9 @@ public enum NetCDF {
     /// Largest variable sbiwatch reads, in values (refused before allocating).
     public static let maxValues = 50_000_000
 
+    /// The netCDF-C library's version, e.g. "4.9.0 of Jan  1 2023 $".
+    public static var libraryVersion: String { String(cString: nc_inq_libvers()) }
+
     /// The library's message for a status code.
     public static func message(_ status: Int32) -> String { String(cString: nc_strerror(status)) }
 
@@ -23,7 +26,7 @@ public enum NetCDF {
         let status = body()
         lock.unlock()
         guard status == NC_NOERR else {
-            throw SbiError(code, "\(path): \(what): \(message(status))", hint: hint)
+            throw SbiError(code, "\(what): \(message(status))", hint: hint, subject: path)
         }
         return status
     }
@@ -126,20 +129,19 @@ public final class NetCDFReader {
 
     public init(path: String) throws {
         self.path = path
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw SbiError(.noInput, "\(path) does not exist")
-        }
+        // a directory, FIFO or device is refused before netCDF opens it (a FIFO would block the open)
+        try RegularFile.open(path, what: "the file").close()
         var id: Int32 = -1
         let status = NetCDF.locked { nc_open(path, NC_NOWRITE, &id) }
         guard status == NC_NOERR else {
             let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
             let why: String
-            if size == 0 { why = "is empty" }
-            else if status == NC_ENOTNC { why = "is not a NetCDF file" }
-            else if status == NC_EHDFERR || status == NC_ENOTNC4 { why = "is an HDF5 file that is not NetCDF-4, or a damaged one (\(NetCDF.message(status)))" }
+            if size == 0 { why = "empty" }
+            else if status == NC_ENOTNC { why = "not a NetCDF file" }
+            else if status == NC_EHDFERR || status == NC_ENOTNC4 { why = "an HDF5 file that is not NetCDF-4, or a damaged one (\(NetCDF.message(status)))" }
             else { why = "cannot be read as NetCDF; it may be truncated or damaged (\(NetCDF.message(status)))" }
-            throw SbiError(.badInput, "\(path) \(why)",
-                           hint: "give a complete NetCDF file (classic, 64-bit offset or NetCDF-4); check it with `ncdump -h`")
+            throw SbiError(.badInput, why, hint: "give a complete NetCDF file (classic, 64-bit offset or NetCDF-4); check it with `ncdump -h`",
+                           subject: path)
         }
         ncid = id
         do { try load() } catch { close(); throw error }
@@ -171,7 +173,7 @@ public final class NetCDFReader {
             try NetCDF.call(path, "reading variable \(v)") { nc_inq_var(ncid, v, &name, &type, &vdims, &ids, &vatts) }
             let dims = try ids.prefix(Int(vdims)).map { id -> NCDimension in
                 guard let d = dimensions.first(where: { $0.id == id }) else {
-                    throw SbiError(.badInput, "\(path): variable \(String(cString: name)) uses an unknown dimension")
+                    throw SbiError(.badInput, "variable \(String(cString: name)) uses an unknown dimension", subject: path)
                 }
                 return d
             }
@@ -222,12 +224,12 @@ public final class NetCDFReader {
     /// All values of a numeric variable as doubles (row-major), refused above `NetCDF.maxValues`.
     public func doubles(_ variable: NCVariable) throws -> [Double] {
         guard variable.type.isNumeric else {
-            throw SbiError(.badInput, "\(path): variable \(variable.name) is not numeric", hint: "store it as float or double")
+            throw SbiError(.badInput, "variable \(variable.name) is not numeric", hint: "store it as float or double", subject: path)
         }
         let n = variable.count
         guard n <= NetCDF.maxValues else {
-            throw SbiError(.badInput, "\(path): variable \(variable.name) has \(n) values, over the limit of \(NetCDF.maxValues)",
-                           hint: "split the file; sbiwatch refuses absurd sizes before allocating")
+            throw SbiError(.badInput, "variable \(variable.name) has \(n) values, over the limit of \(NetCDF.maxValues)", 
+                           hint: "split the file; sbiwatch refuses absurd sizes before allocating", subject: path)
         }
         var out = [Double](repeating: 0, count: n)
         if n > 0 {

@@ -42,6 +42,8 @@ public final class ObservationFile {
     public static let maxValuesPerVariable = 100_000
     /// Most query times per variable.
     public static let maxQueryTimes = 1000
+    /// Observed values further than this from the training mean (in training standard deviations) are refused.
+    public static let maxStandardDeviations = 1e6
     /// Most tokens (observations plus queried times plus parameters) in one file's query.
     public static let maxTokens = 4096
 
@@ -56,37 +58,75 @@ public final class ObservationFile {
         file = try NetCDFReader(path: path)
         do {
             modelName = try file.textAttribute("sbiwatch_model")?.trimmingCharacters(in: .whitespaces)
-            samples = try Self.integerAttribute(file, "sbiwatch_samples", range: 1...100_000, path: path)
-            seed = try Self.integerAttribute(file, "sbiwatch_seed", range: 0...Int(Int32.max), path: path).map(UInt64.init)
+            samples = try Self.integerAttribute(file, "sbiwatch_samples", range: 1...100_000)
+            seed = try Self.integerAttribute(file, "sbiwatch_seed", range: 0...Int(Int32.max)).map(UInt64.init)
         } catch { file.close(); throw error }
     }
 
     public func close() { file.close() }
 
-    static func integerAttribute(_ f: NetCDFReader, _ name: String, range: ClosedRange<Int>, path: String) throws -> Int? {
+    /// Reads `path` the way `observation(for:)` would, without a model: the header, every
+    /// attribute and every numeric variable within the limits; throws what reading it would.
+    public static func probe(_ path: String) throws {
+        let r = try NetCDFReader(path: path)
+        defer { r.close() }
+        for name in r.globalAttributeNames { _ = try r.textAttribute(name); _ = try r.numericAttribute(name) }
+        for v in r.variables {
+            for name in v.attributeNames { _ = try r.textAttribute(name, of: v); _ = try r.numericAttribute(name, of: v) }
+            if v.type.isNumeric && v.count <= maxValuesPerVariable { _ = try r.doubles(v) }
+        }
+    }
+
+    /// Whether `path` opens as NetCDF (the daemon's readiness check).
+    public static func opens(_ path: String) -> Bool { (try? probe(path)) != nil }
+
+    static func integerAttribute(_ f: NetCDFReader, _ name: String, range: ClosedRange<Int>) throws -> Int? {
         let text = try f.textAttribute(name)
         let numbers = try f.numericAttribute(name)
         if text == nil && numbers == nil {
             if f.globalAttributeNames.contains(name) {
-                throw SbiError(.badInput, "\(path): the global attribute \(name) is neither a number nor text", hint: "write it as an integer, e.g. \(name) = \(range.lowerBound)")
+                throw SbiError(.badInput, "the global attribute \(name) is neither a number nor text", hint: "write it as an integer, e.g. \(name) = \(range.lowerBound)")
             }
             return nil
         }
-        let value = numbers?.first ?? Double(text!.trimmingCharacters(in: .whitespaces))
+        let value = numbers?.first ?? text.flatMap { Double($0.trimmingCharacters(in: .whitespaces)) }
         guard let value, value.isFinite, value == value.rounded(), value >= Double(range.lowerBound), value <= Double(range.upperBound) else {
-            throw SbiError(.badInput, "\(path): the global attribute \(name) must be an integer in \(range.lowerBound)...\(range.upperBound)",
+            throw SbiError(.badInput, "the global attribute \(name) must be an integer in \(range.lowerBound)...\(range.upperBound)",
                            hint: "fix or remove the attribute")
         }
         return Int(value)
     }
 
-    func bad(_ what: String, _ hint: String) -> SbiError { SbiError(.badInput, "\(path): \(what)", hint: hint) }
+    func bad(_ what: String, _ hint: String) -> SbiError { SbiError(.badInput, what, hint: hint) }
 
     /// Maps the file onto the model's variables.
     public func observation(for spec: ModelSpec, normalization: Normalization? = nil) throws -> Observation {
         var obs = Observation(plan: QueryPlan(spec: spec))
-        let modelNames = Set(spec.variables.map(\.name))
-        // variables that serve others (coordinates, bounds, queries) are not data themselves
+        let (used, everyValueMissing) = try mapVariables(spec: spec, normalization: normalization, into: &obs)
+        guard used else {
+            let known = spec.variables.map(\.name).joined(separator: ", ")
+            let have = file.variables.map(\.name).joined(separator: ", ")
+            throw bad("no variable the model knows (the model has \(known); the file has \(have.isEmpty ? "no variables" : have))",
+                      "name the observed variables like the model's, or map one with the attribute sbiwatch_variable = \"NAME\"")
+        }
+        guard !everyValueMissing else {
+            throw bad("every observed value is missing (_FillValue, missing_value or NaN)", "send a file with at least one observed value")
+        }
+        try targetParameters(spec: spec, into: &obs)
+        for q in obs.queries {
+            let k = spec.variableIndex(named: q.name)!
+            if obs.plan.isInterpolated(node: spec.nodes(of: k).lowerBound), let axis = spec.variables[k].time {
+                obs.notes.append("\(q.name) on \(q.modelTimes.count) times: sampled at \(axis.maxPoints) evenly spread times (the most the model was trained with per variable) and interpolated linearly in between")
+            }
+        }
+        guard !obs.plan.targets.isEmpty else {
+            throw bad("every parameter is observed and nothing is queried", "leave a parameter out, or add a NAME_query_time grid")
+        }
+        return obs
+    }
+
+    /// Names of variables that serve others (coordinates, bounds, queries) and are not data themselves.
+    func auxiliaryNames() throws -> Set<String> {
         var auxiliary = Set<String>()
         for v in file.variables {
             if v.dimensions.count == 1, v.dimensions[0].name == v.name { auxiliary.insert(v.name) }
@@ -95,21 +135,26 @@ public final class ObservationFile {
             }
             if let b = try file.textAttribute("bounds", of: v) { auxiliary.insert(b) }
         }
-        var used = false
-        var everyValueMissing = true
+        return auxiliary
+    }
+
+    /// Reads every variable of the file into `obs`: queries, values, bounds standing alone.
+    /// Returns whether any model variable was found and whether all of their values were missing.
+    func mapVariables(spec: ModelSpec, normalization: Normalization?, into obs: inout Observation) throws -> (used: Bool, everyValueMissing: Bool) {
+        let modelNames = Set(spec.variables.map(\.name))
+        let auxiliary = try auxiliaryNames()
+        var used = false, everyValueMissing = true
         var observedVariables = Set<String>()
         for v in file.variables {
             let target = try file.textAttribute("sbiwatch_variable", of: v) ?? v.name
-            if target.hasSuffix("_query_time"), modelNames.contains(String(target.dropLast("_query_time".count))) {
-                try readQuery(v, name: String(target.dropLast("_query_time".count)), spec: spec, into: &obs)
+            if let base = Self.base(of: target, suffix: "_query_time", in: modelNames) {
+                try readQuery(v, name: base, spec: spec, into: &obs)
                 continue
             }
-            if target.hasSuffix("_bounds"), modelNames.contains(String(target.dropLast("_bounds".count))) {
+            if let base = Self.base(of: target, suffix: "_bounds", in: modelNames) {
                 // bounds of a variable the file does not hold as values: interval observations only
-                let base = String(target.dropLast("_bounds".count))
                 let hasValues = try file.variables.contains { try (file.textAttribute("sbiwatch_variable", of: $0) ?? $0.name) == base }
-                if !hasValues {
-                    guard observedVariables.insert(base).inserted else { continue }
+                if !hasValues, observedVariables.insert(base).inserted {
                     used = true
                     if !(try readVariable(v, model: spec.variableIndex(named: base)!, spec: spec, normalization: normalization,
                                           into: &obs, boundsOnly: true)) { everyValueMissing = false }
@@ -124,42 +169,32 @@ public final class ObservationFile {
                 throw bad("two variables map to the model variable \(target)", "keep one, or remove sbiwatch_variable from the other")
             }
             used = true
-            let missing = try readVariable(v, model: k, spec: spec, normalization: normalization, into: &obs)
-            if !missing { everyValueMissing = false }
+            if !(try readVariable(v, model: k, spec: spec, normalization: normalization, into: &obs)) { everyValueMissing = false }
         }
-        guard used else {
-            let known = spec.variables.map(\.name).joined(separator: ", ")
-            let have = file.variables.map(\.name).joined(separator: ", ")
-            throw bad("no variable the model knows (the model has \(known); the file has \(have.isEmpty ? "no variables" : have))",
-                      "name the observed variables like the model's, or map one with the attribute sbiwatch_variable = \"NAME\"")
-        }
-        guard !everyValueMissing else {
-            throw bad("every observed value is missing (_FillValue, missing_value or NaN)", "send a file with at least one observed value")
-        }
-        // parameters are always returned; a function-valued parameter without a query grid gets a default one
+        return (used, everyValueMissing)
+    }
+
+    /// "beta" for "beta_query_time" when beta is a model variable; nil otherwise.
+    static func base(of name: String, suffix: String, in modelNames: Set<String>) -> String? {
+        guard name.hasSuffix(suffix) else { return nil }
+        let base = String(name.dropLast(suffix.count))
+        return modelNames.contains(base) ? base : nil
+    }
+
+    /// Parameters are always returned; a function-valued parameter without a query grid gets a default one.
+    func targetParameters(spec: ModelSpec, into obs: inout Observation) throws {
         for (k, v) in spec.variables.enumerated() where v.kind == .parameter {
-            if let axis = v.time {
-                if !obs.queries.contains(where: { $0.name == v.name }) {
-                    let n = min(axis.grid, 100)
-                    let times = (0..<n).map { axis.lower + (axis.upper - axis.lower) * Double($0) / Double(n - 1) }
-                    try obs.plan.target(node: spec.nodes(of: k).lowerBound, times: times)
-                    obs.queries.append(.init(name: v.name, fileTimes: times, modelTimes: times, units: axis.units))
-                    obs.notes.append("no \(v.name)_query_time in the file; \(v.name) is reported on \(n) evenly spaced times over [\(num(axis.lower)), \(num(axis.upper))]")
-                }
-            } else {
+            guard let axis = v.time else {
                 for node in spec.nodes(of: k) where !obs.plan.isObserved(node: node) { try obs.plan.target(node: node) }
+                continue
             }
+            guard !obs.queries.contains(where: { $0.name == v.name }) else { continue }
+            let n = min(axis.grid, 100)
+            let times = (0..<n).map { axis.lower + (axis.upper - axis.lower) * Double($0) / Double(n - 1) }
+            try obs.plan.target(node: spec.nodes(of: k).lowerBound, times: times)
+            obs.queries.append(.init(name: v.name, fileTimes: times, modelTimes: times, units: axis.units))
+            obs.notes.append("no \(v.name)_query_time in the file; \(v.name) is reported on \(n) evenly spaced times over [\(num(axis.lower)), \(num(axis.upper))]")
         }
-        for q in obs.queries {
-            let k = spec.variableIndex(named: q.name)!
-            if obs.plan.isInterpolated(node: spec.nodes(of: k).lowerBound), let axis = spec.variables[k].time {
-                obs.notes.append("\(q.name) on \(q.modelTimes.count) times: sampled at \(axis.maxPoints) evenly spread times (the most the model was trained with per variable) and interpolated linearly in between")
-            }
-        }
-        guard !obs.plan.targets.isEmpty else {
-            throw bad("every parameter is observed and nothing is queried", "leave a parameter out, or add a NAME_query_time grid")
-        }
-        return obs
     }
 
     /// The time coordinate of a 1-D variable: named in `coordinates`, or the dimension's coordinate variable.
@@ -210,7 +245,7 @@ public final class ObservationFile {
             }
         }
         let units = try self.file.textAttribute("units", of: t)
-        let factor = try TimeUnits.factor(fileUnits: units, modelUnits: axis.units, context: "\(path): time coordinate \(t.name)")
+        let factor = try TimeUnits.factor(fileUnits: units, modelUnits: axis.units, context: "time coordinate \(t.name)")
         return (file, file.map { $0 * factor }, units)
     }
 
@@ -218,64 +253,84 @@ public final class ObservationFile {
     /// With `boundsOnly`, `v` is a NAME_bounds variable standing alone: every point is an interval.
     func readVariable(_ v: NCVariable, model k: Int, spec: ModelSpec, normalization: Normalization?, into obs: inout Observation,
                       boundsOnly: Bool = false) throws -> Bool {
-        let mv = spec.variables[k]
-        let nodes = spec.nodes(of: k)
-        let boundsName = boundsOnly ? v.name : v.name + "_bounds"
-        let bounds = boundsOnly ? v : file.variable(named: boundsName)
-        let valueCount = boundsOnly ? v.count / 2 : v.count
-        if let axis = mv.time {
-            guard v.dimensions.count == (boundsOnly ? 2 : 1) else {
-                throw bad("variable \(v.name) has \(v.dimensions.count) dimensions; a time series is 1-D along its time dimension", "write \(v.name)(time) with a time coordinate")
-            }
-            let t = try timeCoordinate(of: v)
-            let (_, modelTimes, _) = try times(t, of: v, axis: axis)
-            let vals = boundsOnly ? [Double?](repeating: nil, count: valueCount) : try values(v)
-            var lower: [Double?] = [], upper: [Double?] = []
-            if let b = bounds {
-                guard b.dimensions.count == 2, b.dimensions[0].name == v.dimensions[0].name, b.dimensions[1].length == 2 else {
-                    throw bad("\(boundsName) must have the shape (\(v.dimensions[0].name), 2)", "write lower and upper bounds per time")
-                }
-                let bv = try values(b)
-                lower = stride(from: 0, to: bv.count, by: 2).map { bv[$0] }
-                upper = stride(from: 1, to: bv.count, by: 2).map { bv[$0] }
-            }
-            var points: [(Double, Double?, Double?, Double?)] = []   // time, value, lower, upper
-            for i in vals.indices {
-                let lo = lower.isEmpty ? nil : lower[i], hi = upper.isEmpty ? nil : upper[i]
-                guard vals[i] != nil || lo != nil || hi != nil else { continue }
-                guard axis.contains(modelTimes[i]) else {
-                    throw bad("\(v.name) is observed at time \(num(modelTimes[i]))\(axis.units.map { " " + $0 } ?? ""), outside the model's time domain [\(num(axis.lower)), \(num(axis.upper))]",
-                              "the model was trained on that domain only; drop the observations outside it, or check the time units")
-                }
-                points.append((modelTimes[i], vals[i], lo, hi))
-            }
-            if points.isEmpty {
-                obs.notes.append("every value of \(v.name) is missing; it is not used")
-                return true
-            }
-            if points.count > axis.maxPoints {
-                let m = max(axis.maxPoints, 1)
-                let keep = m == 1 ? [0] : (0..<m).map { Int((Double($0) * Double(points.count - 1) / Double(m - 1)).rounded()) }
-                obs.warnings.append("\(v.name) has \(points.count) observed times but the model was trained with at most \(axis.maxPoints); \(axis.maxPoints) evenly spread ones are used")
-                points = keep.map { points[$0] }
-            }
-            var seriesTimes: [Double] = [], seriesValues: [Double] = []
-            for (time, value, lo, hi) in points {
-                if let value {
-                    try obs.plan.observe(node: nodes.lowerBound, time: time, value: value)
-                    seriesTimes.append(time); seriesValues.append(value)
-                    checkRange(value, node: nodes.lowerBound, label: "\(v.name) at time \(num(time))", normalization: normalization, into: &obs)
-                } else {
-                    let a = lo ?? -.infinity, b = hi ?? .infinity
-                    guard a < b else { throw bad("\(boundsName) at time \(num(time)) has lower \(num(a)) not below upper \(num(b))", "write lower < upper") }
-                    try obs.plan.constrain(node: nodes.lowerBound, time: time, lower: a, upper: b)
-                    obs.intervals.append(("\(v.name)@\(num(time))", a, b))
-                }
-            }
-            obs.series.append(.init(name: mv.name, times: seriesTimes, values: seriesValues))
-            return false
+        let source = VariableSource(v, boundsOnly: boundsOnly, file: file)
+        if let axis = spec.variables[k].time {
+            return try readSeries(source, axis: axis, model: k, spec: spec, normalization: normalization, into: &obs)
         }
-        // a scalar or a vector parameter/data variable
+        return try readFixed(source, model: k, spec: spec, normalization: normalization, into: &obs)
+    }
+
+    /// A series' observed points (time, value, lower, upper) inside the model's domain; thinned to
+    /// the trained maximum with a warning.
+    func seriesPoints(_ src: VariableSource, axis: TimeAxis, into obs: inout Observation) throws -> [(Double, Double?, Double?, Double?)] {
+        let v = src.variable, boundsOnly = src.boundsOnly, bounds = src.bounds, boundsName = src.boundsName, valueCount = src.valueCount
+        guard v.dimensions.count == (boundsOnly ? 2 : 1) else {
+            throw bad("variable \(v.name) has \(v.dimensions.count) dimensions; a time series is 1-D along its time dimension", "write \(v.name)(time) with a time coordinate")
+        }
+        let t = try timeCoordinate(of: v)
+        let (_, modelTimes, _) = try times(t, of: v, axis: axis)
+        let vals = boundsOnly ? [Double?](repeating: nil, count: valueCount) : try values(v)
+        var lower: [Double?] = [], upper: [Double?] = []
+        if let b = bounds {
+            guard b.dimensions.count == 2, b.dimensions[0].name == v.dimensions[0].name, b.dimensions[1].length == 2 else {
+                throw bad("\(boundsName) must have the shape (\(v.dimensions[0].name), 2)", "write lower and upper bounds per time")
+            }
+            let bv = try values(b)
+            lower = stride(from: 0, to: bv.count, by: 2).map { bv[$0] }
+            upper = stride(from: 1, to: bv.count, by: 2).map { bv[$0] }
+        }
+        var points: [(Double, Double?, Double?, Double?)] = []   // time, value, lower, upper
+        for i in vals.indices {
+            let lo = lower.isEmpty ? nil : lower[i], hi = upper.isEmpty ? nil : upper[i]
+            guard vals[i] != nil || lo != nil || hi != nil else { continue }
+            guard axis.contains(modelTimes[i]) else {
+                throw bad("\(v.name) is observed at time \(num(modelTimes[i]))\(axis.units.map { " " + $0 } ?? ""), outside the model's time domain [\(num(axis.lower)), \(num(axis.upper))]",
+                          "the model was trained on that domain only; drop the observations outside it, or check the time units")
+            }
+            points.append((modelTimes[i], vals[i], lo, hi))
+        }
+        if points.count > axis.maxPoints {
+            let m = max(axis.maxPoints, 1)
+            let keep = m == 1 ? [0] : (0..<m).map { Int((Double($0) * Double(points.count - 1) / Double(m - 1)).rounded()) }
+            obs.warnings.append("\(v.name) has \(points.count) observed times but the model was trained with at most \(axis.maxPoints); \(axis.maxPoints) evenly spread ones are used")
+            points = keep.map { points[$0] }
+        }
+        return points
+    }
+
+    /// A time series or function-valued variable: exact points observed, bounded ones constrained.
+    /// Returns true when every value is missing.
+    func readSeries(_ src: VariableSource, axis: TimeAxis, model k: Int, spec: ModelSpec, normalization: Normalization?,
+                    into obs: inout Observation) throws -> Bool {
+        let v = src.variable, boundsName = src.boundsName, nodes = spec.nodes(of: k)
+        let points = try seriesPoints(src, axis: axis, into: &obs)
+        if points.isEmpty {
+            obs.notes.append("every value of \(v.name) is missing; it is not used")
+            return true
+        }
+        var seriesTimes: [Double] = [], seriesValues: [Double] = []
+        for (time, value, lo, hi) in points {
+            if let value {
+                try obs.plan.observe(node: nodes.lowerBound, time: time, value: value)
+                seriesTimes.append(time); seriesValues.append(value)
+                try checkRange(value, node: nodes.lowerBound, label: "\(v.name) at time \(num(time))", normalization: normalization, into: &obs)
+            } else {
+                let a = lo ?? -.infinity, b = hi ?? .infinity
+                guard a < b else { throw bad("\(boundsName) at time \(num(time)) has lower \(num(a)) not below upper \(num(b))", "write lower < upper") }
+                try checkBounds(a, b, node: nodes.lowerBound, label: "\(boundsName) at time \(num(time))", normalization: normalization)
+                try obs.plan.constrain(node: nodes.lowerBound, time: time, lower: a, upper: b)
+                obs.intervals.append(("\(v.name)@\(num(time))", a, b))
+            }
+        }
+        obs.series.append(.init(name: spec.variables[k].name, times: seriesTimes, values: seriesValues))
+        return false
+    }
+
+    /// A scalar or a vector parameter/data variable. Returns true when every value is missing.
+    func readFixed(_ src: VariableSource, model k: Int, spec: ModelSpec, normalization: Normalization?,
+                   into obs: inout Observation) throws -> Bool {
+        let v = src.variable, boundsOnly = src.boundsOnly, bounds = src.bounds, boundsName = src.boundsName, valueCount = src.valueCount
+        let mv = spec.variables[k], nodes = spec.nodes(of: k)
         guard valueCount == mv.size, v.dimensions.count <= (boundsOnly ? 2 : 1) else {
             throw bad("variable \(v.name) has shape (\(v.dimensions.map { "\($0.name) = \($0.length)" }.joined(separator: ", "))); the model's \(mv.name) has \(mv.size) value\(mv.size == 1 ? "" : "s")",
                       mv.size == 1 ? "write \(v.name) as a scalar (no dimensions)" : "write \(v.name) along one dimension of length \(mv.size)")
@@ -292,11 +347,12 @@ public final class ObservationFile {
             if let x = vals[e] {
                 try obs.plan.observe(node: node, value: x)
                 obs.scalars.append((label, x))
-                checkRange(x, node: node, label: label, normalization: normalization, into: &obs)
+                try checkRange(x, node: node, label: label, normalization: normalization, into: &obs)
                 allMissing = false
             } else if !bv.isEmpty, bv[2 * e] != nil || bv[2 * e + 1] != nil {
                 let a = bv[2 * e] ?? -.infinity, b = bv[2 * e + 1] ?? .infinity
                 guard a < b else { throw bad("\(boundsName) of \(label) has lower \(num(a)) not below upper \(num(b))", "write lower < upper") }
+                try checkBounds(a, b, node: node, label: "\(boundsName) of \(label)", normalization: normalization)
                 try obs.plan.constrain(node: node, lower: a, upper: b)
                 obs.intervals.append((label, a, b))
                 allMissing = false
@@ -304,6 +360,22 @@ public final class ObservationFile {
         }
         if allMissing { obs.notes.append("every value of \(v.name) is missing; it is not used") }
         return allMissing
+    }
+
+    /// One variable as read: its values (or, standing alone, its bounds) and its bounds variable.
+    struct VariableSource {
+        let variable: NCVariable
+        let boundsOnly: Bool
+        let boundsName: String
+        let bounds: NCVariable?
+        let valueCount: Int
+
+        init(_ v: NCVariable, boundsOnly: Bool, file: NetCDFReader) {
+            variable = v; self.boundsOnly = boundsOnly
+            boundsName = boundsOnly ? v.name : v.name + "_bounds"
+            bounds = boundsOnly ? v : file.variable(named: boundsName)
+            valueCount = boundsOnly ? v.count / 2 : v.count
+        }
     }
 
     func readQuery(_ q: NCVariable, name: String, spec: ModelSpec, into obs: inout Observation) throws {
@@ -332,9 +404,24 @@ public final class ObservationFile {
     }
 
     /// Warns when an observation is far from everything the model was trained on.
-    func checkRange(_ x: Double, node: Int, label: String, normalization: Normalization?, into obs: inout Observation) {
+    /// Finite bounds absurdly far from the training data are refused, as values are.
+    func checkBounds(_ a: Double, _ b: Double, node: Int, label: String, normalization: Normalization?) throws {
+        guard let n = normalization else { return }
+        for x in [a, b] where x.isFinite && abs((x - n.mean[node]) / n.std[node]) > Self.maxStandardDeviations {
+            throw bad("\(label): the bound \(num(x)) is more than \(num(Self.maxStandardDeviations)) standard deviations from the mean of the training data (\(num(n.mean[node])))",
+                      "check the bound and its units, or leave that side open (NaN)")
+        }
+    }
+
+    /// Values far from the training data get a warning; values absurdly far (beyond a million
+    /// standard deviations, where the network's single-precision inputs break down) are refused.
+    func checkRange(_ x: Double, node: Int, label: String, normalization: Normalization?, into obs: inout Observation) throws {
         guard let n = normalization else { return }
         let z = (x - n.mean[node]) / n.std[node]
+        guard abs(z) <= Self.maxStandardDeviations else {
+            throw bad("\(label) = \(num(x)) is \(num(abs(z))) standard deviations from the mean of the training data (\(num(n.mean[node]))); sbiwatch refuses values this far outside what the model was trained on",
+                      "check the value and its units (a count where a fraction is expected, a missing value written as a number without _FillValue)")
+        }
         if abs(z) > 5 {
             obs.warnings.append("\(label) = \(num(x)) is \(num(abs(z))) standard deviations from the training data's mean (\(num(n.mean[node]))); the model has not seen values like it, so treat the results with suspicion")
         }

@@ -10,6 +10,13 @@ public struct Report: Codable, Sendable {
         public var name: String
         public var sha256: String
         public var task: String?
+        /// The models file the model was configured in (--config or the search path), if any.
+        public var modelsFile: String?
+
+        enum CodingKeys: String, CodingKey {
+            case name, sha256, task
+            case modelsFile = "models_file"
+        }
     }
     public struct Sampling: Codable, Sendable {
         public var method: String
@@ -86,7 +93,7 @@ public struct ErrorReport: Codable, Sendable {
 
     public init(file: String, error: SbiError, created: String) {
         self.file = file; code = error.code.rawValue; exitStatus = error.exitStatus
-        message = error.message; whatToDo = error.hint; self.created = created; sbiwatchVersion = SbiCore.sbiwatchVersion
+        message = error.text; whatToDo = error.advice; self.created = created; sbiwatchVersion = SbiCore.sbiwatchVersion
     }
 
     public func encoded() throws -> Data {

@@ -6,7 +6,12 @@ import Foundation
 enum ReportPage {
     /// scalarTokens: parameter label -> its token in the draws.
     static func render(_ r: Report, draws: [[Double]], scalarTokens: [String: [Int]]) -> String {
-        var h = """
+        header(r) + warnings(r) + summary(r) + marginals(draws: draws, scalarTokens: scalarTokens) + bands(r) + footer(r)
+    }
+
+    /// The page head, the style sheet and the title line.
+    static func header(_ r: Report) -> String {
+        let h = """
         <!DOCTYPE html>
         <html lang="en"><head><meta charset="utf-8">
         <title>sbiwatch report: \(esc(r.input.file))</title>
@@ -26,13 +31,24 @@ enum ReportPage {
         sbiwatch \(esc(r.sbiwatchVersion)) · \(esc(r.created))</p>
 
         """
+        return h
+    }
+
+    /// Warnings and notes.
+    static func warnings(_ r: Report) -> String {
+        var h = ""
         h += "<h2 id=\"warnings\">Warnings</h2>\n"
         if r.diagnostics.warnings.isEmpty { h += "<p>None: the observations look like what the model was trained on, and the samples stay inside the prior's support.</p>\n" }
         for w in r.diagnostics.warnings { h += "<div class=\"warn\">\(esc(w))</div>\n" }
         if !r.diagnostics.notes.isEmpty {
             h += "<ul class=\"note\">" + r.diagnostics.notes.map { "<li>\(esc($0))</li>" }.joined() + "</ul>\n"
         }
-        // summary table
+        return h
+    }
+
+    /// The table of parameters and the observed scalars.
+    static func summary(_ r: Report) -> String {
+        var h = ""
         h += "<h2 id=\"summary\">Parameters</h2>\n<table><tr><th>parameter</th><th>mean</th><th>sd</th><th>5%</th><th>25%</th><th>median</th><th>75%</th><th>95%</th><th>units</th></tr>\n"
         for (name, s) in r.parameters.sorted(by: { $0.key < $1.key }) {
             h += "<tr><td>\(esc(name))</td>" + [s.mean, s.sd, s.q05, s.q25, s.q50, s.q75, s.q95].map { "<td>\(num($0))</td>" }.joined()
@@ -44,7 +60,12 @@ enum ReportPage {
             h += r.observed.intervals.sorted { $0.key < $1.key }.map { ", \(esc($0.key)) in [\($0.value[0].map(num) ?? "-inf"), \($0.value[1].map(num) ?? "inf")]" }.joined()
             h += "</p>\n"
         }
-        // marginals
+        return h
+    }
+
+    /// Marginal histograms and the pair plot of the scalar parameters.
+    static func marginals(draws: [[Double]], scalarTokens: [String: [Int]]) -> String {
+        var h = ""
         let scalarColumns = scalarTokens.sorted { $0.key < $1.key }.filter { !$0.value.isEmpty }
         if !scalarColumns.isEmpty {
             h += "<h2 id=\"marginals\">Marginal posteriors</h2>\n"
@@ -57,7 +78,12 @@ enum ReportPage {
         if pairs.count >= 2 {
             h += "<h2 id=\"pairs\">Pair plot</h2>\n" + pairPlot(pairs.map { pair in (pair.key, draws.map { $0[pair.value[0]] }) }) + "\n"
         }
-        // bands
+        return h
+    }
+
+    /// Bands of functions and predictions, and the series only observed.
+    static func bands(_ r: Report) -> String {
+        var h = ""
         let bands = r.functions.sorted { $0.key < $1.key }.map { ($0.key, $0.value, "function") }
             + r.predictions.sorted { $0.key < $1.key }.map { ($0.key, $0.value, "prediction") }
         if !bands.isEmpty {
@@ -75,6 +101,12 @@ enum ReportPage {
                 h += "<div class=\"fig\">" + bandChart(nil, observed: s, title: "\(name) (observed)") + "</div>\n"
             }
         }
+        return h
+    }
+
+    /// Timings and digests.
+    static func footer(_ r: Report) -> String {
+        var h = ""
         h += "<h2>Timings</h2>\n<p class=\"meta\">" + r.timingsSeconds.sorted { $0.key < $1.key }.map { "\(esc($0.key)) \(String(format: "%.2f", $0.value)) s" }.joined(separator: " · ") + "</p>\n"
         h += "<p class=\"meta\">input sha256 \(esc(r.input.sha256)); model sha256 \(esc(r.model.sha256))</p>\n</body></html>\n"
         return h

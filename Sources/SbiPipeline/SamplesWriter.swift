@@ -5,6 +5,7 @@
 // same input, model and seed give the same file (the creation time is one global attribute).
 import Foundation
 import SbiCore
+import SbiArchive
 import SbiModel
 import SbiNetCDF
 
@@ -15,6 +16,17 @@ struct SampledColumns {
     var functions: [Function] = []
 
     /// Groups the plan's targets by variable.
+    /// Parameter label -> its token, for the report page's histograms and pair plot.
+    func parameterTokens(spec: ModelSpec) -> [String: [Int]] {
+        var tokens: [String: [Int]] = [:]
+        for s in scalars {
+            let v = spec.variables[spec.variableIndex(named: s.variable)!]
+            guard v.kind == .parameter else { continue }
+            for (e, t) in zip(s.elements, s.tokens) { tokens[v.size == 1 ? v.name : "\(v.name)[\(e)]"] = [t] }
+        }
+        return tokens
+    }
+
     init(observation obs: Observation) {
         let plan = obs.plan, spec = plan.spec
         var byVariable: [Int: [(Int, Int)]] = [:]   // variable -> (element, token)
@@ -38,6 +50,23 @@ struct SampledColumns {
 }
 
 enum SamplesWriter {
+    /// The samples file's global attributes: what it was made from, and how.
+    static func attributes(input: InputFile, read: ReadObservation, request: SamplingRequest, created: String) -> [(String, String)] {
+        [
+            ("sbiwatch_input_file", input.fileName),
+            ("sbiwatch_input_sha256", input.sha256),
+            ("sbiwatch_model", read.modelName),
+            ("sbiwatch_model_sha256", read.model.sha256),
+            ("sbiwatch_seed", String(request.seed)),
+            ("sbiwatch_samples", String(request.samples)),
+            ("sbiwatch_sampler", request.settings.method.rawValue),
+            ("sbiwatch_steps", String(request.settings.steps)),
+            ("sbiwatch_resampling", String(request.settings.resampling)),
+            ("sbiwatch_version", sbiwatchVersion),
+            ("date_created", created),
+        ]
+    }
+
     /// Writes the samples file at `path` (the caller renames it into place).
     static func write(_ draws: [[Double]], columns: SampledColumns, spec: ModelSpec, attributes: [(String, String)],
                       to path: String) throws {

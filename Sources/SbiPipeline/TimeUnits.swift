@@ -28,11 +28,65 @@ enum TimeUnits {
     static func factor(fileUnits: String?, modelUnits: String?, context: String) throws -> Double {
         guard let fileUnits, !["", "1"].contains(fileUnits.trimmingCharacters(in: .whitespaces)) else { return 1 }
         let word = unitWord(fileUnits)
+        if let r = fileUnits.lowercased().range(of: " since ") {
+            let date = String(fileUnits[r.upperBound...]).trimmingCharacters(in: .whitespaces)
+            guard isReferenceTime(date) else {
+                throw SbiError(.badInput, "\(context): the units attribute \"\(fileUnits)\" has the reference time \"\(date)\", which is not a date",
+                               hint: "write the reference as a calendar date, e.g. \"days since 2026-10-01\" or \"hours since 2026-10-01 06:00:00\"")
+            }
+        }
         guard let fileSeconds = seconds(ofUnit: word) else {
             throw SbiError(.badInput, "\(context): the units attribute \"\(fileUnits)\" is not a time unit sbiwatch knows",
                            hint: "use seconds, minutes, hours, days or weeks, optionally \"since DATE\" (e.g. \"days since 2026-01-01\")")
         }
         guard let modelUnits, let modelSeconds = seconds(ofUnit: unitWord(modelUnits)) else { return 1 }
         return fileSeconds / modelSeconds
+    }
+
+    /// A CF reference time: YYYY-MM-DD (a real day of the Gregorian calendar), optionally followed
+    /// by a time of day (" " or "T", HH:MM[:SS[.fff]]) and a zone ("Z", "UTC", "GMT", +HH[:MM]).
+    static func isReferenceTime(_ text: String) -> Bool {
+        var rest = Substring(text)
+        guard let date = prefix(&rest, while: { $0.isNumber || $0 == "-" }), isDate(date) else { return false }
+        if rest.isEmpty { return true }
+        guard rest.first == " " || rest.first == "T" || rest.first == "t" else { return false }
+        rest = rest.dropFirst().drop(while: { $0 == " " })
+        if let time = prefix(&rest, while: { $0.isNumber || $0 == ":" || $0 == "." }), !time.isEmpty {
+            guard isTimeOfDay(time) else { return false }
+        }
+        let zone = rest.trimmingCharacters(in: .whitespaces)
+        return zone.isEmpty || isZone(zone)
+    }
+
+    private static func prefix(_ s: inout Substring, while keep: (Character) -> Bool) -> Substring? {
+        let head = s.prefix(while: keep)
+        s = s.dropFirst(head.count)
+        return head
+    }
+
+    private static func isDate(_ s: Substring) -> Bool {
+        let parts = s.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 3, (1...4).contains(parts[0].count), (1...2).contains(parts[1].count), (1...2).contains(parts[2].count),
+              let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]), (1...12).contains(m) else { return false }
+        let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+        let days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][m - 1]
+        return (1...days).contains(d)
+    }
+
+    private static func isTimeOfDay(_ s: Substring) -> Bool {
+        let parts = s.split(separator: ":", omittingEmptySubsequences: false)
+        guard (2...3).contains(parts.count), let h = Int(parts[0]), let m = Int(parts[1]), (0...23).contains(h), (0...59).contains(m),
+              parts[0].count <= 2, parts[1].count == 2 else { return false }
+        guard parts.count == 3 else { return true }
+        guard let sec = Double(parts[2]), sec >= 0, sec < 61 else { return false }
+        return true
+    }
+
+    private static func isZone(_ z: String) -> Bool {
+        if ["z", "utc", "gmt"].contains(z.lowercased()) { return true }
+        guard let sign = z.first, sign == "+" || sign == "-" else { return false }
+        let digits = z.dropFirst().filter { $0 != ":" }
+        guard [2, 4].contains(digits.count), digits.allSatisfy(\.isNumber), let hh = Int(digits.prefix(2)) else { return false }
+        return hh <= 14 && (digits.count == 2 || (Int(digits.suffix(2)) ?? 60) < 60)
     }
 }

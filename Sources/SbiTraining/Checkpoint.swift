@@ -106,9 +106,10 @@ enum TrainingCheckpoint {
     /// Reads a checkpoint: the header first, which `accept` checks (is it this run's?) before the
     /// weights are read into `arenas` (each `parameterCount` values).
     static func load(path: String, into arenas: [Arena], accept: (CheckpointHeader) throws -> Void) throws -> CheckpointHeader {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw SbiError(.noInput, "cannot read the training checkpoint \(path)",
-                           hint: "check its permissions, or give another --checkpoint")
+        let data: Data
+        do { data = try RegularFile.read(path, what: "the training checkpoint", limit: 1 << 32) } catch var e as SbiError {
+            e.hint = "check it (and its permissions), or give another --checkpoint"
+            throw e
         }
         func damaged(_ why: String) -> SbiError {
             SbiError(.badInput, "the training checkpoint \(path) is damaged (\(why))",

@@ -30,15 +30,22 @@ public struct TrainingConfig: Codable, Hashable, Sendable {
     }
 }
 
-/// What happened during training.
-public struct TrainingReport: Codable, Hashable, Sendable {
+/// What happened during training: the figures stored with a model (its provenance's `training`).
+public struct TrainingSummary: Codable, Hashable, Sendable {
     public var steps: Int
     public var stepsPlanned: Int
+    public var batchSize: Int
     public var finalTrainLoss: Double
     public var bestValidationLoss: Double
     public var bestValidationStep: Int
     public var stoppedEarly: Bool
     public var seconds: Double
+    public init(steps: Int, stepsPlanned: Int, batchSize: Int, finalTrainLoss: Double, bestValidationLoss: Double,
+                bestValidationStep: Int, stoppedEarly: Bool, seconds: Double) {
+        self.steps = steps; self.stepsPlanned = stepsPlanned; self.batchSize = batchSize
+        self.finalTrainLoss = finalTrainLoss; self.bestValidationLoss = bestValidationLoss
+        self.bestValidationStep = bestValidationStep; self.stoppedEarly = stoppedEarly; self.seconds = seconds
+    }
 }
 
 /// One line of progress, reported every few seconds.
@@ -63,181 +70,12 @@ public enum Trainer {
     /// The caller removes the file once the trained model is safely written.
     public static func train(spec: ModelSpec, simulations: [[Double]], settings: NetworkSettings,
                              config: TrainingConfig, checkpoint: CheckpointPolicy? = nil,
-                             progress: (TrainingProgress) -> Void) throws -> (ScoreModel, TrainingReport) {
-        let width = spec.denseWidth
-        guard simulations.count >= 20 else {
-            throw SbiError(.badInput, "only \(simulations.count) simulations; training needs at least 20",
-                           hint: "simulate more (e.g. --budget 1000)")
-        }
-        for (r, row) in simulations.enumerated() {
-            guard row.count == width else {
-                throw SbiError(.badInput, "simulation \(r) has \(row.count) values, the model needs \(width)")
-            }
-            guard row.allSatisfy({ $0.isFinite }) else {
-                throw SbiError(.badInput, "simulation \(r) contains NaN or infinite values",
-                               hint: "remove failed simulations before training")
-            }
-        }
-        let key = RandomKey(seed: config.seed)
-        // validation split: a random 5%
-        var splitRng = RandomStream(key: key.split(1))
-        let order = splitRng.permutation(simulations.count)
-        let nVal = max(1, Int(config.validationFraction * Double(simulations.count)))
-        let valRows = order.prefix(nVal).map { simulations[$0] }
-        let trainRows = order.dropFirst(nVal).map { simulations[$0] }
-
-        let normalization = Normalization(fitting: trainRows, spec: spec)
-        let tconfig = ScoreModel.transformerConfig(spec: spec, settings: settings)
-        let transformer = Transformer(config: tconfig)
-        let params = transformer.initialParameters(key: key.split(2))
-        let model = ScoreModel(spec: spec, settings: settings, params: params, normalization: normalization)
-        let maker = ExampleMaker(model: model)
-        let trainData = trainRows.map(maker.normalize)
-        let valData = valRows.map(maker.normalize)
-        let steps = config.resolvedSteps(simulations: simulations.count)
-        let schedule = LearningRateSchedule(peak: config.learningRate, final: config.finalLearningRate, totalSteps: steps)
-        let adam = AdamOptimizer(layout: transformer.layout)
-        let grads = Arena(layout: transformer.layout)
-        let best = Arena(layout: transformer.layout)
-        best.copy(from: params)
-
-        let batchSize = config.batchSize, tokens = maker.maxTokens
-        let runner = BatchParallel(model: transformer, capacity: batchSize, tokens: tokens, training: true, threads: config.threads)
-        let batch = TokenBatch(capacity: batchSize, tokens: tokens)
-        let objective = DenoisingObjective(model: model, batch: batch, maker: maker)
-
-        // fixed validation draws: each validation row twice, with its own layout, t, noise and mask
-        let valRepeat = 2
-        let valCount = valData.count * valRepeat
-        let valBatch = TokenBatch(capacity: min(valCount, batchSize), tokens: tokens)
-        let valObjective = DenoisingObjective(model: model, batch: valBatch, maker: maker)
-        let valRunner = BatchParallel(model: transformer, capacity: valBatch.capacity, tokens: tokens, training: false, threads: config.threads)
-        func validationLoss() -> Double {
-            var total = 0.0, start = 0
-            var rng = RandomStream(key: key.split(3))
-            while start < valCount {
-                let n = min(valBatch.capacity, valCount - start)
-                valBatch.batch = n
-                for e in 0..<n { valObjective.draw(example: e, row: valData[(start + e) % valData.count], rng: &rng) }
-                valRunner.forward(params, valBatch.view)
-                total += valObjective.loss(start: 0, count: n, output: valRunner.output.base, dOutput: nil, normalizer: 1)
-                start += n
-            }
-            return total / Double(valCount)
-        }
-
-        var rng = RandomStream(key: key.split(4))
-        let clock = { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
-        let t0 = clock()
-        var lastReport = t0, lastSave = t0
-        var ema = 0.0, bestVal = Double.infinity, bestStep = 0, overfitChecks = 0, lastVal: Double? = nil
-        var stoppedEarly = false, step = 0, earlierSeconds = 0.0
-        let checkEvery = max(50, steps / max(config.validationChecks, 1))
-
-        let fingerprint = checkpoint.map { _ in
-            TrainingCheckpoint.fingerprint(spec: spec, settings: settings, config: config, simulations: simulations)
-        }
-        let stateArenas = [params, best, adam.moments.0, adam.moments.1]
-        if let checkpoint, FileManager.default.fileExists(atPath: checkpoint.path) {
-            let scratch = (0..<4).map { _ in Arena(layout: transformer.layout) }
-            let h = try TrainingCheckpoint.load(path: checkpoint.path, into: scratch) { h in
-                guard h.fingerprint == fingerprint, h.stepsPlanned == steps else {
-                    throw SbiError(.usage, "the training checkpoint \(checkpoint.path) belongs to another training run (other data, seed or settings)",
-                                   hint: "run the command that started it, or delete \(checkpoint.path) (or give another --checkpoint) to start this one")
-                }
-            }
-            guard (1..<steps).contains(h.step), h.adamStep == h.step, (0...h.step).contains(h.bestValidationStep),
-                  (0...config.patience).contains(h.overfitChecks), h.rng.key == rng.key.raw, h.trainLossEMA.isFinite else {
-                throw SbiError(.badInput, "the training checkpoint \(checkpoint.path) is damaged (inconsistent state at step \(h.step))",
-                               hint: "delete \(checkpoint.path) to train from the start")
-            }
-            guard let restored = RandomStream(state: h.rng) else {
-                throw SbiError(.badInput, "the training checkpoint \(checkpoint.path) is damaged (random state)",
-                               hint: "delete \(checkpoint.path) to train from the start")
-            }
-            if h.sbiwatchVersion != sbiwatchVersion {
-                checkpoint.log("warning: \(checkpoint.path) was written by sbiwatch \(h.sbiwatchVersion), this is \(sbiwatchVersion); the weights may differ from an uninterrupted run of either")
-            }
-            params.copy(from: scratch[0]); best.copy(from: scratch[1])
-            adam.restore(step: h.adamStep, first: scratch[2], second: scratch[3])
-            rng = restored
-            step = h.step; ema = h.trainLossEMA; bestVal = h.bestValidationLoss ?? .infinity
-            bestStep = h.bestValidationStep; overfitChecks = h.overfitChecks; lastVal = h.lastValidationLoss
-            earlierSeconds = h.seconds
-            checkpoint.log("resuming from \(checkpoint.path) at step \(step) of \(steps)")
-        }
-        let startStep = step
-        func saveCheckpoint(_ policy: CheckpointPolicy) throws {
-            let header = CheckpointHeader(
-                fingerprint: fingerprint!, step: step, stepsPlanned: steps, adamStep: adam.step, rng: rng.state,
-                trainLossEMA: ema, bestValidationLoss: bestVal.isFinite ? bestVal : nil, bestValidationStep: bestStep,
-                overfitChecks: overfitChecks, lastValidationLoss: lastVal, seconds: earlierSeconds + clock() - t0,
-                parameterCount: params.count, payloadChecksum: "", sbiwatchVersion: sbiwatchVersion)
-            try TrainingCheckpoint.save(path: policy.path, header: header, arenas: stateArenas)
-        }
-        while step < steps && !stoppedEarly {
-            if maker.timeNodes.isEmpty {
-                for e in 0..<batchSize {
-                    objective.draw(example: e, row: trainData[rng.int(below: trainData.count)], rng: &rng)
-                }
-            } else {
-                // examples sorted by length, so each chunk is packed to a similar token count
-                let drawn = (0..<batchSize).map { _ in maker.draw(trainData[rng.int(below: trainData.count)], &rng) }
-                for (e, ex) in drawn.sorted(by: { $0.0.count < $1.0.count }).enumerated() {
-                    objective.place(example: e, tokens: ex.0, clean: ex.1, rng: &rng)
-                }
-            }
-            grads.zero()
-            let loss = runner.forwardBackward(params, grads, batch.view) { start, count, out, dout in
-                objective.loss(start: start, count: count, output: out, dOutput: dout, normalizer: batchSize)
-            }
-            guard loss.isFinite else {
-                throw SbiError(.internalError, "training diverged at step \(step) (loss \(loss))",
-                               hint: "retry with another --seed or fewer --steps; report this if it persists")
-            }
-            adam.update(params, grads, learningRate: schedule.rate(at: step))
-            ema = step == 0 ? loss : 0.98 * ema + 0.02 * loss
-            step += 1
-            if step % checkEvery == 0 || step == steps {
-                let v = validationLoss()
-                lastVal = v
-                if v < bestVal {
-                    bestVal = v; bestStep = step
-                    best.copy(from: params)
-                }
-                overfitChecks = v > config.overfitRatio * ema ? overfitChecks + 1 : 0
-                if overfitChecks > config.patience { stoppedEarly = true }
-            }
-            let now = clock()
-            if now - lastReport >= 2 || step == steps || stoppedEarly {
-                lastReport = now
-                let rate = Double(step - startStep) / (now - t0)
-                progress(TrainingProgress(step: step, steps: steps, trainLoss: ema, validationLoss: lastVal,
-                                          stepsPerSecond: rate, secondsLeft: Double(steps - step) / rate))
-            }
-            if let checkpoint, step < steps, !stoppedEarly {
-                if checkpoint.stopRequested() {
-                    try saveCheckpoint(checkpoint)
-                    throw SbiError(.temporary, "training stopped at step \(step) of \(steps); its state is saved in \(checkpoint.path)",
-                                   hint: "run the same command again to continue from step \(step)")
-                }
-                if now - lastSave >= checkpoint.everySeconds {
-                    // a failed periodic save (disk full) costs only the protection, not the run
-                    do {
-                        try saveCheckpoint(checkpoint)
-                        checkpoint.log("saved step \(step) to \(checkpoint.path)")
-                    } catch {
-                        checkpoint.log("warning: could not save the training state: \(error); training goes on")
-                    }
-                    lastSave = clock()
-                }
-            }
-        }
-        if stoppedEarly { params.copy(from: best) }
-        let report = TrainingReport(steps: step, stepsPlanned: steps, finalTrainLoss: ema, bestValidationLoss: bestVal,
-                                    bestValidationStep: bestStep, stoppedEarly: stoppedEarly,
-                                    seconds: earlierSeconds + clock() - t0)
-        return (model, report)
+                             progress: (TrainingProgress) -> Void) throws -> (ScoreModel, TrainingSummary) {
+        try TrainingData.check(simulations, width: spec.denseWidth)
+        let run = TrainingRun(spec: spec, simulations: simulations, settings: settings, config: config)
+        if let checkpoint { try run.resumeIfSaved(checkpoint) }
+        try run.train(checkpoint: checkpoint, progress: progress)
+        return (run.model, run.summary)
     }
 }
 

@@ -1,5 +1,5 @@
 import ArgumentParser
-import SbiNetCDF
+import SbiPipeline
 
 /// Opens a file as NetCDF and exits 0 if that works (65 if not). The daemon runs this in a child
 /// process to check files it has not claimed yet, so a file that crashes the NetCDF/HDF5 libraries
@@ -10,7 +10,6 @@ struct ProbeNetCDF: ParsableCommand {
     @Argument var file: String
 
     func run() throws {
-        let r = try NetCDFReader(path: file)
-        r.close()
+        try ObservationFile.probe(file)
     }
 }

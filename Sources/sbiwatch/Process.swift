@@ -9,17 +9,18 @@ struct ModelOptions: ParsableArguments {
                                valueName: "model"))
     var model: [String] = []
 
-    @Option(help: ArgumentHelp("A models file: one [NAME=]ARCHIVE@sha256:HEX per line, '#' comments; relative paths are relative to the file.",
+    @Option(help: ArgumentHelp("A models file: one [NAME=]ARCHIVE@sha256:HEX per line, '#' comments; relative paths are relative to the file. Without --model and --config: the first models file on the search path (man sbiwatch, FILES).",
                                valueName: "file"))
     var config: String?
 
+    /// --model and --config; with neither, the first models file on the search path
+    /// ($SBIWATCH_MODELS, ./sbiwatch.models, $XDG_CONFIG_HOME/sbiwatch/models, /etc/sbiwatch/models,
+    /// the models installed with the binary).
     func catalog() throws -> ModelCatalog {
         var refs = try model.map { try ModelReference.parse($0) }
         if let config { refs += try ModelReference.readFile(config) }
-        guard !refs.isEmpty else {
-            throw SbiError(.usage, "no model given", hint: "pass --model NAME=ARCHIVE@sha256:HEX, or --config with a models file such as fixtures/models/PINS")
-        }
-        return try ModelCatalog(refs)
+        guard !refs.isEmpty else { return try ModelSearchPath.current().catalog() }
+        return try ModelCatalog(refs, modelsFile: config)
     }
 }
 
@@ -38,6 +39,8 @@ struct SamplingOptions: ParsableArguments {
         if let samples, !(1...100_000).contains(samples) { throw ValidationError("--samples must be between 1 and 100000") }
         if let steps, !(2...10_000).contains(steps) { throw ValidationError("--steps must be between 2 and 10000") }
     }
+
+    var overrides: SamplingOverrides { SamplingOverrides(samples: samples, seed: seed, steps: steps) }
 }
 
 struct Process: ParsableCommand {
@@ -65,8 +68,9 @@ struct Process: ParsableCommand {
     func run() throws {
         let catalog = try models.catalog()
         let outbox = self.outbox ?? URL(fileURLWithPath: file).deletingLastPathComponent().path
-        var options = ProcessOptions(outbox: outbox, samples: sampling.samples, seed: sampling.seed, threads: threads)
-        options.steps = sampling.steps
+        var options = ProcessOptions(outbox: outbox, overrides: sampling.overrides, threads: threads)
+        // the file is read in a child process first, so a file that crashes netCDF is refused, not fatal
+        options.probe = .childProcess(executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path)
         let start = Date()
         var last = start
         let result = try Pipeline.processOrReport(file: file, catalog: catalog, options: options) { done, total in

@@ -51,65 +51,8 @@ struct Sample: ParsableCommand {
 
     func run() throws {
         let loaded = try ModelArchive.load(model)
-        let spec = loaded.model.spec
-        var plan = QueryPlan(spec: spec)
-        for o in observe {
-            let (lhs, rhs) = try split(o, "--observe")
-            let (name, at) = splitTime(lhs)
-            let nodes = try spec.nodes(matching: name)
-            let items = rhs.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-            if isTimeIndexed(spec, nodes[0]) {
-                // NAME=T:V,T:V,... or NAME@T=V
-                for item in items {
-                    let pair: (String, String)
-                    if let at { pair = (at, item) } else {
-                        let parts = item.split(separator: ":", omittingEmptySubsequences: false)
-                        guard parts.count == 2 else {
-                            throw SbiError(.usage, "--observe \(o): \(name) is a time series; give TIME:VALUE pairs, e.g. \(name)=0.5:1.2,3:0.8")
-                        }
-                        pair = (String(parts[0]), String(parts[1]))
-                    }
-                    try plan.observe(node: nodes[0], time: try number(pair.0, o), value: try number(pair.1, o))
-                }
-            } else {
-                guard items.count == nodes.count else {
-                    throw SbiError(.usage, "--observe \(o): \(name) has \(nodes.count) value\(nodes.count == 1 ? "" : "s"), \(items.count) given")
-                }
-                for (n, v) in zip(nodes, items) { try plan.observe(node: n, value: try number(v, o)) }
-            }
-        }
-        for c in interval {
-            let (lhs, rhs) = try split(c, "--interval")
-            let (name, at) = splitTime(lhs)
-            let parts = rhs.split(separator: ":", omittingEmptySubsequences: false)
-            guard parts.count == 2 else { throw SbiError(.usage, "--interval \(c): expected NAME=LO:HI") }
-            let lo = parts[0].isEmpty ? -Double.infinity : try number(String(parts[0]), c)
-            let hi = parts[1].isEmpty ? Double.infinity : try number(String(parts[1]), c)
-            guard lo < hi else { throw SbiError(.usage, "--interval \(c): LO must be below HI") }
-            for n in try spec.nodes(matching: name) {
-                if let at { try plan.constrain(node: n, time: try number(at, c), lower: lo, upper: hi) }
-                else { try plan.constrain(node: n, lower: lo, upper: hi) }
-            }
-        }
-        if target.isEmpty {
-            for n in 0..<spec.nodeCount where !isTimeIndexed(spec, n) {
-                if plan.observed[plan.tokens.firstIndex { $0.node == n && $0.time == nil }!] == nil { try plan.target(node: n) }
-            }
-        } else {
-            for t in target {
-                let (name, at) = splitTime(t)
-                for n in try spec.nodes(matching: name) {
-                    if let at { try plan.target(node: n, times: try times(at, t)) }
-                    else if isTimeIndexed(spec, n) {
-                        throw SbiError(.usage, "--target \(t): \(name) is time-indexed; give query times, e.g. \(name)@0:50:101 (LO:HI:COUNT) or \(name)@1,2,3")
-                    } else { try plan.target(node: n) }
-                }
-            }
-        }
-        guard !plan.targets.isEmpty else { throw SbiError(.usage, "nothing to sample: every variable is observed", hint: "drop an --observe or name a --target") }
-        var settings = loaded.manifest.sampler
-        if let steps { settings.steps = steps }
-        if let sampler { settings.method = sampler }
+        let plan = try queryPlan(spec: loaded.model.spec)
+        var settings = loaded.manifest.sampler.overriding(steps: steps, method: sampler)
         settings.resampling = resampling
         let start = Date()
         var lastReport = start
@@ -128,6 +71,70 @@ struct Sample: ParsableCommand {
         for d in draws { csv += targets.map { String(d[$0]) }.joined(separator: ",") + "\n" }
         try AtomicFile.write(Data(csv.utf8), to: out)
         stderrLine("wrote \(samples) samples of \(plan.targets.count) scalars to \(out) in \(String(format: "%.2f", Date().timeIntervalSince(start))) s (\(settings.method.rawValue), \(settings.steps) steps)")
+    }
+
+    /// The query of the command line: --observe, --interval, --target (default: every unobserved fixed node).
+    func queryPlan(spec: ModelSpec) throws -> QueryPlan {
+        var plan = QueryPlan(spec: spec)
+        for o in observe { try addObservation(o, spec: spec, to: &plan) }
+        for c in interval { try addInterval(c, spec: spec, to: &plan) }
+        if target.isEmpty {
+            for n in 0..<spec.nodeCount where !isTimeIndexed(spec, n) {
+                if plan.observed[plan.tokens.firstIndex { $0.node == n && $0.time == nil }!] == nil { try plan.target(node: n) }
+            }
+        }
+        for t in target {
+            let (name, at) = splitTime(t)
+            for n in try spec.nodes(matching: name) {
+                if let at { try plan.target(node: n, times: try times(at, t)) }
+                else if isTimeIndexed(spec, n) {
+                    throw SbiError(.usage, "--target \(t): \(name) is time-indexed; give query times, e.g. \(name)@0:50:101 (LO:HI:COUNT) or \(name)@1,2,3")
+                } else { try plan.target(node: n) }
+            }
+        }
+        guard !plan.targets.isEmpty else { throw SbiError(.usage, "nothing to sample: every variable is observed", hint: "drop an --observe or name a --target") }
+        return plan
+    }
+
+    /// --observe NAME=V[,V...], NAME=T:V[,T:V...] or NAME@T=V.
+    func addObservation(_ o: String, spec: ModelSpec, to plan: inout QueryPlan) throws {
+        let (lhs, rhs) = try split(o, "--observe")
+        let (name, at) = splitTime(lhs)
+        let nodes = try spec.nodes(matching: name)
+        let items = rhs.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard isTimeIndexed(spec, nodes[0]) else {
+            guard items.count == nodes.count else {
+                throw SbiError(.usage, "--observe \(o): \(name) has \(nodes.count) value\(nodes.count == 1 ? "" : "s"), \(items.count) given")
+            }
+            for (n, v) in zip(nodes, items) { try plan.observe(node: n, value: try number(v, o)) }
+            return
+        }
+        for item in items {
+            let pair: (String, String)
+            if let at { pair = (at, item) } else {
+                let parts = item.split(separator: ":", omittingEmptySubsequences: false)
+                guard parts.count == 2 else {
+                    throw SbiError(.usage, "--observe \(o): \(name) is a time series; give TIME:VALUE pairs, e.g. \(name)=0.5:1.2,3:0.8")
+                }
+                pair = (String(parts[0]), String(parts[1]))
+            }
+            try plan.observe(node: nodes[0], time: try number(pair.0, o), value: try number(pair.1, o))
+        }
+    }
+
+    /// --interval NAME=LO:HI (either side may be empty).
+    func addInterval(_ c: String, spec: ModelSpec, to plan: inout QueryPlan) throws {
+        let (lhs, rhs) = try split(c, "--interval")
+        let (name, at) = splitTime(lhs)
+        let parts = rhs.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2 else { throw SbiError(.usage, "--interval \(c): expected NAME=LO:HI") }
+        let lo = parts[0].isEmpty ? -Double.infinity : try number(String(parts[0]), c)
+        let hi = parts[1].isEmpty ? Double.infinity : try number(String(parts[1]), c)
+        guard lo < hi else { throw SbiError(.usage, "--interval \(c): LO must be below HI") }
+        for n in try spec.nodes(matching: name) {
+            if let at { try plan.constrain(node: n, time: try number(at, c), lower: lo, upper: hi) }
+            else { try plan.constrain(node: n, lower: lo, upper: hi) }
+        }
     }
 
     private func isTimeIndexed(_ spec: ModelSpec, _ node: Int) -> Bool { spec.variables[spec.variableOfNode[node]].time != nil }

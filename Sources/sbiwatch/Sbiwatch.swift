@@ -1,9 +1,8 @@
 import ArgumentParser
-import CArchive
-import CBLAS
-import CNetCDF
 import Foundation
+import SbiArchive
 import SbiCore
+import SbiNetCDF
 
 
 @main
@@ -12,7 +11,7 @@ struct Sbiwatch: ParsableCommand {
         commandName: "sbiwatch",
         abstract: "Turn observation files into posterior samples with one all-conditional diffusion model.",
         version: versionText(),
-        subcommands: [Watch.self, Process.self, Train.self, Sample.self, Inspect.self, Simulate.self, Bench.self, ProbeNetCDF.self],
+        subcommands: [Watch.self, Process.self, Train.self, Sample.self, Inspect.self, Models.self, Simulate.self, Bench.self, ProbeNetCDF.self],
         defaultSubcommand: Watch.self)
 
     static func main() {
@@ -25,6 +24,7 @@ struct Sbiwatch: ParsableCommand {
         BLASEnvironment.reexecWithTunedKernelsIfNeeded()
         BLAS.useSingleThread()
         do {
+            try refuseUnknownCommand(Array(CommandLine.arguments.dropFirst()))
             var command = try parseAsRoot()
             try command.run()
         } catch let e as SbiError {
@@ -35,11 +35,19 @@ struct Sbiwatch: ParsableCommand {
         }
     }
 
+    /// The default command (watch) takes only options, so a first word that is no command is a
+    /// mistyped command, not a stray argument of `watch`.
+    static func refuseUnknownCommand(_ arguments: [String]) throws {
+        guard let first = arguments.first, !first.hasPrefix("-") else { return }
+        let names = configuration.subcommands.map { $0._commandName } + ["help"]
+        guard !names.contains(first) else { return }
+        let shown = configuration.subcommands.filter { $0.configuration.shouldDisplay }.map { $0._commandName }
+        throw SbiError(.usage, "unknown command '\(first)' (commands: \(shown.joined(separator: ", ")))",
+                       hint: "see `sbiwatch help`; the default command, watch, takes options only: sbiwatch --inbox DIR --outbox DIR")
+    }
+
     static func versionText() -> String {
-        let nc = String(cString: nc_inq_libvers())
-        let ar = String(cString: archive_version_string())
-        let blas = String(cString: openblas_get_config()).trimmingCharacters(in: .whitespaces)
-        return "sbiwatch \(sbiwatchVersion) (netCDF \(nc); \(ar); OpenBLAS \(blas))"
+        "sbiwatch \(sbiwatchVersion) (netCDF \(NetCDF.libraryVersion); \(ModelArchive.libraryVersion); OpenBLAS \(BLAS.libraryVersion))"
     }
 }
 

@@ -2,8 +2,8 @@ import ArgumentParser
 import Foundation
 import SbiCore
 import SbiNetCDF
-import SbiPipeline
 import SbiTasks
+import SbiTraining
 
 struct Simulate: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -3,7 +3,6 @@ import Foundation
 import SbiArchive
 import SbiCore
 import SbiModel
-import SbiNetCDF
 import SbiTasks
 import SbiTraining
 
@@ -106,22 +105,7 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
-        let spec: ModelSpec, sims: [[Double]]
-        var fileDigest: String? = nil
-        if let task {
-            let simTask = try TaskRegistry.task(named: task)
-            stderrLine("simulating \(budget) draws of \(task)")
-            spec = simTask.spec
-            sims = simTask.simulate(count: budget, key: RandomKey(seed: seed).split(100))
-        } else {
-            let path = simulations!
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw SbiError(.noInput, "cannot read \(path)", hint: "check the path and its permissions")
-            }
-            fileDigest = ModelArchive.sha256Hex(data)
-            (spec, sims) = try TrainingSet.read(path: path)
-            stderrLine("read \(sims.count) simulations of \(spec.variables.count) variables from \(path)")
-        }
+        let (spec, sims, fileDigest) = try readSimulations()
         var config = TrainingConfig(steps: steps, seed: seed)
         config.batchSize = batchSize
         config.threads = threads
@@ -131,25 +115,32 @@ struct Train: ParsableCommand {
         let stop = StopRequests.install()
         let policy = CheckpointPolicy(path: checkpointPath, everySeconds: checkpointEvery,
                                       stopRequested: { stop.requested }, log: { stderrLine($0) })
-        let (model, report) = try stop.armed(checkpoint: checkpointPath) {
-            try Trainer.train(spec: spec, simulations: sims, settings: settings, config: config, checkpoint: policy) {
-                stderrLine($0.line)
-            }
-        }
         var sampler = SamplerSettings.trainingDefault(for: sde.sde)
         if let samplerSteps { sampler.steps = samplerSteps }
-        let provenance = Provenance(
-            task: task, simulationsSHA256: fileDigest, simulations: sims.count, seed: seed,
-            training: TrainingSummary(steps: report.steps, stepsPlanned: report.stepsPlanned, batchSize: batchSize,
-                                      finalTrainLoss: report.finalTrainLoss, bestValidationLoss: report.bestValidationLoss,
-                                      bestValidationStep: report.bestValidationStep, stoppedEarly: report.stoppedEarly,
-                                      seconds: report.seconds),
-            command: canonicalCommand, sbiwatchVersion: sbiwatchVersion)
-        let data = try ModelArchive.encode(model, sampler: sampler, provenance: provenance)
-        let digest = try ModelArchive.save(data, to: out)
+        let origin = TrainingOrigin(task: task, simulationsSHA256: fileDigest, seed: seed, command: canonicalCommand)
+        let trained = try stop.armed(checkpoint: checkpointPath) {
+            try TrainedArchive.train(spec: spec, simulations: sims, settings: settings, config: config, sampler: sampler,
+                                     origin: origin, source: out, checkpoint: policy) { stderrLine($0.line) }
+        }
+        let digest = try ModelArchive.save(trained.data, to: out)
         try? FileManager.default.removeItem(atPath: checkpointPath)
-        stderrLine("trained in \(Int(report.seconds.rounded())) s; best validation loss \(report.bestValidationLoss) at step \(report.bestValidationStep)")
+        let training = trained.loaded.manifest.provenance.training
+        stderrLine("trained in \(Int(training.seconds.rounded())) s; best validation loss \(training.bestValidationLoss) at step \(training.bestValidationStep)")
         print("\(out)@sha256:\(digest)")
+    }
+
+    /// The simulations of --task (simulated with the seed) or of --simulations (and that file's SHA-256).
+    func readSimulations() throws -> (ModelSpec, [[Double]], String?) {
+        if let task {
+            let simTask = try TaskRegistry.task(named: task)
+            stderrLine("simulating \(budget) draws of \(task)")
+            return (simTask.spec, simTask.simulate(count: budget, key: RandomKey(seed: seed).split(100)), nil)
+        }
+        let path = simulations!
+        let digest = try FileDigest.sha256(ofFile: path, what: "the training set")
+        let (spec, sims) = try TrainingSet.read(path: path)
+        stderrLine("read \(sims.count) simulations of \(spec.variables.count) variables from \(path)")
+        return (spec, sims, digest)
     }
 }
 

@@ -70,14 +70,16 @@ struct Watch: ParsableCommand {
         options.jobs = jobs ?? max(1, min(cores, 4))
         options.threadsPerJob = max(1, cores / options.jobs)
         options.maxAttempts = maxAttempts; options.shutdownGrace = shutdownGrace
-        options.samples = sampling.samples; options.seed = sampling.seed; options.steps = sampling.steps; options.useInotify = !noInotify
+        options.overrides = sampling.overrides; options.useInotify = !noInotify
+        // unclaimed files are checked in a child process of this binary (`sbiwatch probe-netcdf`)
+        options.probe = .childProcess(executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path)
         let models = self.models
         let daemon = try Daemon(options: options, logger: logger, loadCatalog: { try models.catalog() })
         let summary = try daemon.run()
         var status: Int32 = 0
         if once {
             FileHandle.standardError.write(Data("sbiwatch: \(summary.line)\n".utf8))
-            status = summary.failed > 0 ? 65 : summary.skipped > 0 ? 75 : 0
+            status = summary.exitStatus
         }
         // Abandoned files' workers are still running: leave at once, without running exit handlers
         // under them (their files are back in the inbox and their temporary outputs removed).

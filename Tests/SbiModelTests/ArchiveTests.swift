@@ -6,6 +6,7 @@ import SbiTestSupport
 @testable import SbiCore
 @testable import SbiModel
 @testable import SbiTasks
+import SbiTraining
 
 /// Writes a gzip'd tar with libarchive, entry by entry, so tests can build hostile archives.
 struct RawEntry {
@@ -89,7 +90,7 @@ final class ArchiveTests: TemporaryDirectoryTestCase {
     /// The safetensors blob follows the published layout: u64 header length, JSON, F32 data.
     func testSafetensorsLayout() throws {
         let model = tinyModel()
-        let blob = Safetensors.encode(model.params)
+        let blob = try Safetensors.encode(model.params)
         let n = Int(blob.prefix(8).enumerated().reduce(UInt64(0)) { $0 | (UInt64($1.element) << (8 * UInt64($1.offset))) })
         XCTAssertEqual(n % 8, 0)
         let header = try JSONSerialization.jsonObject(with: blob.subdata(in: 8..<(8 + n))) as! [String: Any]
@@ -158,7 +159,7 @@ final class ArchiveTests: TemporaryDirectoryTestCase {
         let spec = TwoMoonsTask().spec
         let large = Transformer(config: ScoreModel.transformerConfig(spec: spec, settings: NetworkSettings(preset: .large)))
         let wrongWeights = rawArchive([RawEntry(name: "manifest.json", data: files["manifest.json"]!),
-                                       RawEntry(name: "weights.safetensors", data: Safetensors.encode(large.initialParameters(key: RandomKey(seed: 1))))])
+                                       RawEntry(name: "weights.safetensors", data: try Safetensors.encode(large.initialParameters(key: RandomKey(seed: 1))))])
         XCTAssertThrowsError(try ModelArchive.decode(wrongWeights, source: "mixed.sbim", sha256: "x")) { e in
             XCTAssert("\(e)".contains("weights.safetensors"), "\(e)")
         }

@@ -32,7 +32,7 @@ final class CheckpointTests: TemporaryDirectoryTestCase {
         })
     }
 
-    func train(_ c: TrainingConfig, _ p: CheckpointPolicy?, preset: TransformerConfig.Preset = .small) throws -> (ScoreModel, TrainingReport) {
+    func train(_ c: TrainingConfig, _ p: CheckpointPolicy?, preset: TransformerConfig.Preset = .small) throws -> (ScoreModel, TrainingSummary) {
         try Trainer.train(spec: task.spec, simulations: rows, settings: NetworkSettings(preset: preset), config: c,
                           checkpoint: p) { _ in }
     }

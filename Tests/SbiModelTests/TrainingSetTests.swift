@@ -77,7 +77,7 @@ final class TrainingSetTests: TemporaryDirectoryTestCase {
         let notNetCDF = dir.appendingPathComponent("text.nc").path
         try "hello".write(toFile: notNetCDF, atomically: true, encoding: .utf8)
         for (path, expected) in [(noFormat, "sbiwatch_format"), (badKind, "must be \"parameter\" or \"data\""),
-                                 (unevenTime, "evenly spaced"), (badEdge, "\"zzz\""), (notNetCDF, "is not a NetCDF file")] {
+                                 (unevenTime, "evenly spaced"), (badEdge, "\"zzz\""), (notNetCDF, "not a NetCDF file")] {
             XCTAssertThrowsError(try TrainingSet.read(path: path)) { e in
                 XCTAssertEqual((e as? SbiError)?.code, .badInput, path)
                 XCTAssert("\(e)".contains(expected), "\(path): \(e)")

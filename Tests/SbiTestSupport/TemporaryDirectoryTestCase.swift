@@ -26,4 +26,14 @@ public enum RepositoryPaths {
         }
         return dir
     }
+
+    /// The sbiwatch binary built next to the running test bundle (.build/<config>/sbiwatch).
+    public static var builtBinary: URL {
+        let testBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var dir = testBinary.deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("sbiwatch").path) && dir.path != "/" {
+            dir = dir.deletingLastPathComponent()
+        }
+        return dir.appendingPathComponent("sbiwatch")
+    }
 }

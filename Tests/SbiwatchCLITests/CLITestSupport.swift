@@ -11,22 +11,16 @@ struct RunResult {
 
 enum CLI {
     /// The binary built next to the test bundle (.build/<config>/sbiwatch).
-    static var binary: URL {
-        let testBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        var dir = testBinary.deletingLastPathComponent()
-        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("sbiwatch").path) && dir.path != "/" {
-            dir = dir.deletingLastPathComponent()
-        }
-        return dir.appendingPathComponent("sbiwatch")
-    }
+    static var binary: URL { RepositoryPaths.builtBinary }
 
     /// The repository root (holds Package.swift).
     static var repository: URL { RepositoryPaths.root }
 
+    /// Runs the built binary (or `executable`) with the test's environment plus `environment`.
     @discardableResult
-    static func run(_ args: [String], environment: [String: String] = [:], cwd: URL? = nil) throws -> RunResult {
+    static func run(_ args: [String], environment: [String: String] = [:], cwd: URL? = nil, executable: URL? = nil) throws -> RunResult {
         let p = Process()
-        p.executableURL = binary
+        p.executableURL = executable ?? binary
         p.arguments = args
         var env = ProcessInfo.processInfo.environment
         env["COLUMNS"] = "80"

@@ -133,11 +133,11 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
 }
 
 final class AccuracyBenchCommandTests: TemporaryDirectoryTestCase {
-    /// `bench --accuracy` end to end on a tiny run: trains, keeps the archive in --models, reports
+    /// `bench accuracy` end to end on a tiny run: trains, keeps the archive in --models, reports
     /// both C2STs per observation with the published figure, and reuses the archive on a second run.
     func testAccuracyReportsBothClassifiersAndReusesItsModel() throws {
         let models = path("models")
-        let arguments = ["bench", "--accuracy", "--tasks", "two_moons", "--budget", "500", "--steps", "30",
+        let arguments = ["bench", "accuracy", "--tasks", "two_moons", "--budget", "500", "--steps", "30",
                          "--observations", "2", "--samples", "300", "--sampler-steps", "10", "--threads", "1",
                          "--models", models, "--json"]
         let first = try CLI.run(arguments)

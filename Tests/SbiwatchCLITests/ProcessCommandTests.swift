@@ -198,7 +198,7 @@ final class ProcessCommandTests: TemporaryDirectoryTestCase {
         FileManager.default.createFile(atPath: hdf5, contents: Data([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a] + [UInt8](repeating: 7, count: 4000)))
         let whole = try Data(contentsOf: URL(fileURLWithPath: try ncgen(good, "whole", kind: "classic")))
         let truncated = path("truncated.nc"); FileManager.default.createFile(atPath: truncated, contents: whole.prefix(whole.count / 2))
-        cases += [("empty", empty, "is empty"), ("text", text, "is not a NetCDF file"),
+        cases += [("empty", empty, ": empty"), ("text", text, ": not a NetCDF file"),
                   ("hdf5", hdf5, "HDF5"), ("truncated", truncated, "truncated or damaged")]
         XCTAssertGreaterThanOrEqual(cases.count, 19)
         for (name, file, expected) in cases {
@@ -239,7 +239,7 @@ final class ProcessCommandTests: TemporaryDirectoryTestCase {
           t = 1, 2, 3, 4 ;
           infected = 0.1, _, 0.3, 0.4 ;
           u = 5 ;
-          dead = 3e15 ;
+          dead = 3e3 ;
         }
         """, "extreme")
         let r = try CLI.run(["process", file, "--model", "sird=\(Self.sirdModel)", "--outbox", out, "--samples", "4"])
@@ -256,8 +256,9 @@ final class ProcessCommandTests: TemporaryDirectoryTestCase {
     func testModelConfiguration() throws {
         let obs = path("x.nc")
         XCTAssertEqual(try CLI.run(["simulate", "--task", "sird", "--out", obs]).status, 0)
-        let none = try CLI.run(["process", obs])
-        XCTAssertEqual(none.status, 64)
+        // no model flag and nothing on the search path (an empty working folder and user config)
+        let none = try CLI.run(["process", obs], environment: ["SBIWATCH_MODELS": "", "XDG_CONFIG_HOME": path("xdg")], cwd: dir)
+        XCTAssertEqual(none.status, 78)
         XCTAssert(none.stderr.contains("no model given"), none.stderr)
         let wrongPin = try CLI.run(["process", obs, "--model", Self.sirdModel + "@sha256:" + String(repeating: "0", count: 64)])
         XCTAssertEqual(wrongPin.status, 78, wrongPin.stderr)
@@ -285,6 +286,10 @@ final class ProcessCommandTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         var report = try json(out + "/gl.report.json")
         report["timings_seconds"] = nil
+        // the models file is recorded as given (a path of this checkout)
+        var model = report["model"] as! [String: Any]
+        XCTAssertEqual(model.removeValue(forKey: "models_file") as? String, pins)
+        report["model"] = model
         let golden = CLI.repository.appendingPathComponent("fixtures/golden/report-gaussian-linear.json")
         if ProcessInfo.processInfo.environment["SBIWATCH_UPDATE_GOLDEN"] == "1" {
             try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys]).write(to: golden)
@@ -322,16 +327,7 @@ final class ProcessCommandTests: TemporaryDirectoryTestCase {
 
 /// Runs a system tool (ncdump, ncgen).
 enum Tool {
-    static func run(_ executable: String, _ args: [String]) throws -> RunResult {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out; p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return RunResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    static func run(_ executable: String, _ args: [String], environment: [String: String] = [:], cwd: URL? = nil) throws -> RunResult {
+        try CLI.run(args, environment: environment, cwd: cwd, executable: URL(fileURLWithPath: executable))
     }
 }

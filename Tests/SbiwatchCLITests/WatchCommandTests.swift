@@ -222,7 +222,7 @@ final class WatchCommandTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(mixed.status, 65, mixed.stderr)
         XCTAssert(mixed.stderr.contains("processed 1, failed 1, skipped 0"), mixed.stderr)
         let err = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: outbox + "/c.error.json"))) as! [String: Any]
-        XCTAssertEqual(err["message"] as? String, "c.nc is not a NetCDF file")
+        XCTAssertEqual(err["message"] as? String, "c.nc: not a NetCDF file")
         XCTAssertEqual(names(state + "/failed"), ["c.nc"])
     }
 

@@ -14,6 +14,7 @@
 import Foundation
 import SbiCore
 import SbiModel
+import SbiNetCDF
 
 public enum TrainingSet {
     public static let format = "sbiwatch-training-1"
@@ -76,76 +77,35 @@ public enum TrainingSet {
     public static func read(path: String) throws -> (spec: ModelSpec, rows: [[Double]]) {
         let f = try NetCDFReader(path: path)
         defer { f.close() }
-        func bad(_ what: String, _ hint: String = "see `man sbiwatch`, TRAINING SETS, for the layout") -> SbiError {
-            SbiError(.badInput, "\(path): \(what)", hint: hint)
+        return try TrainingSetReader(file: f, path: path).read()
+    }
+}
+
+/// One open training-set file, read part by part.
+struct TrainingSetReader {
+    let file: NetCDFReader
+    let path: String
+
+    func bad(_ what: String, _ hint: String = "see `man sbiwatch`, TRAINING SETS, for the layout") -> SbiError {
+        SbiError(.badInput, what, hint: hint, subject: path)
+    }
+
+    func read() throws -> (spec: ModelSpec, rows: [[Double]]) {
+        guard try file.textAttribute("sbiwatch_format") == TrainingSet.format else {
+            throw bad("the global attribute sbiwatch_format is not \"\(TrainingSet.format)\"", "write it, with the layout of `man sbiwatch`, TRAINING SETS")
         }
-        guard try f.textAttribute("sbiwatch_format") == format else {
-            throw bad("the global attribute sbiwatch_format is not \"\(format)\"", "write it, with the layout of `man sbiwatch`, TRAINING SETS")
-        }
-        guard let simDim = f.dimensions.first(where: { $0.name == "simulation" }) else { throw bad("there is no dimension `simulation`") }
-        var axis: TimeAxis? = nil
-        if let tv = f.variable(named: "time") {
-            let t = try f.doubles(tv)
-            guard t.count >= 2 else { throw bad("the time grid needs at least 2 points") }
-            let step = (t.last! - t.first!) / Double(t.count - 1)
-            guard step > 0, t.allSatisfy({ $0.isFinite }),
-                  zip(t.indices, t).allSatisfy({ abs($0.1 - (t.first! + step * Double($0.0))) <= 1e-6 * max(1, abs(step) * Double(t.count)) }) else {
-                throw bad("the variable time must be an increasing, evenly spaced grid")
-            }
-            let units = try f.textAttribute("units", of: tv)
-            axis = TimeAxis(lower: t.first!, upper: t.last!, grid: t.count, maxPoints: 20, units: units == "1" ? nil : units)
-        }
+        guard let simDim = file.dimensions.first(where: { $0.name == "simulation" }) else { throw bad("there is no dimension `simulation`") }
+        let axis = try timeAxis()
         var variables: [VariableSpec] = [], columns: [[Double]] = []
-        for v in f.variables {
-            guard let kindText = try f.textAttribute("sbiwatch_kind", of: v) else { continue }
-            guard let kind = VariableKind(rawValue: kindText) else {
-                throw bad("variable \(v.name) has sbiwatch_kind \"\(kindText)\"; it must be \"parameter\" or \"data\"")
-            }
-            guard v.dimensions.first?.name == "simulation" else {
-                throw bad("variable \(v.name) must have `simulation` as its first dimension")
-            }
-            let units = try f.textAttribute("units", of: v)
-            var spec: VariableSpec
-            if v.dimensions.count == 2 && v.dimensions[1].name == "time" {
-                guard var a = axis else { throw bad("variable \(v.name) uses `time` but there is no time coordinate variable") }
-                if let mp = try f.numericAttribute("sbiwatch_max_points", of: v)?.first { a.maxPoints = max(1, min(Int(mp), a.grid)) }
-                spec = VariableSpec(name: v.name, kind: kind, time: a, units: units)
-            } else if v.dimensions.count == 1 {
-                spec = VariableSpec(name: v.name, kind: kind, size: 1, units: units)
-            } else if v.dimensions.count == 2 {
-                spec = VariableSpec(name: v.name, kind: kind, size: v.dimensions[1].length, units: units)
-            } else {
-                throw bad("variable \(v.name) has \(v.dimensions.count) dimensions; use (simulation), (simulation, index) or (simulation, time)")
-            }
-            if let r = try f.numericAttribute("valid_range", of: v) {
-                guard r.count == 2, r[0] < r[1] else { throw bad("variable \(v.name): valid_range must be two increasing numbers (the prior's support)") }
-                spec.support = Support(r[0], r[1])
-            }
+        for v in file.variables {
+            guard let spec = try variable(v, axis: axis) else { continue }
             variables.append(spec)
-            columns.append(try f.doubles(v))
+            columns.append(try file.doubles(v))
         }
         guard !variables.isEmpty else { throw bad("no variable carries the attribute sbiwatch_kind") }
         guard variables.contains(where: { $0.kind == .parameter }) else { throw bad("no variable has sbiwatch_kind = \"parameter\"") }
         var spec = ModelSpec(variables: variables, edges: [])
-        // edges by name
-        var nodeByName: [String: Int] = [:]
-        for (k, v) in variables.enumerated() {
-            for (e, node) in spec.nodes(of: k).enumerated() {
-                nodeByName[v.size == 1 ? v.name : "\(v.name)[\(e)]"] = node
-            }
-        }
-        let edgeText = try f.textAttribute("sbiwatch_edges") ?? ""
-        for item in edgeText.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
-            let parts = item.components(separatedBy: "->").map { $0.trimmingCharacters(in: .whitespaces) }
-            guard parts.count == 2 else { throw bad("sbiwatch_edges item \"\(item)\" is not PARENT->CHILD") }
-            // a whole vector name stands for all its elements
-            func resolve(_ n: String) throws -> [Int] {
-                if let node = nodeByName[n] { return [node] }
-                if let k = variables.firstIndex(where: { $0.name == n }) { return Array(spec.nodes(of: k)) }
-                throw bad("sbiwatch_edges names \"\(n)\", which is not a model variable")
-            }
-            for p in try resolve(parts[0]) { for c in try resolve(parts[1]) { spec.edges.append(.init(p, c)) } }
-        }
+        spec.edges = try edges(of: spec)
         let n = simDim.length
         guard n > 0 else { throw bad("the simulation dimension is empty") }
         var rows = [[Double]](repeating: [], count: n)
@@ -154,5 +114,73 @@ public enum TrainingSet {
             for r in 0..<n { rows[r].append(contentsOf: columns[k][(r * w)..<((r + 1) * w)]) }
         }
         return (spec, rows)
+    }
+
+    /// The dense grid of the variable `time`, when there is one: increasing and evenly spaced.
+    func timeAxis() throws -> TimeAxis? {
+        guard let tv = file.variable(named: "time") else { return nil }
+        let t = try file.doubles(tv)
+        guard t.count >= 2 else { throw bad("the time grid needs at least 2 points") }
+        let step = (t.last! - t.first!) / Double(t.count - 1)
+        let tolerance = 1e-6 * max(1, abs(step) * Double(t.count))
+        let even = zip(t.indices, t).allSatisfy { i, x in abs(x - (t.first! + step * Double(i))) <= tolerance }
+        guard step > 0, t.allSatisfy({ $0.isFinite }), even else {
+            throw bad("the variable time must be an increasing, evenly spaced grid")
+        }
+        let units = try file.textAttribute("units", of: tv)
+        return TimeAxis(lower: t.first!, upper: t.last!, grid: t.count, maxPoints: 20, units: units == "1" ? nil : units)
+    }
+
+    /// The model variable a NetCDF variable declares with sbiwatch_kind; nil for other variables.
+    func variable(_ v: NCVariable, axis: TimeAxis?) throws -> VariableSpec? {
+        guard let kindText = try file.textAttribute("sbiwatch_kind", of: v) else { return nil }
+        guard let kind = VariableKind(rawValue: kindText) else {
+            throw bad("variable \(v.name) has sbiwatch_kind \"\(kindText)\"; it must be \"parameter\" or \"data\"")
+        }
+        guard v.dimensions.first?.name == "simulation" else {
+            throw bad("variable \(v.name) must have `simulation` as its first dimension")
+        }
+        let units = try file.textAttribute("units", of: v)
+        var spec: VariableSpec
+        if v.dimensions.count == 2 && v.dimensions[1].name == "time" {
+            guard var a = axis else { throw bad("variable \(v.name) uses `time` but there is no time coordinate variable") }
+            if let mp = try file.numericAttribute("sbiwatch_max_points", of: v)?.first { a.maxPoints = max(1, min(Int(mp), a.grid)) }
+            spec = VariableSpec(name: v.name, kind: kind, time: a, units: units)
+        } else if v.dimensions.count == 1 {
+            spec = VariableSpec(name: v.name, kind: kind, size: 1, units: units)
+        } else if v.dimensions.count == 2 {
+            spec = VariableSpec(name: v.name, kind: kind, size: v.dimensions[1].length, units: units)
+        } else {
+            throw bad("variable \(v.name) has \(v.dimensions.count) dimensions; use (simulation), (simulation, index) or (simulation, time)")
+        }
+        if let r = try file.numericAttribute("valid_range", of: v) {
+            guard r.count == 2, r[0] < r[1] else { throw bad("variable \(v.name): valid_range must be two increasing numbers (the prior's support)") }
+            spec.support = Support(r[0], r[1])
+        }
+        return spec
+    }
+
+    /// The edges of sbiwatch_edges ("a->b, theta[0]->x[0]"), by variable or element name; a whole
+    /// vector name stands for all its elements.
+    func edges(of spec: ModelSpec) throws -> [ModelSpec.Edge] {
+        var nodeByName: [String: Int] = [:]
+        for (k, v) in spec.variables.enumerated() {
+            for (e, node) in spec.nodes(of: k).enumerated() {
+                nodeByName[v.size == 1 ? v.name : "\(v.name)[\(e)]"] = node
+            }
+        }
+        func resolve(_ n: String) throws -> [Int] {
+            if let node = nodeByName[n] { return [node] }
+            if let k = spec.variables.firstIndex(where: { $0.name == n }) { return Array(spec.nodes(of: k)) }
+            throw bad("sbiwatch_edges names \"\(n)\", which is not a model variable")
+        }
+        var edges: [ModelSpec.Edge] = []
+        let edgeText = try file.textAttribute("sbiwatch_edges") ?? ""
+        for item in edgeText.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
+            let parts = item.components(separatedBy: "->").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2 else { throw bad("sbiwatch_edges item \"\(item)\" is not PARENT->CHILD") }
+            for p in try resolve(parts[0]) { for c in try resolve(parts[1]) { edges.append(.init(p, c)) } }
+        }
+        return edges
     }
 }

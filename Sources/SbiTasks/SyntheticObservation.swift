@@ -12,7 +12,6 @@ import Foundation
 import SbiCore
 import SbiModel
 import SbiNetCDF
-import SbiTasks
 
 public enum SyntheticObservation {
     public static let fillValue = -999.0
@@ -67,34 +66,10 @@ public enum SyntheticObservation {
                 let dense = Array(row[offsets[k]..<(offsets[k] + v.denseWidth)])
                 if v.kind == .parameter {
                     if v.time == nil { for (e, x) in dense.enumerated() { truth.append((v.size == 1 ? v.name : "\(v.name)[\(e)]", x)) } }
-                } else if let axis = v.time, let times = design.observed[v.name] {
-                    let dimName = "time_\(v.name)"
-                    let dim = try w.defineDimension(dimName, length: times.count)
-                    let tv = try w.defineVariable(dimName, dimensions: [dim])
-                    try w.setAttribute("standard_name", "time", variable: tv)
-                    if let u = design.timeUnits { try w.setAttribute("units", u, variable: tv) }
-                    let id = try w.defineVariable(v.name, dimensions: [dim])
-                    try w.setAttribute("_FillValue", [fillValue], variable: id)
-                    try w.setAttribute("coordinates", dimName, variable: id)
-                    try w.setAttribute("long_name", "observed \(v.name)", variable: id)
-                    let values = times.map { t -> Double in
-                        rng.uniform() < missing ? fillValue : axis.interpolate(dense, at: t)
-                    }
-                    writes.append((tv, times)); writes.append((id, values))
-                } else if v.time == nil {
-                    let dims = v.size == 1 ? [] : [try w.defineDimension("\(v.name)_index", length: v.size)]
-                    let id = try w.defineVariable(v.name, dimensions: dims)
-                    try w.setAttribute("_FillValue", [fillValue], variable: id)
-                    writes.append((id, dense.map { rng.uniform() < missing ? fillValue : $0 }))
+                } else {
+                    writes += try defineObserved(v, dense: dense, design: design, missing: missing, in: w, rng: &rng)
                 }
-                if let q = design.queries[v.name] {
-                    let name = "\(v.name)_query_time"
-                    let dim = try w.defineDimension(name, length: q.count)
-                    let id = try w.defineVariable(name, dimensions: [dim])
-                    try w.setAttribute("long_name", "times at which to report \(v.name)", variable: id)
-                    if let u = design.timeUnits { try w.setAttribute("units", u, variable: id) }
-                    writes.append((id, q))
-                }
+                if let q = design.queries[v.name] { writes.append((try defineQuery(v, q, design: design, in: w), q)) }
             }
             try w.setAttribute("Conventions", "CF-1.8 sbiwatch-1")
             try w.setAttribute("featureType", "timeSeries")
@@ -110,5 +85,41 @@ public enum SyntheticObservation {
             throw error
         }
         return truth
+    }
+
+    /// Defines an observed data variable (a series with its time coordinate, or fixed values), a
+    /// `missing` fraction of its values replaced by the fill value; returns the values to write.
+    static func defineObserved(_ v: VariableSpec, dense: [Double], design: Design, missing: Double, in w: NetCDFWriter,
+                               rng: inout RandomStream) throws -> [(Int32, [Double])] {
+        if let axis = v.time, let times = design.observed[v.name] {
+            let dimName = "time_\(v.name)"
+            let dim = try w.defineDimension(dimName, length: times.count)
+            let tv = try w.defineVariable(dimName, dimensions: [dim])
+            try w.setAttribute("standard_name", "time", variable: tv)
+            if let u = design.timeUnits { try w.setAttribute("units", u, variable: tv) }
+            let id = try w.defineVariable(v.name, dimensions: [dim])
+            try w.setAttribute("_FillValue", [fillValue], variable: id)
+            try w.setAttribute("coordinates", dimName, variable: id)
+            try w.setAttribute("long_name", "observed \(v.name)", variable: id)
+            let values = times.map { t -> Double in
+                rng.uniform() < missing ? fillValue : axis.interpolate(dense, at: t)
+            }
+            return [(tv, times), (id, values)]
+        }
+        guard v.time == nil else { return [] }
+        let dims = v.size == 1 ? [] : [try w.defineDimension("\(v.name)_index", length: v.size)]
+        let id = try w.defineVariable(v.name, dimensions: dims)
+        try w.setAttribute("_FillValue", [fillValue], variable: id)
+        return [(id, dense.map { rng.uniform() < missing ? fillValue : $0 })]
+    }
+
+    /// Defines NAME_query_time for the query grid `q` of a variable; returns its id.
+    static func defineQuery(_ v: VariableSpec, _ q: [Double], design: Design, in w: NetCDFWriter) throws -> Int32 {
+        let name = "\(v.name)_query_time"
+        let dim = try w.defineDimension(name, length: q.count)
+        let id = try w.defineVariable(name, dimensions: [dim])
+        try w.setAttribute("long_name", "times at which to report \(v.name)", variable: id)
+        if let u = design.timeUnits { try w.setAttribute("units", u, variable: id) }
+        return id
     }
 }

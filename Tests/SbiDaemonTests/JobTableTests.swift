@@ -1,0 +1,84 @@
+import Foundation
+import SbiCore
+@testable import SbiDaemon
+import SbiPipeline
+import XCTest
+
+final class JobTableTests: XCTestCase {
+    func failure(_ name: String) -> JobTable.Outcome { .failed(SbiError(.badInput, "bad", subject: name), unreported: nil) }
+
+    func testStartFinishAndTakeEachOutcomeOnce() {
+        let table = JobTable()
+        let a = table.start("a.nc", recovered: false), b = table.start("b.nc", recovered: false)
+        XCTAssertEqual(table.runningCount, 2)
+        XCTAssertFalse(table.recoveredRunning)
+        table.finish(a, failure("a.nc"))
+        XCTAssertEqual(table.runningCount, 1)
+        XCTAssertFalse(table.isRunning(a))
+        XCTAssertTrue(table.isRunning(b))
+        XCTAssertEqual(table.unaccountedCount, 1)
+        XCTAssertEqual(table.takeFinished().map(\.0), ["a.nc"])
+        XCTAssertEqual(table.unaccountedCount, 0)
+        XCTAssertTrue(table.takeFinished().isEmpty, "an outcome is handed out once")
+        table.finish(b, .abandoned)
+        XCTAssertEqual(table.runningCount, 0)
+        XCTAssertEqual(table.takeFinished().map(\.0), ["b.nc"])
+    }
+
+    /// A newer claim of the same name replaces the older entry; the older job's late outcome is
+    /// still counted but does not remove the newer job.
+    func testLateOutcomeOfAnOlderJobKeepsTheNewerOneRunning() {
+        let table = JobTable()
+        let old = table.start("x.nc", recovered: true)
+        let new = table.start("x.nc", recovered: false)
+        XCTAssertEqual(table.runningCount, 1)
+        XCTAssertFalse(table.recoveredRunning, "the newer entry replaced the recovered one")
+        table.finish(old, .abandoned)
+        XCTAssertTrue(table.isRunning(new))
+        XCTAssertEqual(table.runningCount, 1)
+        XCTAssertEqual(table.takeFinished().count, 1)
+        table.finish(new, failure("x.nc"))
+        XCTAssertEqual(table.runningCount, 0)
+    }
+
+    func testRecoveredJobsAreVisible() {
+        let table = JobTable()
+        let r = table.start("r.nc", recovered: true)
+        XCTAssertTrue(table.recoveredRunning)
+        XCTAssertEqual(table.runningJobs.map(\.name), ["r.nc"])
+        table.finish(r, .abandoned)
+        XCTAssertFalse(table.recoveredRunning)
+        XCTAssertTrue(table.runningJobs.isEmpty)
+    }
+
+    /// A stem is held by one job at a time: the next reservation of the same base gets BASE.1,
+    /// a stem refused by the outbox check is skipped, and a released stem is free again.
+    func testStemReservations() {
+        let table = JobTable()
+        XCTAssertEqual(table.reserveStem(base: "s") { _ in true }, "s")
+        XCTAssertEqual(table.reserveStem(base: "s") { _ in true }, "s.1")
+        XCTAssertEqual(table.reserveStem(base: "s") { $0 != "s.2" }, "s.3")
+        XCTAssertTrue(table.isReserved("s.1"))
+        table.releaseStem("s")
+        XCTAssertFalse(table.isReserved("s"))
+        XCTAssertEqual(table.reserveStem(base: "s") { _ in true }, "s")
+    }
+
+    /// Many threads finishing at once: every outcome is counted exactly once and nothing stays running.
+    func testConcurrentFinishes() {
+        let table = JobTable()
+        let jobs = (0..<200).map { table.start("f\($0).nc", recovered: false) }
+        var taken = 0
+        let takenLock = NSLock()
+        DispatchQueue.concurrentPerform(iterations: jobs.count) { i in
+            table.finish(jobs[i], .abandoned)
+            if i % 7 == 0 {
+                let n = table.takeFinished().count
+                takenLock.lock(); taken += n; takenLock.unlock()
+            }
+        }
+        taken += table.takeFinished().count
+        XCTAssertEqual(taken, 200)
+        XCTAssertEqual(table.runningCount, 0)
+    }
+}
