@@ -121,4 +121,5 @@ final class InboxWatcher {
 
     /// Whether the file reads as NetCDF, asked of the probe the daemon was given.
     func opensAsNetCDF(_ path: String) -> Bool { probe.check(path) == .valid }
+
 }

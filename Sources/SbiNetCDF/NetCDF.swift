@@ -10,6 +10,10 @@ public enum NetCDF {
 
     /// Largest variable sbiwatch reads, in values (refused before allocating).
     public static let maxValues = 50_000_000
+    /// Most dimensions, variables or attributes (per variable, and global) a header may declare.
+    public static let maxHeaderEntries: Int32 = 10_000
+    /// Longest text attribute sbiwatch reads, in characters.
+    public static let maxTextAttribute = 1 << 20
 
     /// The netCDF-C library's version, e.g. "4.9.0 of Jan  1 2023 $".
     public static var libraryVersion: String { String(cString: nc_inq_libvers()) }
@@ -156,6 +160,11 @@ public final class NetCDFReader {
     private func load() throws {
         var ndims: Int32 = 0, nvars: Int32 = 0, natts: Int32 = 0, unlimited: Int32 = 0
         try NetCDF.call(path, "reading the header") { nc_inq(ncid, &ndims, &nvars, &natts, &unlimited) }
+        // a damaged header of a few bytes can declare millions of entries (found by fuzzing)
+        for (count, what) in [(ndims, "dimensions"), (nvars, "variables"), (natts, "global attributes")] where count > NetCDF.maxHeaderEntries {
+            throw SbiError(.badInput, "the header declares \(count) \(what); sbiwatch reads at most \(NetCDF.maxHeaderEntries)",
+                           hint: "the file is damaged, or not an observation file", subject: path)
+        }
         // dimension ids are not always 0..<ndims in NetCDF-4 groups; ask for them
         var dimids = [Int32](repeating: 0, count: Int(ndims))
         var n: Int32 = 0
@@ -171,6 +180,10 @@ public final class NetCDFReader {
             var type: nc_type = 0, vdims: Int32 = 0, vatts: Int32 = 0
             var ids = [Int32](repeating: 0, count: Int(NC_MAX_VAR_DIMS))
             try NetCDF.call(path, "reading variable \(v)") { nc_inq_var(ncid, v, &name, &type, &vdims, &ids, &vatts) }
+            guard (0...Int32(NC_MAX_VAR_DIMS)).contains(vdims), (0...NetCDF.maxHeaderEntries).contains(vatts) else {
+                throw SbiError(.badInput, "variable \(String(cString: name)) declares \(vdims) dimensions and \(vatts) attributes; sbiwatch reads at most \(NetCDF.maxHeaderEntries)",
+                               hint: "the file is damaged, or not an observation file", subject: path)
+            }
             let dims = try ids.prefix(Int(vdims)).map { id -> NCDimension in
                 guard let d = dimensions.first(where: { $0.id == id }) else {
                     throw SbiError(.badInput, "variable \(String(cString: name)) uses an unknown dimension", subject: path)
@@ -196,6 +209,10 @@ public final class NetCDFReader {
         let varid = variable?.id ?? NC_GLOBAL
         var type: nc_type = 0, len = 0
         guard NetCDF.locked({ nc_inq_att(ncid, varid, name, &type, &len) }) == NC_NOERR else { return nil }
+        guard len <= NetCDF.maxTextAttribute else {
+            throw SbiError(.badInput, "attribute \(name) holds \(len) characters, over the limit of \(NetCDF.maxTextAttribute)",
+                           hint: "attributes hold short texts; check the file", subject: path)
+        }
         if type == NC_CHAR {
             var buf = [CChar](repeating: 0, count: len + 1)
             try NetCDF.call(path, "reading attribute \(name)") { nc_get_att_text(ncid, varid, name, &buf) }

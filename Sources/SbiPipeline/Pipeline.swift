@@ -1,6 +1,7 @@
 // One observation file in, its outputs out, in named stages with typed hand-offs:
 //
 //   InputFile.identify     path -> InputFile (display name, SHA-256, hashed once)
+//   FileProbe.vet          a test read in a child process (when a probe is given)
 //   ObservationFile.read   InputFile + catalog -> ReadObservation (observation, plan, model, request)
 //   Draws.sample           ReadObservation -> Draws
 //   Report(observation:draws:input:created:)
@@ -103,7 +104,7 @@ public enum Pipeline {
         var clock = StageClock()
         try OutputSet.checkOutbox(options.outbox)
         let input = try InputFile.identify(path: file, displayName: options.displayName, sha256: options.inputSHA256)
-        try options.probe?.refuseIfCrashing(input)
+        try options.probe?.vet(input)
         let read = try ObservationFile.read(input, catalog: catalog, overrides: options.overrides)
         clock.mark("read")
         let draws = try Draws.sample(read, input: input, threads: options.threads, progress: progress)

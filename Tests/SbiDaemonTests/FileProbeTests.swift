@@ -27,11 +27,14 @@ final class FileProbeTests: TemporaryDirectoryTestCase {
         FileManager.default.createFile(atPath: empty, contents: Data())
         let binary = RepositoryPaths.builtBinary.path
         XCTAssert(FileManager.default.isExecutableFile(atPath: binary), "build sbiwatch first: \(binary)")
-        for probe in [FileProbe.netCDFInProcess, .childProcess(executable: binary)] {
-            XCTAssertEqual(probe.check(good), .valid, "\(probe)")
-            XCTAssertEqual(probe.check(text), .invalid, "\(probe)")
-            XCTAssertEqual(probe.check(empty), .invalid, "\(probe)")
-            XCTAssertEqual(probe.check(path("missing.nc")), .invalid, "\(probe)")
+        let inProcess = FileProbe.netCDFInProcess, child = FileProbe.childProcess(executable: binary)
+        XCTAssertEqual(inProcess.check(good), .valid)
+        XCTAssertEqual(child.check(good), .valid)
+        for (file, expected) in [(text, "not a NetCDF file"), (empty, "empty"), (path("missing.nc"), "does not exist")] {
+            XCTAssertEqual(inProcess.check(file), .invalid(nil), file)
+            // the child says why, so the pipeline can refuse the file without reading it itself
+            guard case .invalid(let verdict?) = child.check(file) else { return XCTFail("\(file): no verdict") }
+            XCTAssert(verdict.message.contains(expected), "\(file): \(verdict)")
         }
     }
 
@@ -39,9 +42,10 @@ final class FileProbeTests: TemporaryDirectoryTestCase {
     func testExecutableProbeUsesTheExitStatus() throws {
         let good = try writeNetCDF()
         XCTAssertEqual(FileProbe.executable("/bin/sh", arguments: ["-c", "test -s \"$0\""]).check(good), .valid)
-        XCTAssertEqual(FileProbe.executable("/bin/sh", arguments: ["-c", "exit 3"]).check(good), .invalid)
+        XCTAssertEqual(FileProbe.executable("/bin/sh", arguments: ["-c", "exit 3"]).check(good), .invalid(nil))
+        XCTAssertEqual(FileProbe.executable("/bin/sh", arguments: ["-c", "sleep 10"]).check(good, timeout: 0.5), .timedOut)
         XCTAssertEqual(FileProbe.executable("/bin/sh", arguments: ["-c", "kill -SEGV $$"]).check(good), .crashed(SIGSEGV))
-        XCTAssertEqual(FileProbe.executable(path("no-such-program"), arguments: []).check(good), .invalid)
+        XCTAssertEqual(FileProbe.executable(path("no-such-program"), arguments: []).check(good), .invalid(nil))
     }
 
     /// The pipeline asks the probe before it reads a file itself: a file that crashes the probe is

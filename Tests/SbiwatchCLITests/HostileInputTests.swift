@@ -178,6 +178,29 @@ final class HostileInputTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(names(outbox), ["crash.error.json"])
     }
 
+    /// A 2,776-byte file found by fuzzing on which netCDF-C 4.9.0's nc_open allocates 22 GB and takes
+    /// 72 s (measured in-process): read first in a child whose address space is capped at 4 GB, it
+    /// fails fast there and is refused with the child's error, never opened in the main process.
+    func testFileThatMakesNetCDFAllocateGigabytes() throws {
+        let hostile = CLI.repository.appendingPathComponent("Tests/Fuzz/crashes/netcdf-4.9.0-huge-allocation.nc").path
+        let folder = path("huge")
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: hostile, toPath: folder + "/huge.nc")
+        let start = Date()
+        try assertRefused(folder + "/huge.nc", "cannot be read as NetCDF")
+        XCTAssertLessThan(Date().timeIntervalSince(start), 20, "the capped child fails in well under a second; uncapped it took 72 s")
+    }
+
+    /// A 130-byte classic header found by fuzzing that declares 16,515,077 dimensions: sbiwatch's
+    /// reader looped over all of them (93 s, 2.6 GB); now the header's counts are capped at 10,000.
+    func testHeaderDeclaringMillionsOfEntries() throws {
+        let hostile = CLI.repository.appendingPathComponent("Tests/Fuzz/crashes/header-16515077-dimensions.nc").path
+        let folder = path("header")
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: hostile, toPath: folder + "/header.nc")
+        try assertRefused(folder + "/header.nc", "the header declares 16515077 dimensions; sbiwatch reads at most 10000")
+    }
+
     func testCommandLineAndModelsFiles() throws {
         let unknown = try run(["frobnicate"])
         XCTAssertEqual(unknown.status, 64)

@@ -22,7 +22,12 @@ enum FuzzHarness {
     static let target = ProcessInfo.processInfo.environment["FUZZ_TARGET"] ?? "observation"
     static let scratch = "/dev/shm/sbiwatch-fuzz-\(getpid()).nc"
 
+    /// The memory cap of the probing child: netCDF-C then fails on headers that ask for gigabytes
+    /// (as in production) instead of stalling the fuzzer.
+    static let limited: Void = ProbeVerdict.limitMemory()
+
     static func run(_ data: Data) {
+        _ = limited
         if target == "archive" { archive(data) } else { observation(data) }
     }
 
