@@ -73,8 +73,9 @@ test: build test-deps
 	$(SWIFT) test
 
 # The release build is brought up to date unless BINARY names another, already built binary
-# (the install test installs its debug build).
-install: deps $(if $(filter .build/release/sbiwatch,$(BINARY)),release)
+# (the install test installs its debug build). Not as root: `make release`, then
+# `sudo make install BINARY=$PWD/.build/release/sbiwatch` (no build, so .build/ stays yours).
+install: $(if $(filter .build/release/sbiwatch,$(BINARY)),release)
 	@test -x $(BINARY) || { echo "error: $(BINARY) is not an executable; build it first" >&2; exit 1; }
 	install -d $(BINDIR) $(MANDIR) $(MODELDIR) $(BASHDIR) $(ZSHDIR) $(FISHDIR)
 	install -m 755 $(BINARY) $(BINDIR)/sbiwatch

@@ -40,6 +40,8 @@ public struct DaemonSummary: Sendable {
     public var failed = 0
     public var skipped = 0
     public var abandoned = 0
+    /// Files put back into the inbox because of the machine (outputs not writable, a test read not started).
+    public var returned = 0
     public var seconds = 0.0
     /// The first output or spool error of the run (an error report that could not be written):
     /// its exit status (73, 74) is the run's.
@@ -51,10 +53,10 @@ public struct DaemonSummary: Sendable {
     /// any file failed; 75 when some were still being written.
     public var exitStatus: Int32 {
         if let outputFailure { return outputFailure.exitStatus }
-        return failed > 0 ? 65 : skipped > 0 ? 75 : 0
+        return failed > 0 ? 65 : skipped + returned > 0 ? 75 : 0
     }
     public var line: String {
-        "processed \(processed), failed \(failed), skipped \(skipped)\(abandoned > 0 ? ", abandoned \(abandoned)" : "") in \(String(format: "%.1f", seconds)) s"
+        "processed \(processed), failed \(failed), skipped \(skipped)\(returned > 0 ? ", returned \(returned)" : "")\(abandoned > 0 ? ", abandoned \(abandoned)" : "") in \(String(format: "%.1f", seconds)) s"
     }
 }
 
@@ -82,6 +84,9 @@ public final class Daemon: @unchecked Sendable {
         var settling: [String] = []
         var stopDeadline: Date? = nil
         let drainDeadline: Date
+        /// After an output failure (a full or read-only outbox) no file is claimed until then;
+        /// with --once, none at all any more.
+        var claimsPausedUntil: Date? = nil
     }
 
     public init(options: DaemonOptions, logger: Logger, loadCatalog: @escaping @Sendable () throws -> ModelCatalog) throws {
@@ -125,7 +130,7 @@ public final class Daemon: @unchecked Sendable {
         loop.queue = recoverProcessing(&loop.summary)     // names in processing/ to run again, first
         while step(&loop) {}
         // outcomes that arrived after the last look
-        accountFinished(&loop.summary)
+        accountFinished(&loop)
         loop.summary.seconds = Date().timeIntervalSince(start)
         let s = loop.summary
         logger.info("stop", metadata: ["processed": "\(s.processed)", "failed": "\(s.failed)", "skipped": "\(s.skipped)",
@@ -138,7 +143,7 @@ public final class Daemon: @unchecked Sendable {
     /// time or the rescan). Returns false when the run is over.
     private func step(_ loop: inout Loop) -> Bool {
         let now = Date()
-        accountFinished(&loop.summary)
+        accountFinished(&loop)
         let (stopping, reload) = takeRequests()
         if reload { reloadModels() }
         if stopping && loop.stopDeadline == nil {
@@ -153,7 +158,7 @@ public final class Daemon: @unchecked Sendable {
         }
         takeReady(&loop, now: now)
         if options.once && loop.queue.isEmpty && jobs.runningCount == 0 && jobs.unaccountedCount == 0 {
-            if loop.settling.isEmpty { return false }
+            if loop.settling.isEmpty || loop.claimsPausedUntil != nil { return false }
             if now >= loop.drainDeadline {
                 loop.summary.skipped = loop.settling.count
                 for name in loop.settling { logger.warning("skipped", metadata: ["file": "\(name)", "reason": "still being written or not yet valid NetCDF"]) }
@@ -162,6 +167,7 @@ public final class Daemon: @unchecked Sendable {
         }
         var timeout = options.rescan
         if let due = watcher.secondsToNextCheck(now: Date()) { timeout = min(timeout, due + 0.01) }
+        if let paused = loop.claimsPausedUntil { timeout = min(timeout, max(0.01, paused.timeIntervalSinceNow)) }
         if options.once && !loop.settling.isEmpty { timeout = min(timeout, max(0.01, loop.drainDeadline.timeIntervalSinceNow)) }
         watcher.wait(timeout: timeout)
         return true
@@ -173,6 +179,12 @@ public final class Daemon: @unchecked Sendable {
     private func takeReady(_ loop: inout Loop, now: Date) {
         let scan = watcher.scan(now: now)
         loop.settling = scan.settling
+        if let paused = loop.claimsPausedUntil {
+            // --once: what is left stays in the inbox for the next run
+            if options.once { loop.queue.removeAll { !$0.recovered }; return }
+            guard now >= paused else { return }
+            loop.claimsPausedUntil = nil
+        }
         for name in scan.ready where !loop.queue.contains(where: { $0.name == name && !$0.recovered }) {
             loop.queue.append(Pending(name: name, recovered: false))
         }
@@ -189,8 +201,8 @@ public final class Daemon: @unchecked Sendable {
         return (stopRequested, reload)
     }
 
-    private func accountFinished(_ summary: inout DaemonSummary) {
-        for (name, outcome) in jobs.takeFinished() { account(name, outcome, &summary) }
+    private func accountFinished(_ loop: inout Loop) {
+        for (name, outcome) in jobs.takeFinished() { account(name, outcome, &loop) }
     }
 
     // MARK: - claiming and running
@@ -239,6 +251,10 @@ public final class Daemon: @unchecked Sendable {
             do {
                 _ = try InputFile(path: path, displayName: name, sha256: "").stage { try digest.get() }
                 return .done(try Pipeline.process(file: path, catalog: catalog, options: opts))
+            } catch let failure as OutputStageFailure {
+                return try putBack(job, failure.error)   // the outbox's fault: try the file again later
+            } catch let e as SbiError where e.code == .temporary {
+                return try putBack(job, e)
             } catch {
                 return try fail(job, error, options: opts)
             }
@@ -261,6 +277,22 @@ public final class Daemon: @unchecked Sendable {
             unreported = setAside(job.name, e, options: opts)
         }
         return ran ? .failed(e, unreported: unreported) : .abandoned
+    }
+
+    /// A good file that could not be finished for a reason of the machine (its outputs could not be
+    /// written, a test read could not start): back into the inbox, unless the gate closed.
+    private func putBack(_ job: JobTable.Job, _ e: SbiError) throws -> JobTable.Outcome {
+        let path = spool.processing + "/" + job.name
+        var back = job.name
+        let ran = try job.gate.perform {
+            back = SpoolFolders.freeName(job.name, in: spool.inbox)
+            try SpoolFolders.move(path, spool.inbox + "/" + back)
+            spool.clearAttempts(job.name)
+        }
+        guard ran else { return .abandoned }
+        logger.warning("returned", metadata: ["file": "\(job.name)", "returned_as": "\(back)", "error": "\(e.text)",
+                                              "outcome": "returned to the inbox"])
+        return .returned(e)
     }
 
     /// Writes the error report of a processing/ file and moves it to failed/; returns the error of
@@ -298,7 +330,9 @@ public final class Daemon: @unchecked Sendable {
         }
     }
 
-    private func account(_ name: String, _ outcome: JobTable.Outcome, _ summary: inout DaemonSummary) {
+    private func account(_ name: String, _ outcome: JobTable.Outcome, _ loop: inout Loop) {
+        var summary = loop.summary
+        defer { loop.summary = summary }
         switch outcome {
         case .done(let r):
             summary.processed += 1
@@ -310,6 +344,12 @@ public final class Daemon: @unchecked Sendable {
             logger.error("failed", metadata: ["file": "\(name)", "outcome": "failed", "code": "\(e.code.rawValue)", "error": "\(e.text)"])
         case .abandoned:
             summary.abandoned += 1
+        case .returned(let e):
+            summary.returned += 1
+            guard e.code != .temporary else { break }
+            summary.noteOutputFailure(e)
+            loop.claimsPausedUntil = Date().addingTimeInterval(options.rescan)
+            logger.error("outbox failing; not taking files", metadata: ["error": "\(e.text)", "until": options.once ? "the end of this run" : "\(Int(options.rescan)) s"])
         }
     }
 
@@ -330,6 +370,8 @@ public final class Daemon: @unchecked Sendable {
                 var opts = ProcessOptions(outbox: options.outbox)
                 opts.stem = stem; opts.inputSHA256 = sha
                 if let unreported = setAside(name, e, options: opts) { summary.noteOutputFailure(unreported) }
+                // counted once it has left processing/ (a failed move leaves it for the next start)
+                guard !FileManager.default.fileExists(atPath: path) else { continue }
                 summary.failed += 1
                 logger.error("poison", metadata: ["file": "\(name)", "attempts": "\(attempts)", "outcome": "failed"])
             } else {

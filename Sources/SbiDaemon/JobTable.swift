@@ -1,8 +1,8 @@
 // The daemon's table of jobs: which claimed files are running, which have finished and wait to be
 // counted, and which output stems are reserved. One lock guards it, and its invariants hold at
 // every call's end:
-// - a name runs at most once at a time (a newer claim of the same name replaces the older entry,
-//   whose late outcome is still counted but does not remove the newer one);
+// - every job is its own entry (a file claimed under the name of one whose input has just moved
+//   on is a second entry, so neither hides the other);
 // - every started job finishes exactly once, and its outcome is handed out exactly once;
 // - a stem is reserved by at most one job, until it is released.
 import Foundation
@@ -11,7 +11,8 @@ import SbiPipeline
 
 final class JobTable: @unchecked Sendable {
     /// `unreported`: why the error report could not be written, when it could not.
-    enum Outcome { case done(ProcessResult), failed(SbiError, unreported: SbiError?), abandoned }
+    /// `returned`: put back into the inbox (the machine's fault, not the file's).
+    enum Outcome { case done(ProcessResult), failed(SbiError, unreported: SbiError?), abandoned, returned(SbiError) }
 
     /// One running file: the gate its outputs commit through, and whether it was recovered after a crash.
     final class Job: @unchecked Sendable {
@@ -22,21 +23,21 @@ final class JobTable: @unchecked Sendable {
     }
 
     private let lock = NSLock()
-    private var running: [String: Job] = [:]
+    private var running: [ObjectIdentifier: Job] = [:]
     private var finished: [(String, Outcome)] = []
     private var stems = Set<String>()
 
     /// Records a job for `name` as running.
     func start(_ name: String, recovered: Bool) -> Job {
         let job = Job(name: name, recovered: recovered)
-        lock.lock(); running[name] = job; lock.unlock()
+        lock.lock(); running[ObjectIdentifier(job)] = job; lock.unlock()
         return job
     }
 
-    /// Records the outcome of `job`; it stops counting as running unless a newer job has its name.
+    /// Records the outcome of `job`; it stops counting as running.
     func finish(_ job: Job, _ outcome: Outcome) {
         lock.lock(); defer { lock.unlock() }
-        if running[job.name] === job { running[job.name] = nil }
+        running[ObjectIdentifier(job)] = nil
         finished.append((job.name, outcome))
     }
 
@@ -52,7 +53,7 @@ final class JobTable: @unchecked Sendable {
     var unaccountedCount: Int { lock.lock(); defer { lock.unlock() }; return finished.count }
     var recoveredRunning: Bool { lock.lock(); defer { lock.unlock() }; return running.values.contains { $0.recovered } }
     var runningJobs: [Job] { lock.lock(); defer { lock.unlock() }; return Array(running.values) }
-    func isRunning(_ job: Job) -> Bool { lock.lock(); defer { lock.unlock() }; return running[job.name] === job }
+    func isRunning(_ job: Job) -> Bool { lock.lock(); defer { lock.unlock() }; return running[ObjectIdentifier(job)] != nil }
 
     /// The first of BASE, BASE.1, BASE.2, ... that no job holds and `isFree` accepts; reserved until released.
     func reserveStem(base: String, isFree: (String) -> Bool) -> String {

@@ -122,6 +122,46 @@ public struct NCVariable: Sendable {
     }
 }
 
+/// One buffer for the names netCDF-C copies out. netCDF-C 4.9.0 copies as many bytes as the header
+/// says a name has (strncpy), whatever buffer it is given, and normalises names first (Unicode
+/// NFC can lengthen them); fuzzing found classic headers that overflowed a 257-byte buffer. So the
+/// buffer holds four times the file, at least 1 MB and at most 64 MB, and is followed by an
+/// inaccessible guard page: a longer copy faults at once (in the test-read child, which then
+/// refuses the file) instead of corrupting memory. A name over NC_MAX_NAME is refused.
+final class NameBuffer {
+    private let base: UnsafeMutableRawPointer
+    private let usable: Int
+    private let mapped: Int
+
+    init(capacity fileSize: Int) throws {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let room = min(max(4 * max(fileSize, 0), 1 << 20), 64 << 20) + Int(NC_MAX_NAME) + 1
+        usable = (room + page - 1) / page * page
+        mapped = usable + page
+        guard let p = mmap(nil, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED else {
+            throw SbiError(.ioError, "cannot map \(mapped) bytes for reading a NetCDF header", hint: "free some memory and try again")
+        }
+        base = p
+        _ = mprotect(base + usable, page, PROT_NONE)
+    }
+
+    deinit { munmap(base, mapped) }
+
+    /// Runs `call` with the buffer and returns the name it wrote. The start is cleared each time
+    /// and the last usable byte stays 0, so the name read back always ends inside the buffer.
+    func read(_ reader: NetCDFReader, _ what: String, _ call: (UnsafeMutablePointer<CChar>) -> Int32) throws -> String {
+        let chars = base.bindMemory(to: CChar.self, capacity: usable)
+        chars.update(repeating: 0, count: Int(NC_MAX_NAME) + 1)
+        chars[usable - 1] = 0
+        try NetCDF.call(reader.path, "reading \(what)") { call(chars) }
+        let name = String(cString: chars)
+        guard name.utf8.count <= Int(NC_MAX_NAME) else {
+            throw reader.damagedHeader("the name of \(what) is \(name.utf8.count) bytes long; names hold at most \(NC_MAX_NAME)")
+        }
+        return name
+    }
+}
+
 /// A NetCDF file open for reading (classic, 64-bit offset or NetCDF-4). Close it with `close()`.
 public final class NetCDFReader {
     public let path: String
@@ -134,11 +174,12 @@ public final class NetCDFReader {
     public init(path: String) throws {
         self.path = path
         // a directory, FIFO or device is refused before netCDF opens it (a FIFO would block the open)
-        try RegularFile.open(path, what: "the file").close()
+        let file = try RegularFile.open(path, what: "the file")
+        let size = file.size
+        file.close()
         var id: Int32 = -1
         let status = NetCDF.locked { nc_open(path, NC_NOWRITE, &id) }
         guard status == NC_NOERR else {
-            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
             let why: String
             if size == 0 { why = "empty" }
             else if status == NC_ENOTNC { why = "not a NetCDF file" }
@@ -148,7 +189,7 @@ public final class NetCDFReader {
                            subject: path)
         }
         ncid = id
-        do { try load() } catch { close(); throw error }
+        do { try load(fileSize: size) } catch { close(); throw error }
     }
 
     deinit { close() }
@@ -157,49 +198,54 @@ public final class NetCDFReader {
         if open { NetCDF.locked { _ = nc_close(ncid) }; open = false }
     }
 
-    private func load() throws {
+    /// The header: dimensions, variables, attribute names. netCDF-C copies a name as long as the
+    /// header says it is, and as many ids as it declares, whatever buffer it is given (a damaged
+    /// classic header found by fuzzing overflowed a 257-byte name buffer), so every count is asked
+    /// for first and checked, and names go into one buffer as large as the file itself.
+    private func load(fileSize: Int) throws {
         var ndims: Int32 = 0, nvars: Int32 = 0, natts: Int32 = 0, unlimited: Int32 = 0
         try NetCDF.call(path, "reading the header") { nc_inq(ncid, &ndims, &nvars, &natts, &unlimited) }
         // a damaged header of a few bytes can declare millions of entries (found by fuzzing)
-        for (count, what) in [(ndims, "dimensions"), (nvars, "variables"), (natts, "global attributes")] where count > NetCDF.maxHeaderEntries {
-            throw SbiError(.badInput, "the header declares \(count) \(what); sbiwatch reads at most \(NetCDF.maxHeaderEntries)",
-                           hint: "the file is damaged, or not an observation file", subject: path)
+        var listed: Int32 = 0
+        try NetCDF.call(path, "listing dimensions") { nc_inq_dimids(ncid, &listed, nil, 0) }
+        for (count, what) in [(ndims, "dimensions"), (listed, "dimensions"), (nvars, "variables"), (natts, "global attributes")]
+        where !(0...NetCDF.maxHeaderEntries).contains(count) {
+            throw damagedHeader("the header declares \(count) \(what); sbiwatch reads at most \(NetCDF.maxHeaderEntries)")
         }
+        let names = try NameBuffer(capacity: fileSize)
         // dimension ids are not always 0..<ndims in NetCDF-4 groups; ask for them
-        var dimids = [Int32](repeating: 0, count: Int(ndims))
-        var n: Int32 = 0
-        try NetCDF.call(path, "listing dimensions") { nc_inq_dimids(ncid, &n, &dimids, 0) }
-        for d in dimids.prefix(Int(n)) {
-            var name = [CChar](repeating: 0, count: Int(NC_MAX_NAME) + 1)
+        var dimids = [Int32](repeating: 0, count: Int(max(listed, 1)))
+        try NetCDF.call(path, "listing dimensions") { nc_inq_dimids(ncid, &listed, &dimids, 0) }
+        for d in dimids.prefix(Int(listed)) {
             var len = 0
-            try NetCDF.call(path, "reading dimension \(d)") { nc_inq_dim(ncid, d, &name, &len) }
-            dimensions.append(NCDimension(id: d, name: String(cString: name), length: len))
+            let name = try names.read(self, "dimension \(d)") { nc_inq_dim(ncid, d, $0, &len) }
+            dimensions.append(NCDimension(id: d, name: name, length: len))
         }
-        for v in 0..<nvars {
-            var name = [CChar](repeating: 0, count: Int(NC_MAX_NAME) + 1)
-            var type: nc_type = 0, vdims: Int32 = 0, vatts: Int32 = 0
-            var ids = [Int32](repeating: 0, count: Int(NC_MAX_VAR_DIMS))
-            try NetCDF.call(path, "reading variable \(v)") { nc_inq_var(ncid, v, &name, &type, &vdims, &ids, &vatts) }
-            guard (0...Int32(NC_MAX_VAR_DIMS)).contains(vdims), (0...NetCDF.maxHeaderEntries).contains(vatts) else {
-                throw SbiError(.badInput, "variable \(String(cString: name)) declares \(vdims) dimensions and \(vatts) attributes; sbiwatch reads at most \(NetCDF.maxHeaderEntries)",
-                               hint: "the file is damaged, or not an observation file", subject: path)
-            }
-            let dims = try ids.prefix(Int(vdims)).map { id -> NCDimension in
-                guard let d = dimensions.first(where: { $0.id == id }) else {
-                    throw SbiError(.badInput, "variable \(String(cString: name)) uses an unknown dimension", subject: path)
-                }
-                return d
-            }
-            let attNames = try (0..<vatts).map { try attributeName(v, $0) }
-            variables.append(NCVariable(id: v, name: String(cString: name), type: NCType(type), dimensions: dims, attributeNames: attNames))
-        }
-        globalAttributeNames = try (0..<natts).map { try attributeName(NC_GLOBAL, $0) }
+        for v in 0..<nvars { variables.append(try readVariable(v, names)) }
+        globalAttributeNames = try (0..<natts).map { i in try names.read(self, "attribute \(i)") { nc_inq_attname(ncid, NC_GLOBAL, i, $0) } }
     }
 
-    private func attributeName(_ varid: Int32, _ index: Int32) throws -> String {
-        var name = [CChar](repeating: 0, count: Int(NC_MAX_NAME) + 1)
-        try NetCDF.call(path, "reading attribute names") { nc_inq_attname(ncid, varid, index, &name) }
-        return String(cString: name)
+    private func readVariable(_ v: Int32, _ names: NameBuffer) throws -> NCVariable {
+        var vdims: Int32 = 0, vatts: Int32 = 0, type: nc_type = 0
+        try NetCDF.call(path, "reading variable \(v)") { nc_inq_varndims(ncid, v, &vdims) }
+        try NetCDF.call(path, "reading variable \(v)") { nc_inq_varnatts(ncid, v, &vatts) }
+        guard (0...Int32(NC_MAX_VAR_DIMS)).contains(vdims), (0...NetCDF.maxHeaderEntries).contains(vatts) else {
+            throw damagedHeader("variable \(v) declares \(vdims) dimensions and \(vatts) attributes; sbiwatch reads at most \(NC_MAX_VAR_DIMS) and \(NetCDF.maxHeaderEntries)")
+        }
+        var ids = [Int32](repeating: 0, count: Int(max(vdims, 1)))
+        let name = try names.read(self, "variable \(v)") { nc_inq_var(ncid, v, $0, &type, &vdims, &ids, &vatts) }
+        let dims = try ids.prefix(Int(vdims)).map { id -> NCDimension in
+            guard let d = dimensions.first(where: { $0.id == id }) else {
+                throw SbiError(.badInput, "variable \(name) uses an unknown dimension", subject: path)
+            }
+            return d
+        }
+        let attNames = try (0..<vatts).map { i in try names.read(self, "attribute \(i) of \(name)") { nc_inq_attname(ncid, v, i, $0) } }
+        return NCVariable(id: v, name: name, type: NCType(type), dimensions: dims, attributeNames: attNames)
+    }
+
+    func damagedHeader(_ what: String) -> SbiError {
+        SbiError(.badInput, what, hint: "the file is damaged, or not an observation file", subject: path)
     }
 
     public func variable(named name: String) -> NCVariable? { variables.first { $0.name == name } }

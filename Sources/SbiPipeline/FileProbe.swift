@@ -24,6 +24,8 @@ public enum FileProbe: Sendable {
         case crashed(Int32)
         /// Reading took longer than `timeout`.
         case timedOut
+        /// The child could not be started (the machine, not the file).
+        case unavailable(String)
     }
 
     /// The in-process check of the pipeline's reader.
@@ -57,7 +59,7 @@ public enum FileProbe: Sendable {
         p.environment = env
         let exited = DispatchSemaphore(value: 0)
         p.terminationHandler = { _ in exited.signal() }
-        do { try p.run() } catch { return .invalid(nil) }
+        do { try p.run() } catch { return .unavailable("\(error)") }
         // a probe that hangs (a file netCDF blocks or churns on) is killed
         if exited.wait(timeout: .now() + timeout) == .timedOut {
             kill(p.processIdentifier, SIGKILL)
@@ -85,6 +87,10 @@ public enum FileProbe: Sendable {
             throw refuse("the netCDF library crashed (signal \(signal)) reading this file in a test process; it is damaged, and sbiwatch does not read it")
         case .timedOut:
             throw refuse("reading this file took more than \(Int(Self.timeout)) s in a test process; it is damaged or hostile, and sbiwatch does not read it")
+        case .unavailable(let why):
+            // not the file's fault: it goes back to be tried again
+            throw SbiError(.temporary, "the test read of this file could not be started (\(why))",
+                           hint: "check that the sbiwatch binary is still installed and the machine can start processes", subject: input.displayName)
         }
     }
 }

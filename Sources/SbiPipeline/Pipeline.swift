@@ -41,6 +41,13 @@ public struct ProcessOptions: Sendable {
     }
 }
 
+/// The outputs of a good file could not be written (an outbox that is missing, read-only or
+/// full): the outbox's fault, not the input's. The daemon returns such an input to the inbox.
+public struct OutputStageFailure: Error, CustomStringConvertible {
+    public var error: SbiError
+    public var description: String { error.description }
+}
+
 public struct ProcessResult: Sendable {
     public var stem: String
     public var outputs: [String]
@@ -84,8 +91,8 @@ public enum Pipeline {
         do {
             return try process(file: file, catalog: catalog, options: options, progress: progress)
         } catch {
-            let e = (error as? SbiError) ?? SbiError(.internalError, "\(error)", hint: "report this with the file and the model",
-                                                     subject: options.displayName ?? file)
+            let e = (error as? OutputStageFailure)?.error ?? (error as? SbiError)
+                ?? SbiError(.internalError, "\(error)", hint: "report this with the file and the model", subject: options.displayName ?? file)
             // the error report is best effort: when the outbox itself is the problem, the error says so
             try? writeError(e, file: file, options: options)
             throw e
@@ -102,31 +109,46 @@ public enum Pipeline {
     public static func process(file: String, catalog: ModelCatalog, options: ProcessOptions,
                                progress: ((Int, Int) -> Void)? = nil) throws -> ProcessResult {
         var clock = StageClock()
-        try OutputSet.checkOutbox(options.outbox)
+        do { try OutputSet.checkOutbox(options.outbox) } catch let e as SbiError { throw OutputStageFailure(error: e) }
         let input = try InputFile.identify(path: file, displayName: options.displayName, sha256: options.inputSHA256)
         try options.probe?.vet(input)
         let read = try ObservationFile.read(input, catalog: catalog, overrides: options.overrides)
         clock.mark("read")
         let draws = try Draws.sample(read, input: input, threads: options.threads, progress: progress)
         clock.mark("sample")
-        var report = Report(observation: read, draws: draws, input: input, created: options.created)
         let outputs = OutputSet(stem: options.stem ?? stem(of: file), outbox: options.outbox)
+        let report = try write(Report(observation: read, draws: draws, input: input, created: options.created), read: read, draws: draws,
+                               input: input, to: outputs, options: options, clock: &clock)
+        return ProcessResult(stem: outputs.stem, outputs: outputs.results, modelName: read.modelName, samples: draws.request.samples,
+                             warnings: report.diagnostics.warnings.count, seconds: clock.elapsed)
+    }
+
+    /// The output stage: every output under a temporary name, then the commit. A failure to write
+    /// (not the input's fault) is an OutputStageFailure.
+    static func write(_ report: Report, read: ReadObservation, draws: Draws, input: InputFile, to outputs: OutputSet,
+                      options: ProcessOptions, clock: inout StageClock) throws -> Report {
+        var report = report
         let prepared = PreparedOutputs(outputs)
         defer { prepared.discard() }
-        try SamplesWriter.write(draws.rows, columns: SampledColumns(observation: read.observation), spec: read.observation.plan.spec,
-                                attributes: SamplesWriter.attributes(input: input, read: read, request: draws.request, created: report.created),
-                                to: prepared.temporary(for: outputs.samples))
-        clock.mark("write")
-        report.timingsSeconds = clock.timings
-        try prepared.prepare(try report.encoded(), for: outputs.json)
-        let scalarTokens = SampledColumns(observation: read.observation).parameterTokens(spec: read.observation.plan.spec)
-        try prepared.prepare(Data(ReportPage.render(report, draws: draws.rows, scalarTokens: scalarTokens).utf8), for: outputs.html)
-        guard try prepared.commit(gate: options.gate, afterCommit: options.afterCommit) else {
+        let committed: Bool
+        do {
+            try SamplesWriter.write(draws.rows, columns: SampledColumns(observation: read.observation), spec: read.observation.plan.spec,
+                                    attributes: SamplesWriter.attributes(input: input, read: read, request: draws.request, created: report.created),
+                                    to: prepared.temporary(for: outputs.samples))
+            clock.mark("write")
+            report.timingsSeconds = clock.timings
+            try prepared.prepare(try report.encoded(), for: outputs.json)
+            let scalarTokens = SampledColumns(observation: read.observation).parameterTokens(spec: read.observation.plan.spec)
+            try prepared.prepare(Data(ReportPage.render(report, draws: draws.rows, scalarTokens: scalarTokens).utf8), for: outputs.html)
+            committed = try prepared.commit(gate: options.gate, afterCommit: options.afterCommit)
+        } catch let e as SbiError where e.code == .cannotCreate || e.code == .ioError {
+            throw OutputStageFailure(error: e)
+        }
+        guard committed else {
             throw SbiError(.temporary, "abandoned before its outputs were written (shutting down)", hint: "it goes back to the inbox",
                            subject: input.displayName)
         }
-        return ProcessResult(stem: outputs.stem, outputs: outputs.results, modelName: read.modelName, samples: draws.request.samples,
-                             warnings: report.diagnostics.warnings.count, seconds: clock.elapsed)
+        return report
     }
 }
 

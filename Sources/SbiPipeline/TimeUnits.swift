@@ -28,7 +28,8 @@ enum TimeUnits {
     static func factor(fileUnits: String?, modelUnits: String?, context: String) throws -> Double {
         guard let fileUnits, !["", "1"].contains(fileUnits.trimmingCharacters(in: .whitespaces)) else { return 1 }
         let word = unitWord(fileUnits)
-        if let r = fileUnits.lowercased().range(of: " since ") {
+        // searched case-insensitively in the string itself: lower-casing can change its length
+        if let r = fileUnits.range(of: " since ", options: .caseInsensitive) {
             let date = String(fileUnits[r.upperBound...]).trimmingCharacters(in: .whitespaces)
             guard isReferenceTime(date) else {
                 throw SbiError(.badInput, "\(context): the units attribute \"\(fileUnits)\" has the reference time \"\(date)\", which is not a date",
@@ -74,9 +75,12 @@ enum TimeUnits {
     }
 
     private static func isTimeOfDay(_ s: Substring) -> Bool {
+        // H[H][:M[M][:S[S][.fff]]], as CF and UDUNITS write it ("0:0:0", "15:15:42.5")
         let parts = s.split(separator: ":", omittingEmptySubsequences: false)
-        guard (2...3).contains(parts.count), let h = Int(parts[0]), let m = Int(parts[1]), (0...23).contains(h), (0...59).contains(m),
-              parts[0].count <= 2, parts[1].count == 2 else { return false }
+        guard (1...3).contains(parts.count), parts.prefix(2).allSatisfy({ (1...2).contains($0.count) }),
+              let h = Int(parts[0]), (0...23).contains(h) else { return false }
+        guard parts.count >= 2 else { return true }
+        guard let m = Int(parts[1]), (0...59).contains(m) else { return false }
         guard parts.count == 3 else { return true }
         guard let sec = Double(parts[2]), sec >= 0, sec < 61 else { return false }
         return true
@@ -84,9 +88,16 @@ enum TimeUnits {
 
     private static func isZone(_ z: String) -> Bool {
         if ["z", "utc", "gmt"].contains(z.lowercased()) { return true }
+        // ±H, ±HH, ±H:MM, ±HH:MM or ±HHMM
         guard let sign = z.first, sign == "+" || sign == "-" else { return false }
-        let digits = z.dropFirst().filter { $0 != ":" }
-        guard [2, 4].contains(digits.count), digits.allSatisfy(\.isNumber), let hh = Int(digits.prefix(2)) else { return false }
-        return hh <= 14 && (digits.count == 2 || (Int(digits.suffix(2)) ?? 60) < 60)
+        let body = z.dropFirst()
+        let parts = body.split(separator: ":", omittingEmptySubsequences: false)
+        let (hours, minutes): (Substring, Substring?)
+        if parts.count == 2 { (hours, minutes) = (parts[0], parts[1]) }
+        else if body.count == 4 { (hours, minutes) = (body.prefix(2), body.suffix(2)) }
+        else { (hours, minutes) = (body, nil) }
+        guard (1...2).contains(hours.count), hours.allSatisfy(\.isNumber), let hh = Int(hours), hh <= 14 else { return false }
+        guard let minutes else { return true }
+        return minutes.count == 2 && minutes.allSatisfy(\.isNumber) && (Int(minutes) ?? 60) < 60
     }
 }

@@ -99,8 +99,12 @@ struct TrainingSetReader {
         var variables: [VariableSpec] = [], columns: [[Double]] = []
         for v in file.variables {
             guard let spec = try variable(v, axis: axis) else { continue }
+            let values = try file.doubles(v)
+            guard values.count == simDim.length * spec.denseWidth else {
+                throw bad("variable \(v.name) holds \(values.count) values; \(simDim.length) simulations of \(spec.denseWidth) need \(simDim.length * spec.denseWidth)")
+            }
             variables.append(spec)
-            columns.append(try file.doubles(v))
+            columns.append(values)
         }
         guard !variables.isEmpty else { throw bad("no variable carries the attribute sbiwatch_kind") }
         guard variables.contains(where: { $0.kind == .parameter }) else { throw bad("no variable has sbiwatch_kind = \"parameter\"") }
@@ -144,7 +148,12 @@ struct TrainingSetReader {
         var spec: VariableSpec
         if v.dimensions.count == 2 && v.dimensions[1].name == "time" {
             guard var a = axis else { throw bad("variable \(v.name) uses `time` but there is no time coordinate variable") }
-            if let mp = try file.numericAttribute("sbiwatch_max_points", of: v)?.first { a.maxPoints = max(1, min(Int(mp), a.grid)) }
+            if let mp = try file.numericAttribute("sbiwatch_max_points", of: v)?.first {
+                guard mp.isFinite, mp >= 1, mp <= Double(a.grid), mp == mp.rounded() else {
+                    throw bad("variable \(v.name): sbiwatch_max_points is \(mp); it must be a whole number in 1...\(a.grid) (the grid's points)")
+                }
+                a.maxPoints = Int(mp)
+            }
             spec = VariableSpec(name: v.name, kind: kind, time: a, units: units)
         } else if v.dimensions.count == 1 {
             spec = VariableSpec(name: v.name, kind: kind, size: 1, units: units)

@@ -17,9 +17,9 @@ struct ModelOptions: ParsableArguments {
     /// ($SBIWATCH_MODELS, ./sbiwatch.models, $XDG_CONFIG_HOME/sbiwatch/models, /etc/sbiwatch/models,
     /// the models installed with the binary).
     func catalog() throws -> ModelCatalog {
+        guard !model.isEmpty || config != nil else { return try ModelSearchPath.current().catalog() }
         var refs = try model.map { try ModelReference.parse($0) }
-        if let config { refs += try ModelReference.readFile(config) }
-        guard !refs.isEmpty else { return try ModelSearchPath.current().catalog() }
+        if let config { refs += try ModelReference.readFile(config) }   // refuses a file that lists no model
         return try ModelCatalog(refs, modelsFile: config)
     }
 }

@@ -25,20 +25,23 @@ final class JobTableTests: XCTestCase {
         XCTAssertEqual(table.takeFinished().map(\.0), ["b.nc"])
     }
 
-    /// A newer claim of the same name replaces the older entry; the older job's late outcome is
-    /// still counted but does not remove the newer job.
-    func testLateOutcomeOfAnOlderJobKeepsTheNewerOneRunning() {
+    /// A file claimed under the name of one whose input has just moved to done/ is a second job:
+    /// whichever finishes first, the other still counts as running (so --once waits for it and the
+    /// job limit holds).
+    func testTwoJobsOfOneNameAreBothCounted() {
         let table = JobTable()
         let old = table.start("x.nc", recovered: true)
         let new = table.start("x.nc", recovered: false)
-        XCTAssertEqual(table.runningCount, 1)
-        XCTAssertFalse(table.recoveredRunning, "the newer entry replaced the recovered one")
-        table.finish(old, .abandoned)
-        XCTAssertTrue(table.isRunning(new))
+        XCTAssertEqual(table.runningCount, 2)
+        XCTAssertTrue(table.recoveredRunning)
+        table.finish(new, failure("x.nc"))
+        XCTAssertTrue(table.isRunning(old), "the older job is still running")
+        XCTAssertFalse(table.isRunning(new))
         XCTAssertEqual(table.runningCount, 1)
         XCTAssertEqual(table.takeFinished().count, 1)
-        table.finish(new, failure("x.nc"))
+        table.finish(old, .abandoned)
         XCTAssertEqual(table.runningCount, 0)
+        XCTAssertEqual(table.takeFinished().count, 1)
     }
 
     func testRecoveredJobsAreVisible() {

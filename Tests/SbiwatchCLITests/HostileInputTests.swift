@@ -22,8 +22,9 @@ final class HostileInputTests: TemporaryDirectoryTestCase {
 
     /// `process FILE --outbox OUT` fails with `status`, STEM.error.json holds `expected` and what to
     /// do, and the outbox holds that report only; the input's folder gains nothing.
+    @discardableResult
     func assertRefused(_ file: String, status: Int32 = 65, _ expected: String, extra: [String] = [],
-                       line: UInt = #line) throws {
+                       line: UInt = #line) throws -> [String: Any] {
         let outbox = path("out-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(atPath: outbox, withIntermediateDirectories: true)
         let folder = URL(fileURLWithPath: file).deletingLastPathComponent().path, before = names(folder)
@@ -38,6 +39,7 @@ final class HostileInputTests: TemporaryDirectoryTestCase {
         XCTAssert((report["message"] as? String ?? "").contains(expected), "\(report)", line: line)
         XCTAssertFalse((report["what_to_do"] as? String ?? "").isEmpty, "every error report says what to do: \(report)", line: line)
         XCTAssertEqual(names(folder), before, "nothing written beside the input", line: line)
+        return report
     }
 
     static func stem(_ file: String) -> String {
@@ -75,9 +77,16 @@ final class HostileInputTests: TemporaryDirectoryTestCase {
             try assertRefused(try sirdFile(name, { $0.replacingOccurrences(of: "days since 2026-10-01", with: "days since \(date)") }),
                               "has the reference time \"\(date)\", which is not a date")
         }
-        // a real reference time with a time of day and a zone is read
-        let fine = try sirdFile("zoned", { $0.replacingOccurrences(of: "days since 2026-10-01", with: "days since 2026-10-01T00:00:00Z") })
-        XCTAssertEqual(try run(["process", fine, "--config", pins, "--samples", "5", "--steps", "2"]).status, 0)
+        // a units text that grows when lower-cased ("İ" is 2 bytes, "i̇" 3) is refused, not a crash
+        try assertRefused(try sirdFile("dotted", { $0.replacingOccurrences(of: "days since 2026-10-01", with: "İİ since 1") }),
+                          "has the reference time \"1\", which is not a date")
+        // real reference times as CF and UDUNITS write them are read
+        for (name, units) in [("zoned", "days since 2026-10-01T00:00:00Z"), ("cf", "days since 1990-1-1 0:0:0"),
+                              ("udunits", "days since 1992-10-8 15:15:42.5 -6:00"), ("offset", "days since 2026-10-01 00:00 +0530")] {
+            let fine = try sirdFile(name, { $0.replacingOccurrences(of: "days since 2026-10-01", with: units) })
+            let r = try run(["process", fine, "--config", pins, "--samples", "5", "--steps", "2"])
+            XCTAssertEqual(r.status, 0, "\(units): \(r.stderr)")
+        }
     }
 
     /// A stem of 237 characters: its outputs fit the 255-byte name limit, and so do their temporary names.
@@ -161,14 +170,16 @@ final class HostileInputTests: TemporaryDirectoryTestCase {
     }
 
     /// A file found by fuzzing that crashes netCDF-C 4.9.0 inside nc_open (SIGSEGV in
-    /// NC_hashmapfree, a corrupt classic header): `process` refuses it after a test read in a child
-    /// process, and the daemon sets it aside in failed/ with its report instead of dying.
+    /// NC_hashmapfree, a corrupt classic header; under the child's memory cap the same header may
+    /// instead end in a malloc failure, depending on the address layout): `process` refuses it after
+    /// a test read in a child process, and the daemon sets it aside in failed/ instead of dying.
     func testFileThatCrashesTheNetCDFLibrary() throws {
         let crash = CLI.repository.appendingPathComponent("Tests/Fuzz/crashes/netcdf-4.9.0-nc-open-segv.nc").path
         let folder = path("crash")
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: crash, toPath: folder + "/crash.nc")
-        try assertRefused(folder + "/crash.nc", "the netCDF library crashed (signal 11)")
+        let message = try assertRefused(folder + "/crash.nc", "crash.nc: ")["message"] as? String ?? ""
+        XCTAssert(message.contains("the netCDF library crashed (signal 11)") || message.contains("Memory allocation (malloc) failure"), message)
         let inbox = path("crash-in"), outbox = path("crash-out")
         for d in [inbox, outbox] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
         try FileManager.default.copyItem(atPath: crash, toPath: inbox + "/crash.nc")
@@ -231,6 +242,21 @@ final class HostileInputTests: TemporaryDirectoryTestCase {
         XCTAssert(full.stderr.contains("error report not written"), full.stderr)
         XCTAssertEqual(names(inbox + "/.sbiwatch/failed"), ["bad.nc"])
         XCTAssertEqual(names(inbox + "/.sbiwatch/processing"), [])
+
+        // good files whose outputs cannot be written are the outbox's fault: the first goes back to
+        // the inbox, the run stops taking files, and nothing lands in failed/
+        for name in ["good-a.nc", "good-b.nc"] {
+            try FileManager.default.copyItem(atPath: CLI.repository.appendingPathComponent("fixtures/inbox/pond-3_2026-11-21.nc").path,
+                                             toPath: inbox + "/" + name)
+        }
+        let good = try run(["--inbox", inbox, "--outbox", outbox, "--config", pins, "--once", "--settle", "0", "--jobs", "1",
+                            "--samples", "5", "--steps", "2"])
+        XCTAssert([73, 74].contains(good.status), "cannot create (73) or cannot write (74): \(good.status) \(good.stderr)")
+        XCTAssert(good.stderr.contains("returned") && good.stderr.contains("outbox failing"), good.stderr)
+        XCTAssertEqual(names(inbox).filter { !$0.hasPrefix(".") }, ["good-a.nc", "good-b.nc"] as Set, "both wait in the inbox for the next run")
+        XCTAssertEqual(names(inbox + "/.sbiwatch/failed"), ["bad.nc"])
+        XCTAssertEqual(names(inbox + "/.sbiwatch/processing"), [])
+        XCTAssertFalse(names(outbox).contains { $0.hasPrefix(".") }, "no temporary file left in the outbox")
 
         let readOnly = path("ro")
         try FileManager.default.createDirectory(atPath: readOnly, withIntermediateDirectories: true)

@@ -24,7 +24,10 @@ enum FuzzHarness {
 
     /// The memory cap of the probing child: netCDF-C then fails on headers that ask for gigabytes
     /// (as in production) instead of stalling the fuzzer.
-    static let limited: Void = ProbeVerdict.limitMemory()
+    /// FUZZ_NO_MEMORY_LIMIT=1 replays without it (to tell a library's failure path from our code).
+    static let limited: Void = {
+        if ProcessInfo.processInfo.environment["FUZZ_NO_MEMORY_LIMIT"] == nil { ProbeVerdict.limitMemory() }
+    }()
 
     static func run(_ data: Data) {
         _ = limited
