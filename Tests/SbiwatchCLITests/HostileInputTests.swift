@@ -10,10 +10,10 @@ final class HostileInputTests: TemporaryDirectoryTestCase {
     var pins: String { CLI.repository.appendingPathComponent("fixtures/models/PINS").path }
     var sirdCDL: URL { CLI.repository.appendingPathComponent("fixtures/inbox/region-17_2026-11-21.cdl") }
 
-    /// The binary under a 60 s limit; a hang exits 124.
-    func run(_ args: [String], cwd: URL? = nil, asNobody: Bool = false) throws -> RunResult {
+    /// The binary (or `binary`) under a 60 s limit; a hang exits 124.
+    func run(_ args: [String], cwd: URL? = nil, asNobody: Bool = false, binary: String? = nil) throws -> RunResult {
         let prefix = asNobody ? ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] : []
-        let command = prefix + ["/usr/bin/timeout", "-s", "KILL", "60", CLI.binary.path] + args
+        let command = prefix + ["/usr/bin/timeout", "-s", "KILL", "60", binary ?? CLI.binary.path] + args
         return try Tool.run(command[0], Array(command.dropFirst()), cwd: cwd)
     }
 
@@ -274,10 +274,16 @@ final class HostileInputTests: TemporaryDirectoryTestCase {
         let spool = path("nobody"), inbox = spool + "/in", outbox = spool + "/out"
         for d in [inbox, outbox] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
         for d in [dir.path, spool, inbox, outbox] { chmod(d, 0o777) }
+        // nobody may not reach the checkout (e.g. under /root): the binary and the models it runs are copied
+        let binary = spool + "/sbiwatch", models = spool + "/models"
+        try FileManager.default.copyItem(atPath: CLI.binary.path, toPath: binary)
+        try FileManager.default.copyItem(atPath: CLI.repository.appendingPathComponent("fixtures/models").path, toPath: models)
+        for d in [spool, models] { chmod(d, 0o755) }
         let secret = inbox + "/secret.nc"
         try FileManager.default.copyItem(atPath: CLI.repository.appendingPathComponent("fixtures/inbox/pond-3_2026-11-21.nc").path, toPath: secret)
         chmod(secret, 0)
-        let r = try run(["--inbox", inbox, "--outbox", outbox, "--config", pins, "--once", "--settle", "0"], asNobody: true)
+        let r = try run(["--inbox", inbox, "--outbox", outbox, "--config", models + "/PINS", "--once", "--settle", "0"],
+                        asNobody: true, binary: binary)
         XCTAssertEqual(r.status, 65, r.stderr)
         XCTAssertEqual(names(inbox + "/.sbiwatch/failed"), ["secret.nc"])
         XCTAssertEqual(names(inbox + "/.sbiwatch/processing"), [])
