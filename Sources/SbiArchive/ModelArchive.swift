@@ -108,7 +108,7 @@ public enum ModelArchive {
         let (path, pin) = try parseReference(reference)
         let data: Data
         do { data = try RegularFile.read(path, what: "model archive \(path)", limit: maxArchiveBytes) } catch var e as SbiError {
-            if e.code == .noInput && e.message.contains("does not exist") { e.hint = "check the path, or build it with `sbiwatch train`" }
+            if e.code == .noInput { e.hint = "check the path and its permissions, or build it with `sbiwatch train`" }
             e.subject = nil   // the message names the archive
             throw e
         }

@@ -237,7 +237,7 @@ public final class Daemon: @unchecked Sendable {
             let attempt = try spool.recordAttempt(name)
             logger.debug("taken", metadata: ["file": "\(name)", "attempt": "\(attempt)"])
             // an input that cannot be read (permissions, not a file) fails like a bad one
-            let digest = Result { try InputFile.sha256(ofFile: path) }
+            let digest = Result { try InputFile.sha256(ofFile: path) }.mapError { e -> any Error in (e as? SbiError)?.about(name) ?? e }
             let stem = reserveStem(for: name, sha256: (try? digest.get()) ?? "")
             defer { jobs.releaseStem(stem) }
             var opts = ProcessOptions(outbox: options.outbox, overrides: options.overrides, threads: options.threadsPerJob)
@@ -249,7 +249,7 @@ public final class Daemon: @unchecked Sendable {
                 spool.clearAttempts(name)
             }
             do {
-                _ = try InputFile(path: path, displayName: name, sha256: "").stage { try digest.get() }
+                _ = try digest.get()
                 return .done(try Pipeline.process(file: path, catalog: catalog, options: opts))
             } catch let failure as OutputStageFailure {
                 return try putBack(job, failure.error)   // the outbox's fault: try the file again later

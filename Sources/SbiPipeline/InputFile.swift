@@ -21,9 +21,9 @@ public struct InputFile: Sendable {
     /// Identifies `path`, hashing it unless the digest is already known.
     public static func identify(path: String, displayName: String? = nil, sha256: String? = nil) throws -> InputFile {
         let name = displayName ?? path
-        if let sha256 { return InputFile(path: path, displayName: name, sha256: sha256) }
-        let unhashed = InputFile(path: path, displayName: name, sha256: "")
-        return InputFile(path: path, displayName: name, sha256: try unhashed.stage { try Self.sha256(ofFile: path) })
+        do {
+            return InputFile(path: path, displayName: name, sha256: try sha256 ?? Self.sha256(ofFile: path))
+        } catch let e as SbiError { throw e.about(name) }
     }
 
     /// The same error about this file: the one place where input errors get the file's name.

@@ -132,14 +132,15 @@ public enum Pipeline {
         defer { prepared.discard() }
         let committed: Bool
         do {
-            try SamplesWriter.write(draws.rows, columns: SampledColumns(observation: read.observation), spec: read.observation.plan.spec,
+            let columns = SampledColumns(observation: read.observation), spec = read.observation.plan.spec
+            try SamplesWriter.write(draws.rows, columns: columns, spec: spec,
                                     attributes: SamplesWriter.attributes(input: input, read: read, request: draws.request, created: report.created),
                                     to: prepared.temporary(for: outputs.samples))
             clock.mark("write")
             report.timingsSeconds = clock.timings
             try prepared.prepare(try report.encoded(), for: outputs.json)
-            let scalarTokens = SampledColumns(observation: read.observation).parameterTokens(spec: read.observation.plan.spec)
-            try prepared.prepare(Data(ReportPage.render(report, draws: draws.rows, scalarTokens: scalarTokens).utf8), for: outputs.html)
+            let page = ReportPage.render(report, draws: draws.rows, scalarTokens: columns.parameterTokens(spec: spec))
+            try prepared.prepare(Data(page.utf8), for: outputs.html)
             committed = try prepared.commit(gate: options.gate, afterCommit: options.afterCommit)
         } catch let e as SbiError where e.code == .cannotCreate || e.code == .ioError {
             throw OutputStageFailure(error: e)
