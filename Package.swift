@@ -37,28 +37,31 @@ let package = Package(
         .target(name: "SbiNetCDF", dependencies: ["SbiCore", "CNetCDF"], swiftSettings: [.swiftLanguageMode(.v5)]),
         // The method: variables, SDEs, the score model, condition masks, sampling and guidance.
         .target(name: "SbiModel", dependencies: ["SbiCore"], swiftSettings: optimized),
+        // How far to trust a result: SBC rank tests, reference simulations and the out-of-distribution
+        // check, posterior predictive checks, calibration.json, and the verdict of a file.
+        .target(name: "SbiChecks", dependencies: ["SbiCore", "SbiModel"], swiftSettings: optimized),
         // Built-in simulators with priors, dependency graphs and reference posteriors, and the
         // realistic observation files written from them (`simulate --out`).
         .target(name: "SbiTasks", dependencies: ["SbiCore", "SbiModel", "SbiNetCDF"], swiftSettings: optimized),
         // Denoising score matching training, and training sets read from NetCDF.
         .target(name: "SbiTraining", dependencies: ["SbiCore", "SbiModel", "SbiNetCDF"], swiftSettings: optimized),
         // Evaluation beside training: the classifier two-sample tests, accuracy, calibration, query timing.
-        .target(name: "SbiEval", dependencies: ["SbiCore", "SbiModel", "SbiTasks"], swiftSettings: optimized),
+        .target(name: "SbiEval", dependencies: ["SbiCore", "SbiModel", "SbiTasks", "SbiChecks"], swiftSettings: optimized),
         // The pinned model archive (.sbim): gzip'd tar via libarchive, safetensors weights, SHA-256 pins;
         // and the one path from training to a loaded archive.
         .target(name: "SbiArchive", dependencies: [
-            "SbiCore", "SbiModel", "SbiTraining", "CArchive", .product(name: "Crypto", package: "swift-crypto"),
+            "SbiCore", "SbiModel", "SbiTraining", "SbiChecks", "CArchive", .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: [.swiftLanguageMode(.v5)]),
         // One observation file -> samples and reports, in named stages (the pipeline the CLI and the daemon share).
         .target(name: "SbiPipeline", dependencies: [
-            "SbiCore", "SbiModel", "SbiArchive", "SbiNetCDF",
+            "SbiCore", "SbiModel", "SbiChecks", "SbiArchive", "SbiNetCDF",
         ], swiftSettings: [.swiftLanguageMode(.v5)]),
         // Watch and cron modes: the spool, inotify, the instance lock, the job table, signals.
         .target(name: "SbiDaemon", dependencies: [
             "SbiCore", "SbiPipeline", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: [.swiftLanguageMode(.v5)]),
         .executableTarget(name: "sbiwatch", dependencies: [
-            "SbiDaemon", "SbiPipeline", "SbiCore", "SbiModel", "SbiTasks", "SbiTraining", "SbiArchive", "SbiEval", "SbiNetCDF",
+            "SbiDaemon", "SbiPipeline", "SbiCore", "SbiModel", "SbiChecks", "SbiTasks", "SbiTraining", "SbiArchive", "SbiEval", "SbiNetCDF",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: [.swiftLanguageMode(.v5)]),
@@ -69,7 +72,7 @@ let package = Package(
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         // Helpers shared by the test targets (temporary directories, repository paths).
         .target(name: "SbiTestSupport", path: "Tests/SbiTestSupport", swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "SbiModelTests", dependencies: ["SbiTestSupport", "SbiCore", "SbiModel", "SbiTasks", "SbiTraining", "SbiArchive", "SbiEval", "SbiNetCDF", "CArchive"],
+        .testTarget(name: "SbiModelTests", dependencies: ["SbiTestSupport", "SbiCore", "SbiModel", "SbiChecks", "SbiTasks", "SbiTraining", "SbiArchive", "SbiEval", "SbiNetCDF", "CArchive"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         // The daemon's job table and file probes (the child-process probe runs the real binary).
         .testTarget(name: "SbiDaemonTests", dependencies: ["sbiwatch", "SbiCore", "SbiDaemon", "SbiPipeline", "SbiNetCDF", "SbiTestSupport"],

@@ -2,6 +2,7 @@
 // and optionally calibration.json, in a gzip'd tar. Named with its SHA-256 as ARCHIVE@sha256:HEX.
 import Crypto
 import Foundation
+import SbiChecks
 import SbiCore
 import SbiModel
 import SbiTraining
@@ -17,12 +18,22 @@ public struct Provenance: Codable, Hashable, Sendable {
     public var training: TrainingSummary
     public var command: String
     public var sbiwatchVersion: String
+    /// The `sbiwatch calibrate` command that added the archive's calibration, when it was added later.
+    public var calibrationCommand: String?
 
     public init(task: String?, simulationsSHA256: String?, simulations: Int, seed: UInt64,
-                training: TrainingSummary, command: String, sbiwatchVersion: String) {
+                training: TrainingSummary, command: String, sbiwatchVersion: String, calibrationCommand: String? = nil) {
         self.task = task; self.simulationsSHA256 = simulationsSHA256; self.simulations = simulations
         self.seed = seed; self.training = training; self.command = command; self.sbiwatchVersion = sbiwatchVersion
+        self.calibrationCommand = calibrationCommand
     }
+}
+
+/// What an archive carries for the checks: calibration.json and reference.json.
+public struct TrustRecord: Sendable {
+    public var calibration: ModelCalibration
+    public var reference: ReferenceSet?
+    public init(calibration: ModelCalibration, reference: ReferenceSet?) { self.calibration = calibration; self.reference = reference }
 }
 
 /// manifest.json
@@ -44,14 +55,20 @@ public struct LoadedModel: @unchecked Sendable {
     public var manifest: Manifest
     public var sha256: String
     public var path: String
-    public var calibration: Data?
+    /// calibration.json, when the archive has one.
+    public var calibration: ModelCalibration?
+    /// reference.json, when the archive has one.
+    public var reference: ReferenceSet?
+
+    /// The model with what it carries for checking files.
+    public var trust: TrustContext { TrustContext(model: model, calibration: calibration, reference: reference) }
 }
 
 public enum ModelArchive {
     /// The libarchive it is linked with, e.g. "libarchive 3.6.2".
     public static var libraryVersion: String { TarIO.libraryVersion }
 
-    static let entryNames: Set<String> = ["manifest.json", "weights.safetensors", "README.md", "calibration.json"]
+    static let entryNames: Set<String> = ["manifest.json", "weights.safetensors", "README.md", "calibration.json", "reference.json"]
 
     /// The largest archive file sbiwatch reads (its entries are capped at 256 MB each).
     public static let maxArchiveBytes = 1 << 30
@@ -62,8 +79,8 @@ public enum ModelArchive {
 
     /// The archive bytes of a model (deterministic for the same model and manifest).
     public static func encode(_ model: ScoreModel, sampler: SamplerSettings, provenance: Provenance,
-                              calibration: Data? = nil) throws -> Data {
-        try encode(model, manifest: manifest(of: model, sampler: sampler, provenance: provenance), calibration: calibration)
+                              trust: TrustRecord? = nil) throws -> Data {
+        try encode(model, manifest: manifest(of: model, sampler: sampler, provenance: provenance), trust: trust)
     }
 
     /// The manifest of a model with its sampler and provenance.
@@ -73,15 +90,18 @@ public enum ModelArchive {
                  normalization: model.normalization, sampler: sampler, provenance: provenance)
     }
 
-    static func encode(_ model: ScoreModel, manifest: Manifest, calibration: Data?) throws -> Data {
+    public static func encode(_ model: ScoreModel, manifest: Manifest, trust: TrustRecord?) throws -> Data {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys, .prettyPrinted]
         var files: [(name: String, data: Data)] = [
             ("manifest.json", try enc.encode(manifest)),
             ("weights.safetensors", try Safetensors.encode(model.params, metadata: ["format": "sbiwatch", "dtype": "float32"])),
-            ("README.md", Data(modelCard(manifest).utf8)),
+            ("README.md", Data(ModelCard.text(manifest, calibration: trust?.calibration).utf8)),
         ]
-        if let calibration { files.append(("calibration.json", calibration)) }
+        if let trust {
+            files.append(("calibration.json", try trust.calibration.encoded()))
+            if let reference = trust.reference { files.append(("reference.json", try enc.encode(reference))) }
+        }
         return try TarIO.write(files)
     }
 
@@ -101,6 +121,11 @@ public enum ModelArchive {
                            hint: "copy the pin printed by `sbiwatch inspect \(reference[..<r.lowerBound])`")
         }
         return (String(reference[..<r.lowerBound]), pin)
+    }
+
+    /// The path of "PATH" or "PATH@sha256:HEX" (no check of the pin).
+    public static func pathPart(_ reference: String) -> String {
+        reference.range(of: "@sha256:", options: .backwards).map { String(reference[..<$0.lowerBound]) } ?? reference
     }
 
     /// Loads "PATH" or "PATH@sha256:HEX"; a pinned load refuses an archive whose digest differs.
@@ -133,7 +158,16 @@ public enum ModelArchive {
         let params = try Safetensors.decode(weights, layout: transformer.layout, source: source)
         let model = ScoreModel(spec: manifest.spec, settings: manifest.network, config: manifest.transformer, params: params,
                                normalization: manifest.normalization)
-        return LoadedModel(model: model, manifest: manifest, sha256: sha256, path: source, calibration: files["calibration.json"])
+        return LoadedModel(model: model, manifest: manifest, sha256: sha256, path: source,
+                           calibration: try files["calibration.json"].map { try decodeEntry(ModelCalibration.self, $0, "calibration.json", source) },
+                           reference: try files["reference.json"].map { try decodeEntry(ReferenceSet.self, $0, "reference.json", source) })
+    }
+
+    static func decodeEntry<T: Decodable>(_ type: T.Type, _ data: Data, _ entry: String, _ source: String) throws -> T {
+        do { return try JSONDecoder().decode(type, from: data) } catch {
+            throw SbiError(.badInput, "\(source): \(entry) cannot be read: \(error)",
+                           hint: "the archive is damaged; rebuild it with the command in its model card, or recalibrate it with `sbiwatch calibrate`")
+        }
     }
 
     /// manifest.json: its format version, then the manifest, validated field by field.
@@ -162,21 +196,5 @@ public enum ModelArchive {
                            hint: "the archive is damaged or was not written by sbiwatch train; rebuild it with the command in its model card")
         }
         return manifest
-    }
-
-    /// README.md: what the model is and the exact command that rebuilds it.
-    static func modelCard(_ m: Manifest) -> String {
-        let p = m.provenance
-        var s = "# sbiwatch model: \(p.task ?? "trained from simulations")\n\n"
-        s += "Variables:\n\n"
-        for v in m.spec.variables { s += "- `\(v.name)` (\(v.kind.rawValue), \(v.size) values\(v.units.map { ", \($0)" } ?? ""))\n" }
-        s += "\nNetwork: \(m.network.preset.rawValue) transformer (\(m.transformer.layers) layers, \(m.transformer.heads) heads), "
-        s += "\(m.network.mask.rawValue) attention mask, \(m.network.sde.name.uppercased()) SDE.\n"
-        s += "Default sampler: \(m.sampler.method.rawValue), \(m.sampler.steps) steps.\n\n"
-        s += "Trained on \(p.simulations) simulations, seed \(p.seed), \(p.training.steps) of \(p.training.stepsPlanned) steps "
-        s += "(batch \(p.training.batchSize)) in \(Int(p.training.seconds.rounded())) s; best validation loss "
-        s += "\(p.training.bestValidationLoss) at step \(p.training.bestValidationStep).\n\n"
-        s += "Rebuild it with (sbiwatch \(p.sbiwatchVersion)):\n\n    \(p.command)\n"
-        return s
     }
 }

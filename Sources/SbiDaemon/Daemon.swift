@@ -337,7 +337,7 @@ public final class Daemon: @unchecked Sendable {
         case .done(let r):
             summary.processed += 1
             logger.info("done", metadata: ["file": "\(name)", "model": "\(r.modelName)", "outcome": "done", "stem": "\(r.stem)",
-                                           "samples": "\(r.samples)", "warnings": "\(r.warnings)", "duration": "\(String(format: "%.2f", r.seconds))s"])
+                                           "samples": "\(r.samples)", "warnings": "\(r.warnings)", "verdict": "\(r.verdict)", "duration": "\(String(format: "%.2f", r.seconds))s"])
         case .failed(let e, let unreported):
             summary.failed += 1
             if let unreported { summary.noteOutputFailure(unreported) }

@@ -18,14 +18,18 @@ struct SampleBlock {
     /// score (n, d) of the last evaluation
     var score: [Double]
     var rngs: [RandomStream]
+    /// Index of the block's first sample in the whole run.
+    let first: Int
 
     init(_ scoreFunction: ScoreFunction, _ conditioning: Conditioning, norm: Normalization, settings: SamplerSettings,
          n: Int, key: RandomKey, first: Int) {
         self.scoreFunction = scoreFunction; self.conditioning = conditioning; self.norm = norm; self.settings = settings
+        self.first = first
         sde = scoreFunction.sde
         d = scoreFunction.tokenCount; self.n = n
         var mask = [Float](repeating: 0, count: d), value = [Float](repeating: 0, count: d)
         for (node, v) in conditioning.observed { mask[node] = 1; value[node] = Float(norm.normalize(v, node: node)) }
+        for node in conditioning.perSample.keys { mask[node] = 1 }
         observedMask = mask
         guided = !conditioning.constraints.isEmpty
         rngs = (0..<n).map { RandomStream(key: key.split(UInt64(first + $0))) }
@@ -33,6 +37,10 @@ struct SampleBlock {
         let s0 = sde.initialStd(dataVariance: 1)
         for e in 0..<n { for i in 0..<d {
             x[e * d + i] = mask[i] != 0 ? Double(value[i]) : s0 * rngs[e].normal()
+        } }
+        // per-sample observed values, rounded through Float as shared ones are
+        for (node, values) in conditioning.perSample { for e in 0..<n {
+            x[e * d + node] = Double(Float(norm.normalize(values[first + e], node: node)))
         } }
         score = [Double](repeating: 0, count: n * d)
     }
@@ -89,7 +97,11 @@ struct SampleBlock {
     /// The block's samples in physical units, observed tokens at their exact values.
     func physicalSamples() -> [[Double]] {
         (0..<n).map { e in
-            (0..<d).map { i in observedMask[i] != 0 ? conditioning.observed[i]! : norm.denormalize(x[e * d + i], node: i) }
+            (0..<d).map { i in
+                if let v = conditioning.observed[i] { return v }
+                if let values = conditioning.perSample[i] { return values[first + e] }
+                return norm.denormalize(x[e * d + i], node: i)
+            }
         }
     }
 }

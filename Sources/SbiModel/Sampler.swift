@@ -40,8 +40,11 @@ public struct SamplerSettings: Codable, Hashable, Sendable {
 public struct Conditioning: Sendable {
     public var observed: [Int: Double]
     public var constraints: [any GuidanceConstraint]
-    public init(observed: [Int: Double] = [:], constraints: [any GuidanceConstraint] = []) {
-        self.observed = observed; self.constraints = constraints
+    /// Tokens observed at a value of their own in each sample: sample j holds token i at
+    /// perSample[i][j] (e.g. parameter draws, to sample data given each one).
+    public var perSample: [Int: [Double]]
+    public init(observed: [Int: Double] = [:], constraints: [any GuidanceConstraint] = [], perSample: [Int: [Double]] = [:]) {
+        self.observed = observed; self.constraints = constraints; self.perSample = perSample
     }
 }
 
@@ -127,8 +130,15 @@ public enum Sampler {
             guard node >= 0 && node < d else { throw SbiError(.usage, "token \(node) does not exist in this query") }
             guard v.isFinite else { throw SbiError(.badInput, "observed value of \(labels(node)) is not finite") }
         }
+        for (node, values) in conditioning.perSample {
+            guard node >= 0 && node < d, conditioning.observed[node] == nil else {
+                throw SbiError(.usage, "\(labels(node)) is not a free token of this query")
+            }
+            guard values.count >= count else { throw SbiError(.usage, "\(labels(node)) has \(values.count) values for \(count) samples") }
+            guard values.allSatisfy(\.isFinite) else { throw SbiError(.badInput, "a value of \(labels(node)) is not finite") }
+        }
         for c in conditioning.constraints {
-            for n in c.nodes where conditioning.observed[n] != nil {
+            for n in c.nodes where conditioning.observed[n] != nil || conditioning.perSample[n] != nil {
                 throw SbiError(.usage, "\(labels(n)) is both observed and constrained",
                                hint: "give either an exact value or an interval for it, not both")
             }

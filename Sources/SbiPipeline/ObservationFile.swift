@@ -29,6 +29,8 @@ public struct Observation: Sendable {
     /// Interval observations (label, lower, upper).
     public var intervals: [(String, Double, Double)] = []
     public var queries: [Query] = []
+    /// The calendar date of model time 0, when the file's times are "UNIT since DATE".
+    public var calendar: CalendarOrigin?
     /// Plain-language warnings for the report.
     public var warnings: [String] = []
     /// Things the reader ignored or changed.
@@ -268,7 +270,8 @@ public final class ObservationFile {
             throw bad("variable \(v.name) has \(v.dimensions.count) dimensions; a time series is 1-D along its time dimension", "write \(v.name)(time) with a time coordinate")
         }
         let t = try timeCoordinate(of: v)
-        let (_, modelTimes, _) = try times(t, of: v, axis: axis)
+        let (_, modelTimes, units) = try times(t, of: v, axis: axis)
+        if obs.calendar == nil { obs.calendar = CalendarOrigin(units: units, modelUnits: axis.units) }
         let vals = boundsOnly ? [Double?](repeating: nil, count: valueCount) : try values(v)
         var lower: [Double?] = [], upper: [Double?] = []
         if let b = bounds {
@@ -389,6 +392,7 @@ public final class ObservationFile {
         }
         guard q.count > 0 else { throw bad("\(q.name) is empty", "give at least one query time, or remove it") }
         let (fileTimes, modelTimes, units) = try times(q, of: q, axis: axis)
+        if obs.calendar == nil { obs.calendar = CalendarOrigin(units: units, modelUnits: axis.units) }
         for (ft, mt) in zip(fileTimes, modelTimes) where !axis.contains(mt) {
             throw bad("\(q.name) asks for \(name) at \(num(ft))\(units.map { " (" + $0 + ")" } ?? ""), outside the model's time domain [\(num(axis.lower)), \(num(axis.upper))]\(axis.units.map { " " + $0 } ?? "")",
                       "the model was trained on that domain only; query times within it")

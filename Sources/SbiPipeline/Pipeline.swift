@@ -4,13 +4,15 @@
 //   FileProbe.vet          a test read in a child process (when a probe is given)
 //   ObservationFile.read   InputFile + catalog -> ReadObservation (observation, plan, model, request)
 //   Draws.sample           ReadObservation -> Draws
-//   Report(observation:draws:input:created:)
+//   FileChecks.check      ReadObservation + Draws -> FileChecks (the trust checks and the verdict)
+//   Report(observation:draws:checks:input:created:)
 //   OutputSet / PreparedOutputs: STEM.samples.nc, STEM.report.json, STEM.report.html under
 //                          temporary names, then commit (renames only, all or none)
 //
 // A file that cannot be processed gets STEM.error.json instead, and no other output.
 import Foundation
 import SbiArchive
+import SbiChecks
 import SbiCore
 import SbiModel
 
@@ -54,6 +56,8 @@ public struct ProcessResult: Sendable {
     public var modelName: String
     public var samples: Int
     public var warnings: Int
+    /// The report's verdict: ok, caution or unreliable.
+    public var verdict: String
     public var seconds: Double
 }
 
@@ -116,11 +120,13 @@ public enum Pipeline {
         clock.mark("read")
         let draws = try Draws.sample(read, input: input, threads: options.threads, progress: progress)
         clock.mark("sample")
+        let checks = try FileChecks.check(read, draws: draws, input: input, threads: options.threads)
+        clock.mark("check")
         let outputs = OutputSet(stem: options.stem ?? stem(of: file), outbox: options.outbox)
-        let report = try write(Report(observation: read, draws: draws, input: input, created: options.created), read: read, draws: draws,
-                               input: input, to: outputs, options: options, clock: &clock)
+        let report = try write(Report(observation: read, draws: draws, checks: checks, input: input, created: options.created),
+                               read: read, draws: draws, input: input, to: outputs, options: options, clock: &clock)
         return ProcessResult(stem: outputs.stem, outputs: outputs.results, modelName: read.modelName, samples: draws.request.samples,
-                             warnings: report.diagnostics.warnings.count, seconds: clock.elapsed)
+                             warnings: report.diagnostics.warnings.count, verdict: checks.verdict.level.rawValue, seconds: clock.elapsed)
     }
 
     /// The output stage: every output under a temporary name, then the commit. A failure to write

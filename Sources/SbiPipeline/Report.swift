@@ -2,6 +2,7 @@
 // sorted and numbers rounded to 6 significant digits, so the same input, model and seed give the
 // same bytes apart from `created` and `timings_seconds`.
 import Foundation
+import SbiChecks
 import SbiCore
 
 public struct Report: Codable, Sendable {
@@ -34,10 +35,38 @@ public struct Report: Codable, Sendable {
         public var scalars: [String: Double]
         /// label -> [lower, upper]; open sides are null
         public var intervals: [String: [Double?]]
+        /// The calendar date of time 0, when the file's times are "UNIT since DATE".
+        public var calendar: CalendarOrigin?
     }
     public struct Diagnostics: Codable, Sendable {
+        /// ok, caution or unreliable
+        public var verdict: String
+        /// Why, in plain language.
+        public var reasons: [String]
+        /// The data checks' smallest p-value adjusted for their number (what the verdict's levels apply to).
+        public var combinedPValue: Double?
+        public var checks: [Check]
         public var warnings: [String]
         public var notes: [String]
+
+        enum CodingKeys: String, CodingKey {
+            case verdict, reasons, checks, warnings, notes
+            case combinedPValue = "combined_p_value"
+        }
+    }
+    /// Replicated data from the posterior at the observed points of one data variable.
+    public struct PredictiveBand: Codable, Sendable {
+        /// Observation times (time series), or nil for the elements of a fixed-size variable.
+        public var time: [Double]?
+        public var observed: [Double]
+        public var q05: [Double], q25: [Double], q50: [Double], q75: [Double], q95: [Double]
+        public var pValue: Double
+        public var replicates: Int
+
+        enum CodingKeys: String, CodingKey {
+            case time, observed, q05, q25, q50, q75, q95, replicates
+            case pValue = "p_value"
+        }
     }
 
     public var format = "sbiwatch-report-1"
@@ -51,12 +80,15 @@ public struct Report: Codable, Sendable {
     /// Data variables queried (predictions, forecasts).
     public var predictions: [String: BandSummary]
     public var observed: Observed
+    /// Per observed data variable: the posterior predictive band at the observed points.
+    public var posteriorPredictive: [String: PredictiveBand]
     public var diagnostics: Diagnostics
     public var timingsSeconds: [String: Double]
     public var sbiwatchVersion: String
 
     enum CodingKeys: String, CodingKey {
         case format, created, input, model, sampler, parameters, functions, predictions, observed, diagnostics
+        case posteriorPredictive = "posterior_predictive"
         case timingsSeconds = "timings_seconds"
         case sbiwatchVersion = "sbiwatch_version"
     }

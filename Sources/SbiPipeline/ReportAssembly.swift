@@ -1,18 +1,21 @@
-// Stage 3 of the pipeline: the report of one file's draws: summaries per parameter, bands per
-// function and prediction, the observed points, and warnings in plain language.
+// Stage 4 of the pipeline: the report of one file's draws: the verdict and its checks, summaries
+// per parameter (with contraction and calibration cautions), bands per function and prediction,
+// the observed points with their posterior predictive bands, and warnings in plain language.
 import Foundation
 import SbiArchive
+import SbiChecks
 import SbiCore
 import SbiModel
 
 extension Report {
     /// The report of `draws` of the file read as `read` (timings are filled in when the outputs are written).
-    init(observation read: ReadObservation, draws: Draws, input: InputFile, created: Date) {
+    init(observation read: ReadObservation, draws: Draws, checks: FileChecks, input: InputFile, created: Date) {
         let obs = read.observation, request = draws.request
         let columns = SampledColumns(observation: obs)
         var warnings = obs.warnings
-        let parameters = Self.scalarSummaries(columns, draws, spec: obs.plan.spec, warnings: &warnings)
-        let (functions, predictions) = Self.bandSummaries(columns, draws, spec: obs.plan.spec, warnings: &warnings)
+        var parameters = Self.scalarSummaries(columns, draws, spec: obs.plan.spec, warnings: &warnings)
+        var (functions, predictions) = Self.bandSummaries(columns, draws, spec: obs.plan.spec, warnings: &warnings)
+        Self.annotate(&parameters, &functions, columns, checks: checks, calibration: read.model.calibration, spec: obs.plan.spec)
         self.init(
             created: Pipeline.iso(created),
             input: .init(file: input.fileName, sha256: input.sha256),
@@ -22,7 +25,10 @@ extension Report {
                            seed: request.seed, resampling: request.settings.resampling),
             parameters: parameters, functions: functions, predictions: predictions,
             observed: Self.observed(obs),
-            diagnostics: .init(warnings: warnings, notes: obs.notes),
+            posteriorPredictive: Self.predictiveBands(checks),
+            diagnostics: .init(verdict: checks.verdict.level.rawValue, reasons: checks.verdict.reasons,
+                               combinedPValue: checks.verdict.combinedPValue.map(rounded), checks: checks.checks.map(Self.roundedCheck),
+                               warnings: warnings, notes: obs.notes),
             timingsSeconds: [:], sbiwatchVersion: SbiCore.sbiwatchVersion)
     }
 
@@ -71,6 +77,52 @@ extension Report {
         return Observed(series: series,
                         scalars: Dictionary(obs.scalars.map { ($0.0, rounded($0.1)) }, uniquingKeysWith: { a, _ in a }),
                         intervals: Dictionary(obs.intervals.map { ($0.0, [$0.1.isFinite ? $0.1 : nil, $0.2.isFinite ? $0.2 : nil]) },
-                                              uniquingKeysWith: { a, _ in a }))
+                                              uniquingKeysWith: { a, _ in a }),
+                        calendar: obs.calendar)
     }
+
+    /// Contraction and calibration cautions on the parameter rows.
+    static func annotate(_ parameters: inout [String: ScalarSummary], _ functions: inout [String: BandSummary],
+                         _ columns: SampledColumns, checks: FileChecks, calibration: ModelCalibration?, spec: ModelSpec) {
+        let failed = calibration?.failed ?? []
+        func caution(_ names: [String]) -> String? {
+            names.isEmpty ? nil : "the model's calibration failed for \(names.joined(separator: ", ")): its intervals may be too narrow or too wide"
+        }
+        for s in columns.scalars {
+            let v = spec.variables[spec.variableIndex(named: s.variable)!]
+            for (e, t) in zip(s.elements, s.tokens) {
+                let label = v.size == 1 ? v.name : "\(v.name)[\(e)]"
+                parameters[label]?.contraction = checks.contraction[t].map(rounded)
+                parameters[label]?.calibrationCaution = caution(failed.filter { $0.name == label }.map(\.name))
+            }
+        }
+        for f in columns.functions where f.kind == .parameter {
+            let v = spec.variables[spec.variableIndex(named: f.variable)!]
+            let c = f.tokens.map { checks.contraction[$0].map(rounded) }
+            functions[f.variable]?.contraction = c.allSatisfy { $0 != nil } ? c.map { $0! } : nil
+            functions[f.variable]?.priorRange = v.support.map { [$0.lower, $0.upper] }
+            functions[f.variable]?.calibrationCaution = caution(failed.filter { $0.variable == f.variable }.map(\.name))
+        }
+    }
+
+    static func predictiveBands(_ checks: FileChecks) -> [String: PredictiveBand] {
+        var bands: [String: PredictiveBand] = [:]
+        for series in checks.predictive {
+            let stats = series.observed.indices.map { j in ScalarSummary(series.replicates.map { $0[j] }) }
+            let p = checks.checks.first { $0.name == "posterior_predictive:\(series.variable)" }?.pValue ?? series.rawPValue
+            bands[series.variable] = PredictiveBand(
+                time: series.times.allSatisfy { $0 != nil } ? series.times.map { rounded($0!) } : nil,
+                observed: series.observed.map(rounded), q05: stats.map(\.q05), q25: stats.map(\.q25), q50: stats.map(\.q50),
+                q75: stats.map(\.q75), q95: stats.map(\.q95), pValue: rounded(p), replicates: series.replicates.count)
+        }
+        return bands
+    }
+
+    static func roundedCheck(_ c: Check) -> Check {
+        var c = c
+        c.statistic = c.statistic.map(SbiPipeline.rounded)
+        c.pValue = c.pValue.map(SbiPipeline.rounded)
+        return c
+    }
+
 }

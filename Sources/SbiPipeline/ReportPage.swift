@@ -1,12 +1,14 @@
 // STEM.report.html: one self-contained page (inline SVG and CSS, no scripts, no external
-// resources): warnings in plain language, a summary table, marginal histograms, a pair plot of the
-// scalar parameters, and quantile bands of functions and predictions with the observed points.
+// resources): the verdict and its checks first, warnings in plain language, a summary table with
+// contraction and calibration cautions, marginal histograms over the prior's range, a pair plot of
+// the scalar parameters, and quantile bands of functions and predictions with the observed points
+// over their posterior predictive bands; time axes in calendar dates when the file gives them.
 import Foundation
 
 enum ReportPage {
     /// scalarTokens: parameter label -> its token in the draws.
     static func render(_ r: Report, draws: [[Double]], scalarTokens: [String: [Int]]) -> String {
-        header(r) + warnings(r) + summary(r) + marginals(draws: draws, scalarTokens: scalarTokens) + bands(r) + footer(r)
+        header(r) + verdict(r) + warnings(r) + summary(r) + marginals(r, draws: draws, scalarTokens: scalarTokens) + bands(r) + footer(r)
     }
 
     /// The page head, the style sheet and the title line.
@@ -24,6 +26,9 @@ enum ReportPage {
         .note{color:#555}.meta{color:#555;font-size:.9em}
         svg{background:#fff;margin:4px}svg text{font-size:10px;fill:#333}
         .fig{display:inline-block;vertical-align:top}
+        .verdict{padding:.6em 1em;margin:.5em 0;border-left:6px solid}.verdict b{text-transform:uppercase}
+        .ok{background:#e8f5e9;border-color:#2e7d32}.caution{background:#fff4e0;border-color:#e69500}
+        .unreliable{background:#fdecea;border-color:#c62828}td.flag{color:#c62828;font-weight:bold}
         </style></head><body>
         <h1>Posterior for \(esc(r.input.file))</h1>
         <p class="meta">model <b>\(esc(r.model.name))</b> (sha256 \(esc(String(r.model.sha256.prefix(16))))…\(r.model.task.map { ", task " + esc($0) } ?? "")) ·
@@ -31,6 +36,21 @@ enum ReportPage {
         sbiwatch \(esc(r.sbiwatchVersion)) · \(esc(r.created))</p>
 
         """
+        return h
+    }
+
+    /// The verdict, its reasons, and the table of checks.
+    static func verdict(_ r: Report) -> String {
+        let d = r.diagnostics
+        var h = "<div class=\"verdict \(esc(d.verdict))\"><b>\(esc(d.verdict))</b>: how far to trust this result<ul>"
+        h += d.reasons.map { "<li>\(esc($0))</li>" }.joined() + "</ul></div>\n"
+        guard !d.checks.isEmpty else { return h }
+        h += "<table><tr><th>check</th><th>statistic</th><th>p-value</th><th>threshold</th><th>result</th></tr>\n"
+        for c in d.checks {
+            h += "<tr><td>\(esc(c.name))</td><td>\(c.statistic.map(num) ?? "")</td><td>\(c.pValue.map(num) ?? "")</td>"
+            h += "<td>\(c.threshold.map(num) ?? "")</td>" + (c.flagged ? "<td class=\"flag\">flagged</td>" : "<td>passed</td>") + "</tr>\n"
+        }
+        h += "</table>\n<p class=\"meta\">Verdict from the checks' smallest p-value adjusted for their number (\(d.combinedPValue.map(num) ?? "none")): caution below 0.05, unreliable below 0.01.</p>\n"
         return h
     }
 
@@ -49,12 +69,17 @@ enum ReportPage {
     /// The table of parameters and the observed scalars.
     static func summary(_ r: Report) -> String {
         var h = ""
-        h += "<h2 id=\"summary\">Parameters</h2>\n<table><tr><th>parameter</th><th>mean</th><th>sd</th><th>5%</th><th>25%</th><th>median</th><th>75%</th><th>95%</th><th>units</th></tr>\n"
+        h += "<h2 id=\"summary\">Parameters</h2>\n<table><tr><th>parameter</th><th>mean</th><th>sd</th><th>5%</th><th>25%</th><th>median</th><th>75%</th><th>95%</th><th>prior range</th><th>contraction</th><th>units</th></tr>\n"
         for (name, s) in r.parameters.sorted(by: { $0.key < $1.key }) {
-            h += "<tr><td>\(esc(name))</td>" + [s.mean, s.sd, s.q05, s.q25, s.q50, s.q75, s.q95].map { "<td>\(num($0))</td>" }.joined()
+            let mark = s.calibrationCaution.map { " <span title=\"\(esc($0))\">&#9888; calibration failed</span>" } ?? ""
+            h += "<tr><td>\(esc(name))\(mark)</td>" + [s.mean, s.sd, s.q05, s.q25, s.q50, s.q75, s.q95].map { "<td>\(num($0))</td>" }.joined()
+            h += "<td>\(s.priorRange.map { "[\(num($0[0])), \(num($0[1]))]" } ?? "")</td><td>\(s.contraction.map(num) ?? "")</td>"
             h += "<td>\(esc(s.units ?? ""))</td></tr>\n"
         }
-        h += "</table>\n"
+        h += "</table>\n<p class=\"meta\">contraction: 1 - posterior variance / prior variance (1: the data pinned it down; 0: nothing learnt)</p>\n"
+        for (name, f) in r.functions.sorted(by: { $0.key < $1.key }) {
+            if let c = f.calibrationCaution { h += "<div class=\"warn\">\(esc(name)): \(esc(c))</div>\n" }
+        }
         if !r.observed.scalars.isEmpty || !r.observed.intervals.isEmpty {
             h += "<p>Observed: " + r.observed.scalars.sorted { $0.key < $1.key }.map { "\(esc($0.key)) = \(num($0.value))" }.joined(separator: ", ")
             h += r.observed.intervals.sorted { $0.key < $1.key }.map { ", \(esc($0.key)) in [\($0.value[0].map(num) ?? "-inf"), \($0.value[1].map(num) ?? "inf")]" }.joined()
@@ -64,13 +89,14 @@ enum ReportPage {
     }
 
     /// Marginal histograms and the pair plot of the scalar parameters.
-    static func marginals(draws: [[Double]], scalarTokens: [String: [Int]]) -> String {
+    static func marginals(_ r: Report, draws: [[Double]], scalarTokens: [String: [Int]]) -> String {
         var h = ""
         let scalarColumns = scalarTokens.sorted { $0.key < $1.key }.filter { !$0.value.isEmpty }
         if !scalarColumns.isEmpty {
-            h += "<h2 id=\"marginals\">Marginal posteriors</h2>\n"
+            h += "<h2 id=\"marginals\">Marginal posteriors</h2>\n<p class=\"meta\">the axis spans the prior's range where it is bounded (grey ends mark it); red: the median</p>\n"
             for (name, tokens) in scalarColumns {
-                h += "<div class=\"fig\">" + histogram(draws.map { $0[tokens[0]] }, title: name, width: 220, height: 150) + "</div>\n"
+                let prior = r.parameters[name]?.priorRange.map { ($0[0], $0[1]) }
+                h += "<div class=\"fig\">" + histogram(draws.map { $0[tokens[0]] }, title: name, width: 220, height: 150, prior: prior) + "</div>\n"
             }
         }
         // pair plot
@@ -90,15 +116,17 @@ enum ReportPage {
             h += "<h2 id=\"bands\">Functions and predictions</h2>\n<p class=\"meta\">median (line), 50% and 90% bands; observed points as dots</p>\n"
             for (name, band, kind) in bands {
                 let observed = r.observed.series[name]
-                h += "<div class=\"fig\">" + bandChart(band, observed: observed, title: "\(name) (\(kind))") + "</div>\n"
+                h += "<div class=\"fig\">" + bandChart(band, observed: observed, predictive: r.posteriorPredictive[name],
+                                                       calendar: r.observed.calendar, title: "\(name) (\(kind))") + "</div>\n"
             }
         }
         let shown = Set(r.predictions.keys)
         let onlyObserved = r.observed.series.filter { !shown.contains($0.key) }.sorted { $0.key < $1.key }
         if !onlyObserved.isEmpty {
-            h += "<h2 id=\"observations\">Observations</h2>\n"
+            h += "<h2 id=\"observations\">Observations</h2>\n<p class=\"meta\">observed points (red) over the posterior predictive 90% band at the observed times (orange)</p>\n"
             for (name, s) in onlyObserved {
-                h += "<div class=\"fig\">" + bandChart(nil, observed: s, title: "\(name) (observed)") + "</div>\n"
+                h += "<div class=\"fig\">" + bandChart(nil, observed: s, predictive: r.posteriorPredictive[name],
+                                                       calendar: r.observed.calendar, title: "\(name) (observed)") + "</div>\n"
             }
         }
         return h
@@ -149,8 +177,10 @@ enum ReportPage {
     static func p(_ x: Double) -> String { String(format: "%.1f", x) }
 
     /// values: samples of one scalar. A 30-bin histogram with the median marked.
-    static func histogram(_ values: [Double], title: String, width: Double, height: Double, axes: Bool = true) -> String {
-        let (lo, hi) = range(values)
+    static func histogram(_ values: [Double], title: String, width: Double, height: Double, axes: Bool = true,
+                          prior: (Double, Double)? = nil) -> String {
+        var (lo, hi) = range(values)
+        if let (a, b) = prior, a.isFinite, b.isFinite, b > a { lo = min(lo, a); hi = max(hi, b) }
         let bins = 30
         var counts = [Int](repeating: 0, count: bins)
         for v in values where v.isFinite { counts[min(bins - 1, max(0, Int((v - lo) / (hi - lo) * Double(bins))))] += 1 }
@@ -166,6 +196,12 @@ enum ReportPage {
         let med = quantile(values.filter(\.isFinite).sorted(), 0.5)
         let mx = left + (med - lo) / (hi - lo) * (right - left)
         s += "<line x1=\"\(p(mx))\" x2=\"\(p(mx))\" y1=\"\(p(topY))\" y2=\"\(p(bottom))\" stroke=\"#c0392b\" stroke-width=\"1.5\"/>"
+        if let (a, b) = prior {
+            for edge in [a, b] {
+                let x = left + (edge - lo) / (hi - lo) * (right - left)
+                s += "<line x1=\"\(p(x))\" x2=\"\(p(x))\" y1=\"\(p(topY))\" y2=\"\(p(bottom))\" stroke=\"#888\" stroke-width=\"2\" stroke-dasharray=\"3,2\"/>"
+            }
+        }
         s += "<line x1=\"\(p(left))\" x2=\"\(p(right))\" y1=\"\(p(bottom))\" y2=\"\(p(bottom))\" stroke=\"#333\"/>"
         if axes {
             for t in ticks(lo, hi, count: 4) {
@@ -208,10 +244,12 @@ enum ReportPage {
     }
 
     /// Quantile bands (optional) along time with observed points over them.
-    static func bandChart(_ band: BandSummary?, observed: Report.ObservedSeries?, title: String) -> String {
+    static func bandChart(_ band: BandSummary?, observed: Report.ObservedSeries?, predictive: Report.PredictiveBand?,
+                          calendar: CalendarOrigin?, title: String) -> String {
         let width = 520.0, height = 260.0, left = 55.0, right = width - 15, top = 22.0, bottom = height - 35
         var xs: [Double] = [], ys: [Double] = []
         if let b = band { xs += b.time; ys += b.q05 + b.q95 }
+        if let q = predictive, q.time != nil { ys += q.q05 + q.q95 }
         if let o = observed { xs += o.time; ys += o.value }
         let (xl, xh) = range(xs), (yl0, yh0) = range(ys)
         let margin = (yh0 - yl0) * 0.05
@@ -223,13 +261,13 @@ enum ReportPage {
         s += "<line x1=\"\(p(left))\" x2=\"\(p(right))\" y1=\"\(p(bottom))\" y2=\"\(p(bottom))\" stroke=\"#333\"/>"
         s += "<line x1=\"\(p(left))\" x2=\"\(p(left))\" y1=\"\(p(top))\" y2=\"\(p(bottom))\" stroke=\"#333\"/>"
         for t in ticks(xl, xh) {
-            s += "<text x=\"\(p(X(t)))\" y=\"\(p(bottom + 14))\" text-anchor=\"middle\">\(num(t))</text>"
+            s += "<text x=\"\(p(X(t)))\" y=\"\(p(bottom + 14))\" text-anchor=\"middle\">\(calendar.map { esc($0.label(t)) } ?? num(t))</text>"
         }
         for t in ticks(yl, yh) {
             s += "<text x=\"\(p(left - 4))\" y=\"\(p(Y(t) + 3))\" text-anchor=\"end\">\(num(t))</text>"
             s += "<line x1=\"\(p(left))\" x2=\"\(p(right))\" y1=\"\(p(Y(t)))\" y2=\"\(p(Y(t)))\" stroke=\"#eee\"/>"
         }
-        let unit = band?.timeUnits.map { "time (\($0))" } ?? "time"
+        let unit = calendar.map { _ in "date" } ?? band?.timeUnits.map { "time (\($0))" } ?? "time"
         s += "<text x=\"\(p((left + right) / 2))\" y=\"\(p(height - 4))\" text-anchor=\"middle\">\(esc(unit))</text>"
         if let b = band {
             func area(_ lo: [Double], _ hi: [Double], _ color: String) -> String {
@@ -240,6 +278,12 @@ enum ReportPage {
             s += area(b.q05, b.q95, "#c6d9ef") + area(b.q25, b.q75, "#8fb3dd")
             s += "<polyline points=\"" + zip(b.time, b.q50).map { "\(p(X($0.0))),\(p(Y($0.1)))" }.joined(separator: " ")
             s += "\" fill=\"none\" stroke=\"#1f4e8c\" stroke-width=\"1.8\"/>"
+        }
+        if let q = predictive, let times = q.time {
+            var pts = zip(times, q.q95).map { "\(p(X($0.0))),\(p(Y($0.1)))" }
+            pts += zip(times, q.q05).reversed().map { "\(p(X($0.0))),\(p(Y($0.1)))" }
+            s += "<polygon points=\"\(pts.joined(separator: " "))\" fill=\"#f5c28b\" fill-opacity=\"0.6\"/>"
+            s += "<text x=\"\(p(right))\" y=\"\(p(top + 10))\" text-anchor=\"end\">predictive p = \(num(q.pValue))</text>"
         }
         if let o = observed {
             for (t, v) in zip(o.time, o.value) {

@@ -9,10 +9,16 @@ public struct ScalarSummary: Codable, Equatable, Sendable {
     /// Fraction of samples outside the prior's support (absent when the support is unbounded).
     public var outsideSupport: Double?
     public var units: String?
+    /// 1 - posterior variance / prior variance (prior from the model's reference simulations).
+    public var contraction: Double?
+    /// The prior's range [lower, upper], when bounded.
+    public var priorRange: [Double]?
+    /// Set when the model's calibration failed for this parameter: why to be careful with it.
+    public var calibrationCaution: String?
 
     enum CodingKeys: String, CodingKey {
-        case mean, sd, q05, q25, q50, q75, q95, units
-        case outsideSupport = "outside_support"
+        case mean, sd, q05, q25, q50, q75, q95, units, contraction
+        case outsideSupport = "outside_support", priorRange = "prior_range", calibrationCaution = "calibration_caution"
     }
 
     /// values: the samples (any order).
@@ -24,7 +30,10 @@ public struct ScalarSummary: Codable, Equatable, Sendable {
         mean = rounded(m); sd = rounded(v.squareRoot())
         q05 = rounded(quantile(s, 0.05)); q25 = rounded(quantile(s, 0.25)); q50 = rounded(quantile(s, 0.5))
         q75 = rounded(quantile(s, 0.75)); q95 = rounded(quantile(s, 0.95))
-        if let (lo, hi) = support { outsideSupport = rounded(Double(values.filter { $0 < lo || $0 > hi }.count) / n) }
+        if let (lo, hi) = support {
+            outsideSupport = rounded(Double(values.filter { $0 < lo || $0 > hi }.count) / n)
+            priorRange = [lo, hi]
+        }
         self.units = units
     }
 }
@@ -36,10 +45,14 @@ public struct BandSummary: Codable, Equatable, Sendable {
     public var mean: [Double]
     public var q05: [Double], q25: [Double], q50: [Double], q75: [Double], q95: [Double]
     public var units: String?
+    /// Function-valued parameters: 1 - posterior variance / prior variance at each time.
+    public var contraction: [Double]?
+    public var priorRange: [Double]?
+    public var calibrationCaution: String?
 
     enum CodingKeys: String, CodingKey {
-        case time, mean, q05, q25, q50, q75, q95, units
-        case timeUnits = "time_units"
+        case time, mean, q05, q25, q50, q75, q95, units, contraction
+        case timeUnits = "time_units", priorRange = "prior_range", calibrationCaution = "calibration_caution"
     }
 
     /// columns[i]: the samples at time i.

@@ -1,6 +1,7 @@
 // Time coordinates of observation files: CF "UNIT since DATE" or a plain unit, converted to the
 // unit of the model's time axis. The DATE of the file is the model's time 0 (the start of the
 // simulated period), so values are used as offsets from it.
+import Foundation
 import SbiCore
 
 enum TimeUnits {
@@ -99,5 +100,42 @@ enum TimeUnits {
         guard (1...2).contains(hours.count), hours.allSatisfy(\.isNumber), let hh = Int(hours), hh <= 14 else { return false }
         guard let minutes else { return true }
         return minutes.count == 2 && minutes.allSatisfy(\.isNumber) && (Int(minutes) ?? 60) < 60
+    }
+}
+
+/// The date at model time 0 of a file whose time units are "UNIT since DATE", and the length of
+/// one model time unit, so reports can label time axes with calendar dates.
+public struct CalendarOrigin: Codable, Equatable, Sendable {
+    /// The reference date, YYYY-MM-DD.
+    public var date: String
+    public var secondsPerUnit: Double
+
+    enum CodingKeys: String, CodingKey {
+        case date
+        case secondsPerUnit = "seconds_per_unit"
+    }
+
+    /// nil unless `units` is "UNIT since YYYY-MM-DD..." with a known unit.
+    init?(units: String?, modelUnits: String?) {
+        guard let units, let r = units.lowercased().range(of: " since ") else { return nil }
+        let rest = units[r.upperBound...].trimmingCharacters(in: .whitespaces)
+        guard TimeUnits.isReferenceTime(rest), let fileSeconds = TimeUnits.seconds(ofUnit: TimeUnits.unitWord(units)) else { return nil }
+        date = String(rest.prefix(10))
+        secondsPerUnit = modelUnits.flatMap { TimeUnits.seconds(ofUnit: TimeUnits.unitWord($0)) } ?? fileSeconds
+    }
+
+    /// "2026-10-14" for model time t (the day it falls on, UTC).
+    public func label(_ t: Double) -> String {
+        let parts = date.split(separator: "-").compactMap { Int($0) }
+        guard parts.count == 3 else { return date }
+        var c = DateComponents()
+        c.year = parts[0]; c.month = parts[1]; c.day = parts[2]; c.timeZone = TimeZone(identifier: "UTC")
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        guard let origin = calendar.date(from: c) else { return date }
+        let f = DateFormatter()
+        f.calendar = calendar; f.timeZone = calendar.timeZone; f.locale = Locale(identifier: "en_US_POSIX")
+        f.dateFormat = "yyyy-MM-dd"
+        return f.string(from: origin.addingTimeInterval(t * secondsPerUnit))
     }
 }

@@ -23,6 +23,13 @@ public enum SyntheticObservation {
         var dropWindow: (String, Double, Double)? = nil
     }
 
+    /// The observation times of a file of `task` (series name -> times), as `write` draws them.
+    public static func observationTimes(for task: any SimulationTask, rng: inout RandomStream) -> [String: [Double]] {
+        var d = design(for: task, rng: &rng)
+        if let (name, lo, hi) = d.dropWindow { d.observed[name] = d.observed[name]!.filter { $0 < lo || $0 > hi } }
+        return d.observed
+    }
+
     static func design(for task: any SimulationTask, rng: inout RandomStream) -> Design {
         var d = Design()
         switch task.name {

@@ -17,14 +17,15 @@ struct Inspect: ParsableCommand {
         print("pin:       \(loaded.path)@sha256:\(loaded.sha256)")
         print("format:    \(m.format) version \(m.formatVersion), written by sbiwatch \(p.sbiwatchVersion)")
         print("variables:")
-        for v in m.spec.variables {
-            print("  \(v.name): \(v.kind.rawValue), \(v.size) value\(v.size == 1 ? "" : "s")\(v.units.map { " [\($0)]" } ?? "")")
-        }
+        for line in ModelCard.variableLines(m.spec) { print("  " + line.replacingOccurrences(of: "`", with: "")) }
         print("network:   \(m.network.preset.rawValue) (\(m.transformer.layers) layers, \(m.transformer.heads) heads, width \(m.transformer.width)), \(m.network.mask.rawValue) mask, \(m.network.sde.name) SDE")
         print("sampler:   \(m.sampler.method.rawValue), \(m.sampler.steps) steps")
         print("training:  \(p.task.map { "task \($0)" } ?? "simulation file \(p.simulationsSHA256 ?? "?")"), \(p.simulations) simulations, seed \(p.seed)")
         print("           \(p.training.steps)/\(p.training.stepsPlanned) steps, batch \(p.training.batchSize), \(Int(p.training.seconds.rounded())) s, best validation loss \(p.training.bestValidationLoss) at step \(p.training.bestValidationStep)\(p.training.stoppedEarly ? " (stopped early)" : "")")
         print("rebuild:   \(p.command)")
-        if loaded.calibration != nil { print("calibration: calibration.json present") }
+        if let c = p.calibrationCommand { print("           \(c)") }
+        print("calibration:")
+        for line in ModelCard.calibrationLines(loaded.calibration) { print(line.isEmpty ? "" : "  " + line) }
+        if let r = loaded.reference { print("reference: \(r.rows.count) prior predictive simulations (\(r.origin))") }
     }
 }

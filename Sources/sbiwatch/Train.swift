@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SbiArchive
+import SbiChecks
 import SbiCore
 import SbiModel
 import SbiTasks
@@ -61,6 +62,11 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("checkpoint-every"), help: "Save the run's state at least this often (seconds); SIGINT/SIGTERM also save it.")
     var checkpointEvery: Double = 600
 
+    @Option(name: .customLong("calibration-cases"), help: ArgumentHelp(
+        "Held-out simulations of the calibration pass after training (default: what fits in 10% of the training time, 100 to 1000; 0 skips it).",
+        valueName: "n"))
+    var calibrationCases: Int?
+
     func validate() throws {
         guard (task == nil) != (simulations == nil) else { throw ValidationError("give either --task or --simulations") }
         guard budget >= 20 else { throw ValidationError("--budget must be at least 20") }
@@ -70,6 +76,9 @@ struct Train: ParsableCommand {
         if let samplerSteps, samplerSteps < 2 { throw ValidationError("--sampler-steps must be at least 2") }
         guard checkpointEvery > 0 else { throw ValidationError("--checkpoint-every must be positive") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if let calibrationCases, calibrationCases < 0 || (1..<20).contains(calibrationCases) {
+            throw ValidationError("--calibration-cases must be 0 (skip) or at least 20")
+        }
     }
 
     var checkpointPath: String { checkpoint ?? CheckpointPolicy.defaultPath(forModel: out) }
@@ -101,11 +110,13 @@ struct Train: ParsableCommand {
         if batchSize != 1000 { c += " --batch-size \(batchSize)" }
         c += " --config \(preset.rawValue) --sde \(sde.rawValue) --mask \(mask.rawValue)"
         if let samplerSteps { c += " --sampler-steps \(samplerSteps)" }
+        if let calibrationCases { c += " --calibration-cases \(calibrationCases)" }
         return c + " --out \(URL(fileURLWithPath: out).lastPathComponent)"
     }
 
     func run() throws {
-        let (spec, sims, fileDigest) = try readSimulations()
+        let (spec, all, fileDigest) = try readSimulations()
+        let (sims, calibration) = try calibrationPlan(all)
         var config = TrainingConfig(steps: steps, seed: seed)
         config.batchSize = batchSize
         config.threads = threads
@@ -120,13 +131,32 @@ struct Train: ParsableCommand {
         let origin = TrainingOrigin(task: task, simulationsSHA256: fileDigest, seed: seed, command: canonicalCommand)
         let trained = try stop.armed(checkpoint: checkpointPath) {
             try TrainedArchive.train(spec: spec, simulations: sims, settings: settings, config: config, sampler: sampler,
-                                     origin: origin, source: out, checkpoint: policy) { stderrLine($0.line) }
+                                     origin: origin, source: out, calibration: calibration, checkpoint: policy,
+                                     progress: { stderrLine($0.line) }, log: { stderrLine($0) })
         }
         let digest = try ModelArchive.save(trained.data, to: out)
         try? FileManager.default.removeItem(atPath: checkpointPath)
         let training = trained.loaded.manifest.provenance.training
         stderrLine("trained in \(Int(training.seconds.rounded())) s; best validation loss \(training.bestValidationLoss) at step \(training.bestValidationStep)")
+        for line in ModelCard.calibrationLines(trained.loaded.calibration) where !line.isEmpty { stderrLine(line) }
         print("\(out)@sha256:\(digest)")
+    }
+
+    /// The training rows and the calibration pass: for --task, fresh simulations with their own
+    /// seeds; for --simulations, a random split held out of training (and so of early stopping).
+    func calibrationPlan(_ all: [[Double]]) throws -> ([[Double]], CalibrationPlan?) {
+        if calibrationCases == 0 { return (all, nil) }
+        if let task { return (all, try CalibrationSources.task(task, seed: seed, cases: calibrationCases, threads: threads)) }
+        let split = CalibrationSplit(count: all.count, seed: seed)
+        guard split.cases.count >= 20 else {
+            throw SbiError(.usage, "\(all.count) simulations are too few to hold out a calibration split (at least 200 needed)",
+                           hint: "give more simulations, or skip calibration with --calibration-cases 0")
+        }
+        stderrLine("holding out \(split.references.count + split.cases.count) of \(all.count) simulations for calibration")
+        let source = "a held-out split of \(URL(fileURLWithPath: simulations!).lastPathComponent)"
+        return (split.training.map { all[$0] },
+                try CalibrationSources.rows((split.references + split.cases).map { all[$0] }, seed: seed, cases: calibrationCases,
+                                            source: source, threads: threads))
     }
 
     /// The simulations of --task (simulated with the seed) or of --simulations (and that file's SHA-256).

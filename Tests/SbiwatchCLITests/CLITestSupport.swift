@@ -79,7 +79,7 @@ enum TinyModels {
         try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let path = folder.appendingPathComponent("sird.sbim").path
         let r = try? CLI.run(["train", "--task", "sird", "--budget", "100", "--steps", "3", "--batch-size", "8",
-                              "--sampler-steps", "5", "--out", path])
+                              "--sampler-steps", "5", "--calibration-cases", "20", "--out", path])
         precondition(r?.status == 0, "training the tiny SIRD model failed: \(r?.stderr ?? "")")
         return path
     }()

@@ -24,7 +24,7 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
     /// weights of an uninterrupted run; a different run refuses the checkpoint.
     func testInterruptedTrainingResumes() throws {
         let args = ["train", "--task", "gaussian_linear", "--budget", "100", "--steps", "400", "--batch-size", "16",
-                    "--seed", "4", "--threads", "1"]
+                    "--seed", "4", "--threads", "1", "--calibration-cases", "0"]
         let model = path("gl.sbim"), checkpoint = path("gl.checkpoint")
         let clash = try CLI.run(args + ["--out", model, "--checkpoint", model])
         XCTAssertEqual(clash.status, 64, clash.stderr)
@@ -43,7 +43,7 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
         XCTAssert(FileManager.default.fileExists(atPath: checkpoint))
 
         let other = try CLI.run(["train", "--task", "gaussian_linear", "--budget", "100", "--steps", "400", "--batch-size", "16",
-                                 "--seed", "5", "--threads", "1", "--out", model])
+                                 "--seed", "5", "--threads", "1", "--calibration-cases", "0", "--out", model])
         XCTAssertEqual(other.status, 64, other.stderr)
         XCTAssert(other.stderr.contains("belongs to another training run"), other.stderr)
 
@@ -58,10 +58,42 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
                        "the resumed run must end with the uninterrupted run's weights")
     }
 
+    /// A model trained for 50 steps is miscalibrated, and its calibration pass (stored in the
+    /// archive at training time) says so; a report of it leads with a verdict that is not ok.
+    func testUndertrainedModelFailsCalibration() throws {
+        let model = path("bad.sbim")
+        let train = try CLI.run(["train", "--task", "gaussian_linear", "--budget", "200", "--steps", "50", "--batch-size", "32",
+                                 "--sampler-steps", "10", "--calibration-cases", "100", "--out", model])
+        XCTAssertEqual(train.status, 0, train.stderr)
+        let calibration = try JSONSerialization.jsonObject(with: try tarMember(model, "calibration.json")) as! [String: Any]
+        XCTAssertEqual(calibration["status"] as? String, "measured")
+        XCTAssertEqual(calibration["cases"] as? Int, 100)
+        let parameters = calibration["parameters"] as! [[String: Any]]
+        XCTAssertEqual(parameters.count, 10)
+        let failed = parameters.filter { ($0["sbc"] as! [String: Any])["passed"] as? Bool == false }
+        XCTAssertFalse(failed.isEmpty, "no parameter of a 50-step model failed SBC: \(train.stderr)")
+        let inspect = try CLI.run(["inspect", model])
+        XCTAssert(inspect.stdout.contains("| FAIL |"), inspect.stdout)
+        let card = String(decoding: try tarMember(model, "README.md"), as: UTF8.self)
+        XCTAssert(card.contains("## Calibration") && card.contains("| FAIL |") && card.contains("## Intended use"), card)
+
+        let file = path("obs.nc"), out = path("out")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        XCTAssertEqual(try CLI.run(["simulate", "--task", "gaussian_linear", "--model-name", "bad", "--seed", "2", "--out", file]).status, 0)
+        let r = try CLI.run(["process", file, "--model", model, "--outbox", out, "--samples", "200"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/obs.report.json"))) as! [String: Any]
+        let diagnostics = report["diagnostics"] as! [String: Any]
+        XCTAssertNotEqual(diagnostics["verdict"] as? String, "ok")
+        XCTAssert((diagnostics["reasons"] as! [String]).contains { $0.contains("calibration failed for") }, "\(diagnostics)")
+        let checks = diagnostics["checks"] as! [[String: Any]]
+        XCTAssertEqual(Set(checks.map { $0["name"] as! String }), ["out_of_distribution", "posterior_predictive:x"])
+    }
+
     func testTrainInspectSample() throws {
         let model = dir.appendingPathComponent("gl.sbim").path
         let train = try CLI.run(["train", "--task", "gaussian_linear", "--budget", "200", "--steps", "20",
-                                 "--batch-size", "32", "--seed", "3", "--out", model])
+                                 "--batch-size", "32", "--seed", "3", "--calibration-cases", "0", "--out", model])
         XCTAssertEqual(train.status, 0, train.stderr)
         XCTAssert(train.stderr.contains("step 20/20"), "progress line missing: \(train.stderr)")
         let pinned = train.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -71,7 +103,7 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
         let again = dir.appendingPathComponent("again").path
         try FileManager.default.createDirectory(atPath: again, withIntermediateDirectories: true)
         let train2 = try CLI.run(["train", "--task", "gaussian_linear", "--budget", "200", "--steps", "20",
-                                  "--batch-size", "32", "--seed", "3", "--threads", "1", "--out", again + "/gl.sbim"])
+                                  "--batch-size", "32", "--seed", "3", "--threads", "1", "--calibration-cases", "0", "--out", again + "/gl.sbim"])
         XCTAssertEqual(train2.status, 0, train2.stderr)
         // the manifest records wall time; the weights must be identical, whatever the thread count
         XCTAssertEqual(try tarMember(model, "weights.safetensors"), try tarMember(again + "/gl.sbim", "weights.safetensors"),
@@ -79,7 +111,8 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
 
         let inspect = try CLI.run(["inspect", pinned])
         XCTAssertEqual(inspect.status, 0, inspect.stderr)
-        XCTAssert(inspect.stdout.contains("theta: parameter, 10 values"), inspect.stdout)
+        XCTAssert(inspect.stdout.contains("theta: parameter, a vector of 10 values"), inspect.stdout)
+        XCTAssert(inspect.stdout.contains("Calibration skipped: calibration skipped at training time (--calibration-cases 0)"), inspect.stdout)
         XCTAssert(inspect.stdout.contains("sbiwatch train --task gaussian_linear --budget 200 --seed 3 --steps 20 --batch-size 32"), inspect.stdout)
 
         let csv = dir.appendingPathComponent("post.csv").path
@@ -111,7 +144,7 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
     func testClearErrors() throws {
         let model = dir.appendingPathComponent("gl.sbim").path
         XCTAssertEqual(try CLI.run(["train", "--task", "gaussian_linear", "--budget", "100", "--steps", "2",
-                                    "--batch-size", "8", "--out", model]).status, 0)
+                                    "--batch-size", "8", "--calibration-cases", "0", "--out", model]).status, 0)
         let csv = dir.appendingPathComponent("o.csv").path
         let cases: [([String], Int32, String)] = [
             (["train", "--task", "nope", "--out", dir.appendingPathComponent("n.sbim").path], 64, "unknown task 'nope'"),

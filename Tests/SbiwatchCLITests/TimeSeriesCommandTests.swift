@@ -23,7 +23,7 @@ final class TimeSeriesCommandTests: TemporaryDirectoryTestCase {
         XCTAssert(header.contains(":sbiwatch_format = \"sbiwatch-training-1\""), header)
 
         let model = dir.appendingPathComponent("sird.sbim").path
-        let train = try CLI.run(["train", "--simulations", sims, "--steps", "3", "--batch-size", "8", "--out", model])
+        let train = try CLI.run(["train", "--simulations", sims, "--steps", "3", "--batch-size", "8", "--calibration-cases", "0", "--out", model])
         XCTAssertEqual(train.status, 0, train.stderr)
         let inspect = try CLI.run(["inspect", model])
         XCTAssert(inspect.stdout.contains("sbiwatch train --simulations sird.nc --seed 0 --steps 3"), inspect.stdout)

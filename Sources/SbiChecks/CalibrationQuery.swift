@@ -1,0 +1,63 @@
+// The query of one held-out simulation in the calibration pass, observed the way files are.
+import Foundation
+import SbiCore
+import SbiModel
+
+extension Calibration {
+    /// Times at which a function-valued parameter is queried: its trained maximum, evenly spaced.
+    public static func functionGrid(_ axis: TimeAxis) -> [Double] {
+        let n = max(axis.maxPoints, 2)
+        return (0..<n).map { axis.lower + (axis.upper - axis.lower) * Double($0) / Double(n - 1) }
+    }
+
+    /// Positions in `functionGrid` whose values are calibrated: four, spread over the domain.
+    static func calibratedPositions(count n: Int) -> [Int] {
+        Array(Set([1, 3, 5, 7].map { min(n - 1, Int((Double($0) * Double(n - 1) / 8).rounded())) })).sorted()
+    }
+
+    /// The query of held-out dense `row`: data series observed at a random number of random times
+    /// (fixed data: every value); scalars and functions on `functionGrid` targeted; the targets
+    /// calibrated with their true values.
+    static func heldOutQuery(_ row: [Double], spec: ModelSpec, rng: inout RandomStream) throws -> (QueryPlan, [Target]) {
+        let offsets = spec.denseOffsets, nodeOffsets = spec.offsets
+        var plan = QueryPlan(spec: spec)
+        var targets: [Target] = []
+        for (v, variable) in spec.variables.enumerated() {
+            let node = nodeOffsets[v]
+            if let axis = variable.time {
+                let grid = row[offsets[v]..<(offsets[v] + axis.grid)]
+                if variable.kind == .data {
+                    let most = max(axis.maxPoints, 2), fewest = max(2, most / 2)
+                    let count = fewest + Int(rng.nextUInt64() % UInt64(most - fewest + 1))
+                    for t in (0..<count).map({ _ in rng.uniform(axis.lower, axis.upper) }).sorted() {
+                        try plan.observe(node: node, time: t, value: axis.interpolate(grid, at: t))
+                    }
+                } else {
+                    let times = functionGrid(axis), first = plan.tokens.count
+                    try plan.target(node: node, times: times)
+                    for k in calibratedPositions(count: times.count) {
+                        targets.append(Target(name: "\(variable.name)(t=\(String(format: "%g", times[k])))", variable: variable.name,
+                                              time: times[k], token: first + k, truth: axis.interpolate(grid, at: times[k])))
+                    }
+                }
+                continue
+            }
+            for e in 0..<variable.size {
+                if variable.kind == .data { try plan.observe(node: node + e, value: row[offsets[v] + e]); continue }
+                try plan.target(node: node + e)
+                let name = variable.size == 1 ? variable.name : "\(variable.name)[\(e)]"
+                let token = plan.tokens.firstIndex { $0.node == node + e && $0.time == nil }!
+                targets.append(Target(name: name, variable: variable.name, time: nil, token: token, truth: row[offsets[v] + e]))
+            }
+        }
+        return (plan, targets)
+    }
+}
+
+/// Linear-interpolation quantile of sorted values (type 7).
+func typeSevenQuantile(_ sorted: [Double], _ p: Double) -> Double {
+    guard sorted.count > 1 else { return sorted.first ?? .nan }
+    let h = p * Double(sorted.count - 1)
+    let k = Int(h), f = h - Double(k)
+    return k + 1 < sorted.count ? sorted[k] + f * (sorted[k + 1] - sorted[k]) : sorted[k]
+}

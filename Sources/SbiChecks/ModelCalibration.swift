@@ -1,0 +1,91 @@
+// calibration.json: how well a model's posteriors are calibrated, measured on held-out simulations
+// at training time (or by `sbiwatch calibrate`), and the null distributions that make each file's
+// posterior predictive p-values calibrated.
+import Foundation
+
+/// The calibration figures of one scalar (a parameter, a vector element, or a function at a time).
+public struct ParameterCalibration: Codable, Equatable, Sendable {
+    /// "gamma", "theta[3]", "beta(t=12.5)"
+    public var name: String
+    public var variable: String
+    public var time: Double?
+    /// Share of cases whose truth lies in the central 50/80/90/95% interval, keyed "50", "80", "90", "95".
+    public var coverage: [String: Double]
+    /// The binomial standard error of each coverage at its nominal level, sqrt(c (1 - c) / cases).
+    public var coverageStandardError: [String: Double]
+    public var sbc: RankUniformity
+    /// Mean and sd over cases of (posterior mean - truth) / posterior sd.
+    public var meanZScore: Double
+    public var sdZScore: Double
+    /// Mean over cases of 1 - posterior variance / prior variance.
+    public var contraction: Double
+    /// The prior's standard deviation (over the held-out truths).
+    public var priorSD: Double
+
+    /// The SBC test passed.
+    public var passed: Bool { sbc.passed }
+
+    enum CodingKeys: String, CodingKey {
+        case name, variable, time, coverage, sbc, contraction
+        case coverageStandardError = "coverage_standard_error", meanZScore = "mean_z_score", sdZScore = "sd_z_score"
+        case priorSD = "prior_sd"
+    }
+}
+
+public struct ModelCalibration: Codable, Equatable, Sendable {
+    public static let levels = [50, 80, 90, 95]
+    public var format = "sbiwatch-calibration-1"
+    /// "measured", or "skipped" (with `note` saying why).
+    public var status: String
+    public var note: String?
+    /// Held-out simulations, posterior draws per case, predictive replicates per case.
+    public var cases: Int
+    public var draws: Int
+    public var replicates: Int
+    /// Where the held-out cases came from.
+    public var source: String
+    /// How each case was observed, in words.
+    public var design: String
+    public var seed: UInt64
+    public var sampler: String
+    public var samplerSteps: Int
+    public var seconds: Double
+    public var parameters: [ParameterCalibration]
+    /// Data variable -> sorted raw posterior predictive p-values of the held-out cases.
+    public var predictiveNull: [String: [Double]]
+
+    enum CodingKeys: String, CodingKey {
+        case format, status, note, cases, draws, replicates, source, design, seed, sampler, seconds, parameters
+        case samplerSteps = "sampler_steps", predictiveNull = "predictive_null"
+    }
+
+    public var measured: Bool { status == "measured" }
+
+    /// The record of a skipped pass.
+    public static func skipped(_ note: String) -> ModelCalibration {
+        ModelCalibration(status: "skipped", note: note, cases: 0, draws: 0, replicates: 0, source: "", design: "", seed: 0,
+                         sampler: "", samplerSteps: 0, seconds: 0, parameters: [], predictiveNull: [:])
+    }
+
+    /// Scalars whose SBC test failed.
+    public var failed: [ParameterCalibration] { parameters.filter { !$0.passed } }
+
+    /// The calibrated p-value of a raw posterior predictive p-value of `variable`: the share of
+    /// held-out cases at most as extreme, (1 + #{null <= raw}) / (n + 1); nil without a null.
+    public func calibratedPredictivePValue(_ raw: Double, variable: String) -> Double? {
+        guard let null = predictiveNull[variable], !null.isEmpty else { return nil }
+        let atMost = null.filter { $0 <= raw }.count
+        return Double(1 + atMost) / Double(null.count + 1)
+    }
+
+    /// The calibration of a parameter (by variable, and for functions the nearest calibrated time).
+    public func entries(forVariable name: String) -> [ParameterCalibration] { parameters.filter { $0.variable == name } }
+
+    public func encoded() throws -> Data {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        var data = try e.encode(self)
+        data.append(0x0a)
+        return data
+    }
+}

@@ -1,0 +1,134 @@
+import ArgumentParser
+import Foundation
+import SbiArchive
+import SbiChecks
+import SbiCore
+import SbiModel
+import SbiTasks
+
+/// Warning rates of each check and of the verdict on well-specified held-out simulations, and
+/// detection rates on deliberately misspecified ones, observed the way `simulate --out` files are.
+struct BenchMisspecification: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "misspecification",
+        abstract: "False-alarm rates of the per-file checks on well-specified simulations, and detection rates on misspecified ones.")
+
+    @Argument(help: ArgumentHelp("The model archive (trained on a built-in task, with calibration.json).", valueName: "model"))
+    var model: String
+
+    @OptionGroup var output: BenchOutput
+    @OptionGroup var threading: BenchThreads
+
+    @Option(name: .customLong("well-specified"), help: "Well-specified held-out simulations.")
+    var wellSpecified: Int = 200
+
+    @Option(name: .customLong("per-kind"), help: "Simulations per misspecification kind.")
+    var perKind: Int = 100
+
+    @Option(help: "Posterior draws per case (the predictive check uses the first 100).")
+    var samples: Int = 100
+
+    @Option(help: "Seed of the simulations (apart from training and calibration).")
+    var seed: UInt64 = 777
+
+    struct Row: Encodable {
+        var kind: String
+        var description: String
+        var cases: Int
+        /// check name -> share of cases it flagged
+        var flagged: [String: Double]
+        var anyCheck: Double
+        var verdictNotOK: Double
+        var verdictUnreliable: Double
+        enum CodingKeys: String, CodingKey {
+            case kind, description, cases, flagged
+            case anyCheck = "any_check", verdictNotOK = "verdict_not_ok", verdictUnreliable = "verdict_unreliable"
+        }
+    }
+
+    func validate() throws {
+        guard wellSpecified >= 20, perKind >= 10, samples >= 20 else {
+            throw ValidationError("--well-specified >= 20, --per-kind >= 10 and --samples >= 20 needed")
+        }
+    }
+
+    func run() throws {
+        let loaded = try ModelArchive.load(model)
+        guard let taskName = loaded.manifest.provenance.task else {
+            throw SbiError(.usage, "\(loaded.path) was trained from a simulation file; this bench simulates cases with a built-in task")
+        }
+        guard loaded.calibration?.measured == true, loaded.reference != nil else {
+            throw SbiError(.usage, "\(loaded.path) carries no calibration or reference simulations",
+                           hint: "add them with `sbiwatch calibrate \(loaded.path) --out NEW.sbim`")
+        }
+        let task = try TaskRegistry.task(named: taskName)
+        let well = MisspecificationKind(name: "well_specified", description: "simulations of the task itself") { row, _ in row }
+        var rows: [Row] = []
+        for (k, kind) in ([well] + Misspecification.kinds(for: task)).enumerated() {
+            rows.append(try measure(kind, index: k, count: k == 0 ? wellSpecified : perKind, task: task, loaded: loaded))
+        }
+        try output.print(rows) { describe(rows, path: loaded.path) }
+    }
+
+    func measure(_ kind: MisspecificationKind, index: Int, count: Int, task: any SimulationTask, loaded: LoadedModel) throws -> Row {
+        let key = RandomKey(seed: seed).split(UInt64(index))
+        var flagged: [String: Int] = [:], any = 0, notOK = 0, unreliable = 0
+        for c in 0..<count {
+            var rng = RandomStream(key: key.split(UInt64(c)))
+            let row = kind.apply(task.sampleJoint(&rng), &rng)
+            let plan = try Self.fileQuery(row, task: task, rng: &rng)
+            let draws = plan.complete(try Sampler.sample(loaded.model, tokens: plan.tokens, plan.conditioning, count: samples,
+                                                         settings: loaded.manifest.sampler, key: key.split(1_000_000 + UInt64(c)),
+                                                         threads: threading.threads))
+            let checks = try FileChecks.run(loaded.trust, plan: plan, draws: draws, settings: loaded.manifest.sampler,
+                                            key: key.split(2_000_000 + UInt64(c)), threads: threading.threads)
+            for check in checks.checks where check.flagged { flagged[check.name, default: 0] += 1 }
+            if checks.checks.contains(where: \.flagged) { any += 1 }
+            if checks.verdict.level != .ok { notOK += 1 }
+            if checks.verdict.level == .unreliable { unreliable += 1 }
+            if (c + 1) % 25 == 0 || c == count - 1 { stderrLine("misspecification: \(kind.name) \(c + 1)/\(count)") }
+        }
+        let n = Double(count)
+        return Row(kind: kind.name, description: kind.description, cases: count, flagged: flagged.mapValues { Double($0) / n },
+                   anyCheck: Double(any) / n, verdictNotOK: Double(notOK) / n, verdictUnreliable: Double(unreliable) / n)
+    }
+
+    /// The query of a file of `task` observed at the times `simulate --out` uses: every series at
+    /// its design's times, every scalar parameter, functions on their trained grid.
+    static func fileQuery(_ row: [Double], task: any SimulationTask, rng: inout RandomStream) throws -> QueryPlan {
+        let spec = task.spec, offsets = spec.denseOffsets, nodes = spec.offsets
+        let times = SyntheticObservation.observationTimes(for: task, rng: &rng)
+        var plan = QueryPlan(spec: spec)
+        for (v, variable) in spec.variables.enumerated() {
+            if let axis = variable.time {
+                let grid = row[offsets[v]..<(offsets[v] + axis.grid)]
+                if variable.kind == .parameter {
+                    try plan.target(node: nodes[v], times: Calibration.functionGrid(axis))
+                } else {
+                    for t in times[variable.name] ?? [] { try plan.observe(node: nodes[v], time: t, value: axis.interpolate(grid, at: t)) }
+                }
+                continue
+            }
+            for e in 0..<variable.size {
+                if variable.kind == .data { try plan.observe(node: nodes[v] + e, value: row[offsets[v] + e]) } else { try plan.target(node: nodes[v] + e) }
+            }
+        }
+        return plan
+    }
+
+    func describe(_ rows: [Row], path: String) -> String {
+        let names = Array(Set(rows.flatMap { $0.flagged.keys })).sorted()
+        var text = "misspecification checks of \(path) (\(samples) posterior draws per case; a check flags below p = \(Verdict.checkThreshold); verdict not ok below combined p = \(Verdict.cautionLevel)):\n"
+        text += "  kind                        cases  " + names.map { $0.padding(toLength: max(12, $0.count), withPad: " ", startingAt: 0) }.joined(separator: " ") + "  any check  verdict!=ok  unreliable\n"
+        for r in rows {
+            text += "  " + r.kind.padding(toLength: 26, withPad: " ", startingAt: 0) + String(format: "%7d  ", r.cases)
+            text += names.map { String(format: "%.3f", r.flagged[$0] ?? 0).padding(toLength: max(12, $0.count), withPad: " ", startingAt: 0) }.joined(separator: " ")
+            text += String(format: "  %.3f      %.3f       %.3f\n", r.anyCheck, r.verdictNotOK, r.verdictUnreliable)
+        }
+        if let w = rows.first {
+            let se = (0.05 * 0.95 / Double(w.cases)).squareRoot()
+            text += String(format: "standard error of a rate near 5%% on %d well-specified cases: %.3f\n", w.cases, se)
+        }
+        return text
+    }
+}

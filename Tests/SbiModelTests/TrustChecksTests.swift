@@ -1,0 +1,75 @@
+import SbiChecks
+import SbiCore
+import SbiModel
+import SbiTasks
+import XCTest
+
+/// The SBC rank test (ECDF band), the out-of-distribution check and the verdict, on inputs whose
+/// answer is known.
+final class TrustChecksTests: XCTestCase {
+    func uniformRanks(_ n: Int, draws: Int, seed: UInt64) -> [Int] {
+        var rng = RandomStream(key: RandomKey(seed: seed))
+        return (0..<n).map { _ in Int(rng.nextUInt64() % UInt64(draws + 1)) }
+    }
+
+    /// Uniform ranks: the band holds the uniform CDF, and the test rejects about 5% of uniform sets
+    /// (200 sets: 5% has a standard error of 1.5 points, so more than 11% would be a failing band).
+    func testUniformRanksPassAtTheNominalRate() {
+        var rejected = 0
+        for s in 0..<200 {
+            let r = RankUniformity.test(ranks: uniformRanks(200, draws: 99, seed: UInt64(s)), draws: 99, simulations: 500, seed: UInt64(1000 + s))
+            if !r.passed { rejected += 1 }
+            XCTAssert(zip(r.bandLower, r.bandUpper).allSatisfy { $0 < 0 && $1 > 0 })
+        }
+        XCTAssertLessThanOrEqual(rejected, 22, "\(rejected) of 200 uniform rank sets rejected")
+        XCTAssertGreaterThanOrEqual(rejected, 2, "\(rejected) of 200 uniform rank sets rejected: the band is too wide")
+    }
+
+    /// Ranks of an overdispersed posterior pile up in the middle, of an overconfident one at both
+    /// ends, of a biased one at one end: each fails.
+    func testNonUniformRanksFail() {
+        var rng = RandomStream(key: RandomKey(seed: 9))
+        let draws = 99
+        func rank(_ u: Double) -> Int { min(draws, max(0, Int(u * Double(draws + 1)))) }
+        let middle = (0..<200).map { _ in rank(0.5 + 0.15 * rng.normal()) }
+        let ends = (0..<200).map { _ -> Int in let u = rng.uniform(); return rank(u < 0.5 ? u * u : 1 - (1 - u) * (1 - u)) }
+        let biased = (0..<200).map { _ in rank(pow(rng.uniform(), 1.6)) }
+        for (name, ranks) in [("overdispersed", middle), ("overconfident", ends), ("biased", biased)] {
+            let r = RankUniformity.test(ranks: ranks, draws: draws)
+            XCTAssertFalse(r.passed, "\(name) ranks passed (max deviation \(r.maxDeviation))")
+            XCTAssertGreaterThan(r.maxDeviation, 0.08, name)
+        }
+    }
+
+    /// Prior predictive draws get uniform conformal p-values (false alarms at the nominal 5% on 300
+    /// cases, standard error 1.3 points); data in the wrong units get the smallest p-value.
+    func testOutOfDistributionIsCalibrated() {
+        let task = GaussianLinearTask(), spec = task.spec
+        let x = spec.variableIndex(named: "x")!, width = spec.variables[x].size
+        let points = (0..<width).map { DensePoint(variable: x, element: $0) }
+        let reference = ReferenceSet(origin: "test", rows: task.simulate(count: 200, key: RandomKey(seed: 1)))
+        let refValues = reference.values(at: points, spec: spec)
+        var alarms = 0
+        for row in task.simulate(count: 300, key: RandomKey(seed: 2)) {
+            let observed = points.map { $0.value(in: row.map { Float($0) }, spec: spec, offsets: spec.denseOffsets) }
+            if OutOfDistribution.test(observed: observed, reference: refValues).pValue < 0.05 { alarms += 1 }
+        }
+        XCTAssert((6...27).contains(alarms), "\(alarms) of 300 well-specified cases flagged")
+        let scaled = task.simulate(count: 1, key: RandomKey(seed: 3))[0][(spec.denseOffsets[x])...].map { $0 * 100 }
+        XCTAssertEqual(OutOfDistribution.test(observed: Array(scaled), reference: refValues).pValue, 1.0 / 201, accuracy: 1e-12)
+    }
+
+    /// The verdict: Šidák-combined p-values decide ok / caution / unreliable; a model without a
+    /// calibration makes it at least caution.
+    func testVerdictLevels() {
+        func check(_ p: Double) -> Check { Check(name: "c", statistic: 1, pValue: p, threshold: 0.05, detail: "flagged \(p)") }
+        XCTAssertEqual(Verdict(checks: [check(0.5), check(0.2)], modelCautions: []).level, .ok)
+        XCTAssertEqual(Verdict(checks: [check(0.02), check(0.9)], modelCautions: []).level, .caution)   // 1 - 0.98^2 = 0.0396
+        XCTAssertEqual(Verdict(checks: [check(0.03), check(0.9)], modelCautions: []).level, .ok)        // 0.0591
+        XCTAssertEqual(Verdict(checks: [check(0.001), check(0.9)], modelCautions: []).level, .unreliable)
+        let uncalibrated = Verdict(checks: [check(0.5)], modelCautions: ["no calibration"])
+        XCTAssertEqual(uncalibrated.level, .caution)
+        XCTAssertEqual(uncalibrated.reasons, ["no calibration"])
+        XCTAssertEqual(Verdict(checks: [], modelCautions: []).level, .caution)
+    }
+}
