@@ -53,7 +53,10 @@ public struct CalibrationPlan {
         if cases == nil {
             let pilot = try Calibration.secondsPerCase(context, row: heldOut(1)[0], size: size, settings: sampler, threads: threads)
             size.cases = CalibrationSize.defaultCases(trainingSeconds: trainingSeconds, secondsPerCase: pilot)
-            progress("calibration: \(size.cases) held-out simulations at \(String(format: "%.2f", pilot)) s each")
+            progress("calibration: \(size.cases) held-out simulations at \(String(format: "%.2f", pilot)) s each (10% of the training time)")
+            if size.cases < 100 {
+                progress("calibration: \(size.cases) cases detect only gross miscalibration; --calibration-cases 200 (or `sbiwatch calibrate --cases 200`) measures it better")
+            }
         }
         size.cases = min(size.cases, available)
         let calibration = try Calibration.measure(context, heldOut: heldOut(size.cases), size: size, settings: sampler,

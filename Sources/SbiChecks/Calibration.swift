@@ -20,7 +20,7 @@ public struct CalibrationSize: Codable, Equatable, Sendable {
     public static let references = 500
     /// Default cases: what fits in `share` of the training time at the measured cost per case, within [minimum, maximum].
     public static func defaultCases(trainingSeconds: Double, secondsPerCase: Double, share: Double = 0.1,
-                                    minimum: Int = 100, maximum: Int = 1000) -> Int {
+                                    minimum: Int = 20, maximum: Int = 1000) -> Int {
         let fits = Int((share * trainingSeconds / max(secondsPerCase, 1e-6)).rounded(.down))
         return min(max(fits, minimum), maximum)
     }

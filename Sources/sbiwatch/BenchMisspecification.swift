@@ -31,6 +31,9 @@ struct BenchMisspecification: ParsableCommand {
     @Option(help: "Seed of the simulations (apart from training and calibration).")
     var seed: UInt64 = 777
 
+    @Option(parsing: .upToNextOption, help: "Measure only these kinds (well_specified and the task's kinds; default: all).")
+    var kinds: [String] = []
+
     struct Row: Encodable {
         var kind: String
         var description: String
@@ -63,8 +66,13 @@ struct BenchMisspecification: ParsableCommand {
         }
         let task = try TaskRegistry.task(named: taskName)
         let well = MisspecificationKind(name: "well_specified", description: "simulations of the task itself") { row, _ in row }
+        let all = [well] + Misspecification.kinds(for: task)
+        if let unknown = kinds.first(where: { k in !all.contains { $0.name == k } }) {
+            throw SbiError(.usage, "unknown misspecification kind '\(unknown)' for \(taskName)",
+                           hint: "choose from: \(all.map(\.name).joined(separator: ", "))")
+        }
         var rows: [Row] = []
-        for (k, kind) in ([well] + Misspecification.kinds(for: task)).enumerated() {
+        for (k, kind) in all.enumerated() where kinds.isEmpty || kinds.contains(kind.name) {
             rows.append(try measure(kind, index: k, count: k == 0 ? wellSpecified : perKind, task: task, loaded: loaded))
         }
         try output.print(rows) { describe(rows, path: loaded.path) }

@@ -12,10 +12,10 @@ struct Calibrate: ParsableCommand {
     @Argument(help: ArgumentHelp("The model archive (PATH or PATH@sha256:HEX).", valueName: "model"))
     var model: String
 
-    @Option(help: "Where to write the calibrated archive (.sbim; not the input).")
+    @Option(help: "Where to write the calibrated archive (.sbim; the input itself is replaced atomically).")
     var out: String
 
-    @Option(help: "Held-out simulations (default: what fits in 10% of the model's training time, 100 to 1000).")
+    @Option(help: "Held-out simulations (default: what fits in 10% of the model's training time, 20 to 1000).")
     var cases: Int?
 
     @Option(help: "Seed of the held-out simulations (default: the model's training seed; they are drawn apart from its training data).")
@@ -36,9 +36,6 @@ struct Calibrate: ParsableCommand {
 
     func run() throws {
         let loaded = try ModelArchive.load(model)
-        guard URL(fileURLWithPath: loaded.path).standardizedFileURL != URL(fileURLWithPath: out).standardizedFileURL else {
-            throw SbiError(.usage, "--out \(out) is the model archive itself", hint: "write the calibrated archive to a new file, then re-pin it")
-        }
         let seed = self.seed ?? loaded.manifest.provenance.seed
         let plan: CalibrationPlan
         if let simulations {

@@ -13,7 +13,7 @@ enum CalibrationSources {
     static func task(_ name: String, seed: UInt64, cases: Int?, threads: Int?) throws -> CalibrationPlan {
         let task = try TaskRegistry.task(named: name)
         let key = RandomKey(seed: seed)
-        return CalibrationPlan(heldOut: { task.simulate(count: $0, key: key.split(0xCA11B)) }, available: 1000,
+        return CalibrationPlan(heldOut: { task.simulate(count: $0, key: key.split(0xCA11B)) }, available: max(1000, cases ?? 0),
                                references: task.simulate(count: CalibrationSize.references, key: key.split(0x4EF)),
                                cases: cases, seed: seed, source: "fresh simulations of task \(name), seed \(seed)", threads: threads)
     }

@@ -81,6 +81,6 @@ struct Process: ParsableCommand {
             stderrLine("\(file): sampling \(done)/\(total), ETA \(Int(left.rounded())) s")
         }
         for o in result.outputs { print(o) }
-        stderrLine("\(file): \(result.samples) samples with model \(result.modelName) in \(String(format: "%.2f", result.seconds)) s\(result.warnings > 0 ? ", \(result.warnings) warning\(result.warnings == 1 ? "" : "s") (see the report)" : "")")
+        stderrLine("\(file): \(result.samples) samples with model \(result.modelName) in \(String(format: "%.2f", result.seconds)) s\(result.warnings > 0 ? ", \(result.warnings) warning\(result.warnings == 1 ? "" : "s") (see the report)" : ""); verdict \(result.verdict)")
     }
 }

@@ -63,7 +63,7 @@ struct Train: ParsableCommand {
     var checkpointEvery: Double = 600
 
     @Option(name: .customLong("calibration-cases"), help: ArgumentHelp(
-        "Held-out simulations of the calibration pass after training (default: what fits in 10% of the training time, 100 to 1000; 0 skips it).",
+        "Held-out simulations of the calibration pass after training (default: what fits in 10% of the training time, 20 to 1000; 0 skips it).",
         valueName: "n"))
     var calibrationCases: Int?
 

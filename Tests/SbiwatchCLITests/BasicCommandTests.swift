@@ -18,11 +18,14 @@ final class BasicCommandTests: XCTestCase {
         let bench = try CLI.run(["help", "bench"])
         XCTAssertEqual(bench.status, 0, bench.stderr)
         try CLI.assertGolden(bench.stdout, "help-bench.txt")
-        for sub in ["throughput", "query", "accuracy", "calibration"] {
+        for sub in ["throughput", "query", "accuracy", "calibration", "misspecification"] {
             let r = try CLI.run(["help", "bench", sub])
             XCTAssertEqual(r.status, 0, r.stderr)
             try CLI.assertGolden(r.stdout, "help-bench-\(sub).txt")
         }
+        let calibrate = try CLI.run(["help", "calibrate"])
+        XCTAssertEqual(calibrate.status, 0, calibrate.stderr)
+        try CLI.assertGolden(calibrate.stdout, "help-calibrate.txt")
     }
 
     func testBadArgumentsExitWithUsageStatus() throws {

@@ -59,9 +59,32 @@ final class ProcessCommandTests: TemporaryDirectoryTestCase {
         let infected = observed["infected"] as! [String: Any]
         XCTAssert((1...19).contains((infected["time"] as! [Double]).count))
         XCTAssertEqual((report["sampler"] as! [String: Any])["steps"] as? Int, 5)
+        XCTAssertEqual(((report["observed"] as! [String: Any])["calendar"] as! [String: Any])["date"] as? String, "2026-10-01")
+
+        // the checks: one out-of-distribution check and one predictive check per observed series, a verdict with reasons
+        let diagnostics = report["diagnostics"] as! [String: Any]
+        XCTAssert(["ok", "caution", "unreliable"].contains(diagnostics["verdict"] as! String))
+        XCTAssertFalse((diagnostics["reasons"] as! [String]).isEmpty)
+        let checks = diagnostics["checks"] as! [[String: Any]]
+        XCTAssertEqual(checks.map { $0["name"] as! String },
+                       ["out_of_distribution", "posterior_predictive:infected", "posterior_predictive:recovered", "posterior_predictive:dead"])
+        for c in checks {
+            let p = c["p_value"] as! Double
+            XCTAssert(p > 0 && p <= 1 && c["threshold"] as? Double == 0.05 && (c["flagged"] as! Bool) == (p < 0.05), "\(c)")
+        }
+        let predictive = (report["posterior_predictive"] as! [String: Any])["infected"] as! [String: Any]
+        XCTAssertEqual(predictive["time"] as! [Double], infected["time"] as! [Double])
+        XCTAssertEqual((predictive["q95"] as! [Double]).count, (infected["time"] as! [Double]).count)
+        XCTAssertEqual(predictive["replicates"] as? Int, 30, "replicates: the first 100 posterior draws, here all 30")
+        let gammaSummary = (report["parameters"] as! [String: Any])["gamma"] as! [String: Any]
+        XCTAssertEqual(gammaSummary["prior_range"] as! [Double], [0, 0.5])
+        XCTAssertNotNil(gammaSummary["contraction"] as? Double)
 
         // the page: each plot, and nothing fetched from elsewhere
         let html = try String(contentsOfFile: out + "/region-17.report.html", encoding: .utf8)
+        XCTAssert(html.contains("class=\"verdict \(diagnostics["verdict"] as! String)\""), "the verdict leads the page")
+        XCTAssert(html.contains(">2026-10-"), "time axes in calendar dates")
+        XCTAssert(html.contains("predictive p = "), "observed points over their predictive bands")
         for id in ["id=\"warnings\"", "id=\"summary\"", "id=\"marginals\"", "id=\"pairs\"", "id=\"bands\"",
                    "aria-label=\"histogram of gamma\"", "aria-label=\"pair plot\"", "aria-label=\"beta (function)\"",
                    "aria-label=\"infected (prediction)\"", "aria-label=\"recovered (observed)\""] {
@@ -297,6 +320,10 @@ final class ProcessCommandTests: TemporaryDirectoryTestCase {
         }
         let expected = try JSONSerialization.jsonObject(with: Data(contentsOf: golden))
         assertClose(report, expected, at: "report")
+        // the shipped model is calibrated, so a file of its own simulator is trusted
+        let diagnostics = report["diagnostics"] as! [String: Any]
+        XCTAssertEqual(diagnostics["verdict"] as? String, "ok", "\(diagnostics)")
+        XCTAssertEqual((diagnostics["checks"] as! [[String: Any]]).map { $0["name"] as! String }, ["out_of_distribution", "posterior_predictive:x"])
         // and the posterior is right: mean x/2 and sd sqrt(0.05) per coordinate
         let x = ((report["observed"] as! [String: Any])["scalars"] as! [String: Double])
         let parameters = report["parameters"] as! [String: [String: Any]]
@@ -304,6 +331,7 @@ final class ProcessCommandTests: TemporaryDirectoryTestCase {
             let s = parameters["theta[\(i)]"]!
             XCTAssertEqual(s["mean"] as! Double, x["x[\(i)]"]! / 2, accuracy: 0.05, "theta[\(i)]")
             XCTAssertEqual(s["sd"] as! Double, 0.05.squareRoot(), accuracy: 0.03, "theta[\(i)]")
+            XCTAssertEqual(s["contraction"] as! Double, 0.5, accuracy: 0.25, "theta[\(i)]: posterior variance 0.05 against the prior's 0.1")
         }
     }
 
@@ -315,8 +343,15 @@ final class ProcessCommandTests: TemporaryDirectoryTestCase {
         case let (x as [Any], y as [Any]):
             XCTAssertEqual(x.count, y.count, path)
             for (i, (v, w)) in zip(x, y).enumerated() { assertClose(v, w, at: "\(path)[\(i)]") }
+        case let (x as NSNumber, y as NSNumber) where path.contains("diagnostics") || path.contains("posterior_predictive"):
+            // checks and replicates are counts over 100 predictive draws: one draw more or less moves them a step
+            XCTAssertEqual(x.doubleValue, y.doubleValue, accuracy: max(0.1, 0.1 * abs(y.doubleValue)), path)
         case let (x as NSNumber, y as NSNumber):
-            XCTAssertEqual(x.doubleValue, y.doubleValue, accuracy: 0.02, path)
+            XCTAssertEqual(x.doubleValue, y.doubleValue, accuracy: max(0.02, 0.02 * abs(y.doubleValue)), path)
+        case let (x as String, y as String) where path.contains("diagnostics"):
+            // the checks' words quote their p-values; those may move like any number
+            let digits = { (s: String) in s.replacingOccurrences(of: "[0-9.e-]+[0-9]", with: "N", options: .regularExpression) }
+            XCTAssertEqual(digits(x), digits(y), path)
         case let (x as String, y as String):
             XCTAssertEqual(x, y, path)
         default:

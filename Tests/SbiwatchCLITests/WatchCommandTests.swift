@@ -84,6 +84,10 @@ final class WatchCommandTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(names(outbox), expected.sorted(), "each good file once with its three outputs, each bad one with its error")
         XCTAssertEqual(hidden(outbox), [], "temporary files left in the outbox")
         XCTAssert(daemon.stderr.contains("done") && daemon.stderr.contains("file=region-3.nc"), daemon.stderr)
+        // each done line carries the report's verdict, for grep
+        let done = daemon.stderr.split(separator: "\n").filter { $0.contains(" done ") || $0.contains("outcome=done") }
+        XCTAssertFalse(done.isEmpty, daemon.stderr)
+        XCTAssert(done.allSatisfy { $0.range(of: "verdict=(ok|caution|unreliable)", options: .regularExpression) != nil }, daemon.stderr)
     }
 
     func testSlowWriterIsNotTakenBeforeItIsComplete() throws {

@@ -1,0 +1,45 @@
+import Foundation
+import XCTest
+import SbiTestSupport
+@testable import SbiArchive
+@testable import SbiChecks
+@testable import SbiCore
+
+/// Every shipped model (fixtures/models/PINS) carries its calibration and reference simulations,
+/// measured as `sbiwatch calibrate` records in its provenance, and its card shows the table.
+final class ShippedCalibrationTests: XCTestCase {
+    func testShippedModelsCarryCalibration() throws {
+        let folder = RepositoryPaths.root.appendingPathComponent("fixtures/models")
+        let pins = try String(contentsOf: folder.appendingPathComponent("PINS"), encoding: .utf8)
+        let lines = pins.split(separator: "\n").filter { !$0.hasPrefix("#") && !$0.isEmpty }
+        XCTAssertEqual(lines.count, 3)
+        for line in lines {
+            let m = try ModelArchive.load(folder.appendingPathComponent(String(line)).path)
+            let name = m.path
+            let c = try XCTUnwrap(m.calibration, name)
+            XCTAssertTrue(c.measured, name)
+            XCTAssertGreaterThanOrEqual(c.cases, 100, name)
+            XCTAssertEqual(c.draws, 100, name)
+            XCTAssertEqual(c.sampler, m.manifest.sampler.method.rawValue, name)
+            XCTAssertEqual(c.samplerSteps, m.manifest.sampler.steps, name)
+            XCTAssert(m.manifest.provenance.calibrationCommand?.hasPrefix("sbiwatch calibrate ") == true, name)
+            XCTAssertEqual(m.reference?.rows.count, CalibrationSize.references, name)
+            let scalars = m.manifest.spec.variables.filter { $0.kind == .parameter && $0.time == nil }.reduce(0) { $0 + $1.size }
+            let functions = m.manifest.spec.variables.filter { $0.kind == .parameter && $0.time != nil }.count
+            XCTAssertEqual(c.parameters.count, scalars + 4 * functions, name)
+            for e in c.parameters {
+                XCTAssertEqual(Set(e.coverage.keys), ["50", "80", "90", "95"], "\(name) \(e.name)")
+                XCTAssertEqual(e.sbc.cases, c.cases)
+                // a calibrated model covers within 4 binomial standard errors at every level
+                for level in ModelCalibration.levels {
+                    let nominal = Double(level) / 100, se = e.coverageStandardError["\(level)"]!
+                    XCTAssertEqual(e.coverage["\(level)"]!, nominal, accuracy: 4 * se, "\(name) \(e.name) at \(level)%")
+                }
+            }
+            XCTAssertEqual(c.failed.map(\.name), [], "\(name): SBC failed")
+            for v in m.manifest.spec.variables where v.kind == .data {
+                XCTAssertEqual(c.predictiveNull[v.name]?.count, c.cases, "\(name): predictive null of \(v.name)")
+            }
+        }
+    }
+}
