@@ -158,13 +158,39 @@ public enum ModelArchive {
         let params = try Safetensors.decode(weights, layout: transformer.layout, source: source)
         let model = ScoreModel(spec: manifest.spec, settings: manifest.network, config: manifest.transformer, params: params,
                                normalization: manifest.normalization)
-        return LoadedModel(model: model, manifest: manifest, sha256: sha256, path: source,
-                           calibration: try files["calibration.json"].map { try decodeEntry(ModelCalibration.self, $0, "calibration.json", source) },
-                           reference: try files["reference.json"].map { try decodeEntry(ReferenceSet.self, $0, "reference.json", source) })
+        let calibration = try files["calibration.json"].map { try decodeEntry(ModelCalibration.self, $0, "calibration.json", source) }
+        let reference = try files["reference.json"].map { try decodeEntry(ReferenceSet.self, $0, "reference.json", source) }
+        try validate(calibration: calibration, reference: reference, spec: manifest.spec, source: source)
+        return LoadedModel(model: model, manifest: manifest, sha256: sha256, path: source, calibration: calibration, reference: reference)
+    }
+
+    /// calibration.json and reference.json fit the model: formats, sizes, widths, finite values.
+    static func validate(calibration: ModelCalibration?, reference: ReferenceSet?, spec: ModelSpec, source: String) throws {
+        func bad(_ what: String) -> SbiError {
+            SbiError(.badInput, "\(source): \(what)", hint: "the archive is damaged; recalibrate it with `sbiwatch calibrate` or rebuild it with the command in its model card")
+        }
+        if let c = calibration {
+            guard c.format == "sbiwatch-calibration-1" else { throw bad("calibration.json has format \(c.format); this sbiwatch reads sbiwatch-calibration-1") }
+            guard c.parameters.count <= 100_000, c.predictiveNull.values.allSatisfy({ $0.count <= 1_000_000 }),
+                  c.parameters.allSatisfy({ $0.sbc.cases > 0 && $0.sbc.draws > 0 && $0.sbc.difference.count == $0.sbc.points.count }) else {
+                throw bad("calibration.json is inconsistent (sizes or SBC fields)")
+            }
+        }
+        if let r = reference {
+            guard r.format == "sbiwatch-reference-1" else { throw bad("reference.json has format \(r.format); this sbiwatch reads sbiwatch-reference-1") }
+            guard (6...5000).contains(r.rows.count) else { throw bad("reference.json holds \(r.rows.count) simulations; 6 to 5000 are allowed") }
+            guard r.rows.allSatisfy({ $0.count == spec.denseWidth && $0.allSatisfy(\.isFinite) }) else {
+                throw bad("reference.json has rows that are not \(spec.denseWidth) finite values (the model's dense layout)")
+            }
+        }
     }
 
     static func decodeEntry<T: Decodable>(_ type: T.Type, _ data: Data, _ entry: String, _ source: String) throws -> T {
-        do { return try JSONDecoder().decode(type, from: data) } catch {
+        let decoder = JSONDecoder()
+        let n = ModelCalibration.nonFinite
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: n.positiveInfinity,
+                                                                        negativeInfinity: n.negativeInfinity, nan: n.nan)
+        do { return try decoder.decode(type, from: data) } catch {
             throw SbiError(.badInput, "\(source): \(entry) cannot be read: \(error)",
                            hint: "the archive is damaged; rebuild it with the command in its model card, or recalibrate it with `sbiwatch calibrate`")
         }

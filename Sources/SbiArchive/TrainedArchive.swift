@@ -79,11 +79,19 @@ public struct TrainedArchive {
                              progress: (TrainingProgress) -> Void, log: (String) -> Void = { _ in }) throws -> TrainedArchive {
         let (model, summary) = try Trainer.train(spec: spec, simulations: simulations, settings: settings, config: config,
                                                  checkpoint: checkpoint, progress: progress)
-        let provenance = Provenance(task: origin.task, simulationsSHA256: origin.simulationsSHA256, simulations: simulations.count,
+        var provenance = Provenance(task: origin.task, simulationsSHA256: origin.simulationsSHA256, simulations: simulations.count,
                                     seed: origin.seed, training: summary, command: origin.command, sbiwatchVersion: sbiwatchVersion)
         let trust: TrustRecord
         if let calibration {
-            trust = try calibration.measure(model, sampler: sampler, trainingSeconds: summary.seconds, progress: log)
+            do {
+                trust = try calibration.measure(model, sampler: sampler, trainingSeconds: summary.seconds, progress: log)
+                // the cases chosen by timing become part of the command, so it rebuilds the same archive
+                if calibration.cases == nil { provenance.command = withOption("--calibration-cases \(trust.calibration.cases)", provenance.command) }
+            } catch let e as SbiError {
+                // hours of training are not lost to a failed calibration: the archive says why it has none
+                log("calibration failed: \(e.text); the model is saved without it (add it with `sbiwatch calibrate`)")
+                trust = TrustRecord(calibration: .skipped("the calibration pass failed: \(e.text)"), reference: nil)
+            }
         } else {
             trust = TrustRecord(calibration: .skipped("calibration skipped at training time (--calibration-cases 0)"), reference: nil)
         }
@@ -96,10 +104,16 @@ public struct TrainedArchive {
     public static func calibrate(_ loaded: LoadedModel, plan: CalibrationPlan, command: String, source: String,
                                  log: (String) -> Void) throws -> TrainedArchive {
         var manifest = loaded.manifest
-        manifest.provenance.calibrationCommand = command
         let trust = try plan.measure(loaded.model, sampler: manifest.sampler, trainingSeconds: manifest.provenance.training.seconds,
                                      progress: log)
+        manifest.provenance.calibrationCommand = plan.cases == nil ? withOption("--cases \(trust.calibration.cases)", command) : command
         return try archive(loaded.model, manifest: manifest, trust: trust, source: source)
+    }
+
+    /// `command` with `option` inserted before its final --out.
+    static func withOption(_ option: String, _ command: String) -> String {
+        guard let r = command.range(of: " --out ", options: .backwards) else { return command + " " + option }
+        return command[..<r.lowerBound] + " " + option + command[r.lowerBound...]
     }
 
     static func archive(_ model: ScoreModel, manifest: Manifest, trust: TrustRecord, source: String) throws -> TrainedArchive {

@@ -77,6 +77,10 @@ public enum Calibration {
         let (plan, targets) = try heldOutQuery(row, spec: context.model.spec, rng: &rng)
         let draws = try Sampler.sample(context.model, tokens: plan.tokens, plan.conditioning, count: size.draws, settings: settings,
                                        key: key.split(1_000_000 + UInt64(r)), threads: threads)
+        guard draws.allSatisfy({ $0.allSatisfy(\.isFinite) }) else {
+            throw SbiError(.internalError, "the sampler produced a non-finite value for held-out simulation \(r)",
+                           hint: "report this with the model; try another --seed meanwhile")
+        }
         for target in targets { record(target, values: draws.map { $0[target.token] }, into: &tally) }
         let checks = try FileChecks.run(context, plan: plan, draws: draws, settings: settings, key: key.split(2_000_000 + UInt64(r)),
                                         replicates: size.replicates, threads: threads)

@@ -27,7 +27,7 @@ extension Calibration {
             if let axis = variable.time {
                 let grid = row[offsets[v]..<(offsets[v] + axis.grid)]
                 if variable.kind == .data {
-                    let most = max(axis.maxPoints, 2), fewest = max(2, most / 2)
+                    let most = max(axis.maxPoints, 1), fewest = max(1, most / 2)
                     let count = fewest + Int(rng.nextUInt64() % UInt64(most - fewest + 1))
                     for t in (0..<count).map({ _ in rng.uniform(axis.lower, axis.upper) }).sorted() {
                         try plan.observe(node: node, time: t, value: axis.interpolate(grid, at: t))
@@ -35,9 +35,13 @@ extension Calibration {
                 } else {
                     let times = functionGrid(axis), first = plan.tokens.count
                     try plan.target(node: node, times: times)
-                    for k in calibratedPositions(count: times.count) {
-                        targets.append(Target(name: "\(variable.name)(t=\(String(format: "%g", times[k])))", variable: variable.name,
-                                              time: times[k], token: first + k, truth: axis.interpolate(grid, at: times[k])))
+                    let positions = calibratedPositions(count: times.count)
+                    // short names, unless they would collide (times far from 0)
+                    var names = positions.map { "\(variable.name)(t=\(String(format: "%g", times[$0])))" }
+                    if Set(names).count < names.count { names = positions.map { "\(variable.name)(t=\(times[$0]))" } }
+                    for (k, name) in zip(positions, names) {
+                        targets.append(Target(name: name, variable: variable.name, time: times[k], token: first + k,
+                                              truth: axis.interpolate(grid, at: times[k])))
                     }
                 }
                 continue

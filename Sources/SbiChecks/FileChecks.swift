@@ -23,6 +23,8 @@ public struct FileChecks: Sendable {
     public var contraction: [Int: Double]
     /// Raw posterior predictive p-value per data variable (what the calibration pass records).
     public var rawPredictivePValues: [String: Double]
+    /// Scalars whose calibration failed (at the model's family level), for cautions on their rows.
+    public var calibrationFailures: [ParameterCalibration]
 
     /// Checks `draws` (completed draws of `plan`) against the model of `context`; the predictive
     /// replicates use `settings` and `key`.
@@ -33,14 +35,20 @@ public struct FileChecks: Sendable {
         if let ood = outOfDistribution(context, plan: plan) { checks.append(ood) }
         let predictive = try PredictiveCheck.run(model: context.model, plan: plan, draws: draws, replicates: replicates,
                                                  settings: settings, key: key, threads: threads) ?? []
+        // the stored null holds for the pass's replicates and sampler; otherwise the raw (conservative) p is used
+        let comparable = context.calibration.flatMap { c in
+            c.measured && c.sampler == settings.method.rawValue && c.samplerSteps == settings.steps ? c : nil
+        }
         var raw: [String: Double] = [:]
         for series in predictive {
             raw[series.variable] = series.rawPValue
-            checks.append(predictiveCheck(series, calibration: context.calibration))
+            let null = series.replicates.count == comparable?.replicates ? comparable : nil
+            checks.append(predictiveCheck(series, calibration: null))
         }
-        return FileChecks(checks: checks, verdict: Verdict(checks: checks, modelCautions: modelCautions(context)),
+        let failures = context.calibration.map { $0.measured ? $0.failed() : [] } ?? []
+        return FileChecks(checks: checks, verdict: Verdict(checks: checks, modelCautions: modelCautions(context, failures: failures)),
                           predictive: predictive, contraction: contraction(context, plan: plan, draws: draws),
-                          rawPredictivePValues: raw)
+                          rawPredictivePValues: raw, calibrationFailures: failures)
     }
 
     /// The out-of-distribution check on the exactly observed data of `plan`, when the model has references.
@@ -69,14 +77,14 @@ public struct FileChecks: Sendable {
     }
 
     /// Reasons for caution that come from the model rather than the file.
-    static func modelCautions(_ context: TrustContext) -> [String] {
+    static func modelCautions(_ context: TrustContext, failures: [ParameterCalibration]) -> [String] {
         guard let calibration = context.calibration, calibration.measured else {
             return ["the model carries no calibration measurement, so how well its intervals cover the truth is unknown (add one with `sbiwatch calibrate`)"]
         }
         var cautions: [String] = []
-        let failed = calibration.failed.map(\.name)
+        let failed = failures.map(\.name)
         if !failed.isEmpty {
-            cautions.append("the model's calibration failed for \(failed.joined(separator: ", ")) (SBC ranks outside the 95% band on \(calibration.cases) held-out simulations): those intervals may be too narrow or too wide")
+            cautions.append("the model's calibration failed for \(failed.joined(separator: ", ")) (SBC ranks outside the band that holds for all \(calibration.parameters.count) scalars together at 95%, on \(calibration.cases) held-out simulations): those intervals may be too narrow or too wide")
         }
         if context.reference == nil { cautions.append("the model carries no reference simulations, so the out-of-distribution check could not run") }
         return cautions

@@ -67,8 +67,14 @@ public struct ModelCalibration: Codable, Equatable, Sendable {
                          sampler: "", samplerSteps: 0, seconds: 0, parameters: [], predictiveNull: [:])
     }
 
-    /// Scalars whose SBC test failed.
-    public var failed: [ParameterCalibration] { parameters.filter { !$0.passed } }
+    /// The per-scalar level that makes the SBC tests of all P scalars hold together at 95%
+    /// (Šidák: 0.95^(1/P)), so a well-calibrated model fails with probability 5%, not 1 - 0.95^P.
+    public var familyLevel: Double { pow(0.95, 1 / Double(max(parameters.count, 1))) }
+
+    /// Scalars whose SBC test fails at the family level (the ones reports caution about).
+    public func failed() -> [ParameterCalibration] {
+        parameters.filter { !$0.passed && !$0.sbc.passes(atLevel: familyLevel) }
+    }
 
     /// The calibrated p-value of a raw posterior predictive p-value of `variable`: the share of
     /// held-out cases at most as extreme, (1 + #{null <= raw}) / (n + 1); nil without a null.
@@ -81,9 +87,14 @@ public struct ModelCalibration: Codable, Equatable, Sendable {
     /// The calibration of a parameter (by variable, and for functions the nearest calibrated time).
     public func entries(forVariable name: String) -> [ParameterCalibration] { parameters.filter { $0.variable == name } }
 
+    /// How non-finite numbers (a z-score of a degenerate case) are written and read.
+    public static let nonFinite = (positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+
     public func encoded() throws -> Data {
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: Self.nonFinite.positiveInfinity,
+                                                                 negativeInfinity: Self.nonFinite.negativeInfinity, nan: Self.nonFinite.nan)
         var data = try e.encode(self)
         data.append(0x0a)
         return data

@@ -1,8 +1,9 @@
 // The out-of-distribution check: could these observations come from the simulator's prior
 // predictive? The statistic is the mean standardised squared distance to the k nearest reference
 // simulations, read at the file's own observation times; its p-value is conformal: the rank of
-// the file's statistic among the leave-one-out statistics of the references themselves, so a
-// well-specified file gets a p-value uniform on {1/(n+1), ..., 1} whatever the design.
+// the file's statistic among the statistics of the references themselves (each against the others
+// and the file: full conformal), so a well-specified file gets a p-value uniform on
+// {1/(n+1), ..., 1} whatever the design.
 import Foundation
 
 public enum OutOfDistribution {
@@ -33,10 +34,11 @@ public enum OutOfDistribution {
             let d = distance(reference[a], reference[b])
             pairwise[a][b] = d; pairwise[b][a] = d
         } }
+        // each reference scored against the others and the file (full conformal: exchangeable under the null)
         var atLeast = 0
         for a in 0..<n {
             var row = pairwise[a]
-            row.remove(at: a)
+            row[a] = distance(observed, reference[a])
             if knn(row) >= statistic { atLeast += 1 }
         }
         return (statistic, Double(1 + atLeast) / Double(n + 1))

@@ -57,6 +57,23 @@ public struct RankUniformity: Codable, Equatable, Sendable {
         return result
     }
 
+    /// Whether the stored ECDF difference stays inside the band of another simultaneous `level`
+    /// (e.g. one adjusted for testing several parameters), recomputed from the cases and draws.
+    public func passes(atLevel other: Double, simulations: Int = 2000, seed: UInt64 = 0x5BC) -> Bool {
+        let values = draws + 1
+        let cutoffs = Self.evaluationCutoffs(values: values, cases: cases)
+        let tables = cutoffs.map { BinomialTail(trials: cases, probability: Double($0) / Double(values)) }
+        let gamma = Self.adjustedLevel(cases: cases, values: values, cutoffs: cutoffs, tables: tables, alpha: 1 - other,
+                                       simulations: simulations, seed: seed)
+        guard cutoffs.count == difference.count else { return false }
+        for k in cutoffs.indices {
+            let count = Int(((difference[k] + points[k]) * Double(cases)).rounded())
+            let (lo, hi) = tables[k].band(atLeast: gamma)
+            if count < lo || count > hi { return false }
+        }
+        return true
+    }
+
     /// Rank cutoffs m_k (ECDF point k counts ranks < m_k): K - 1 points with K = min(values, cases, 50).
     static func evaluationCutoffs(values: Int, cases: Int) -> [Int] {
         let k = max(2, min(values, cases, 50))

@@ -65,7 +65,10 @@ public struct Verdict: Codable, Equatable, Sendable {
         }
         if !modelCautions.isEmpty { level = max(level, .caution); reasons += modelCautions }
         if level == .ok {
-            reasons.append("no check found the observations unlike the model's simulations (combined p = \(String(format: "%.2g", combinedPValue ?? 1)))")
+            let flagged = checks.filter(\.flagged).map(\.name)
+            reasons.append(flagged.isEmpty
+                ? "no check found the observations unlike the model's simulations (combined p = \(String(format: "%.2g", combinedPValue ?? 1)))"
+                : "\(flagged.joined(separator: ", ")) fell below \(Self.checkThreshold), but with \(ps.count) checks that is within chance (combined p = \(String(format: "%.2g", combinedPValue ?? 1)))")
         }
         self.level = level
         self.reasons = reasons

@@ -15,7 +15,7 @@ extension Report {
         var warnings = obs.warnings
         var parameters = Self.scalarSummaries(columns, draws, spec: obs.plan.spec, warnings: &warnings)
         var (functions, predictions) = Self.bandSummaries(columns, draws, spec: obs.plan.spec, warnings: &warnings)
-        Self.annotate(&parameters, &functions, columns, checks: checks, calibration: read.model.calibration, spec: obs.plan.spec)
+        Self.annotate(&parameters, &functions, columns, checks: checks, spec: obs.plan.spec)
         self.init(
             created: Pipeline.iso(created),
             input: .init(file: input.fileName, sha256: input.sha256),
@@ -83,8 +83,8 @@ extension Report {
 
     /// Contraction and calibration cautions on the parameter rows.
     static func annotate(_ parameters: inout [String: ScalarSummary], _ functions: inout [String: BandSummary],
-                         _ columns: SampledColumns, checks: FileChecks, calibration: ModelCalibration?, spec: ModelSpec) {
-        let failed = calibration?.failed ?? []
+                         _ columns: SampledColumns, checks: FileChecks, spec: ModelSpec) {
+        let failed = checks.calibrationFailures
         func caution(_ names: [String]) -> String? {
             names.isEmpty ? nil : "the model's calibration failed for \(names.joined(separator: ", ")): its intervals may be too narrow or too wide"
         }

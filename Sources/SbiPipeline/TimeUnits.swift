@@ -108,34 +108,41 @@ enum TimeUnits {
 public struct CalendarOrigin: Codable, Equatable, Sendable {
     /// The reference date, YYYY-MM-DD.
     public var date: String
+    /// The reference time of day, in seconds after midnight.
+    public var offsetSeconds: Double
     public var secondsPerUnit: Double
 
     enum CodingKeys: String, CodingKey {
         case date
-        case secondsPerUnit = "seconds_per_unit"
+        case offsetSeconds = "offset_seconds", secondsPerUnit = "seconds_per_unit"
     }
 
-    /// nil unless `units` is "UNIT since YYYY-MM-DD..." with a known unit.
+    /// nil unless `units` is "UNIT since DATE[ TIME]" with a known unit (zone offsets are not applied: UTC).
     init?(units: String?, modelUnits: String?) {
         guard let units, let r = units.lowercased().range(of: " since ") else { return nil }
         let rest = units[r.upperBound...].trimmingCharacters(in: .whitespaces)
         guard TimeUnits.isReferenceTime(rest), let fileSeconds = TimeUnits.seconds(ofUnit: TimeUnits.unitWord(units)) else { return nil }
-        date = String(rest.prefix(10))
+        let parts = rest.split(whereSeparator: { $0 == " " || $0 == "T" || $0 == "t" })
+        let day = parts[0].split(separator: "-").compactMap { Int($0) }
+        guard day.count == 3 else { return nil }
+        date = String(format: "%04d-%02d-%02d", day[0], day[1], day[2])
+        // a time of day, HH:MM[:SS[.fff]], moves the origin within the day
+        let clock = parts.count > 1 ? parts[1].split(separator: ":").compactMap { Double($0) } : []
+        offsetSeconds = zip(clock, [3600.0, 60, 1]).reduce(0) { $0 + $1.0 * $1.1 }
         secondsPerUnit = modelUnits.flatMap { TimeUnits.seconds(ofUnit: TimeUnits.unitWord($0)) } ?? fileSeconds
     }
 
     /// "2026-10-14" for model time t (the day it falls on, UTC).
     public func label(_ t: Double) -> String {
-        let parts = date.split(separator: "-").compactMap { Int($0) }
-        guard parts.count == 3 else { return date }
+        let day = date.split(separator: "-").compactMap { Int($0) }
         var c = DateComponents()
-        c.year = parts[0]; c.month = parts[1]; c.day = parts[2]; c.timeZone = TimeZone(identifier: "UTC")
+        c.year = day[0]; c.month = day[1]; c.day = day[2]
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
         guard let origin = calendar.date(from: c) else { return date }
         let f = DateFormatter()
         f.calendar = calendar; f.timeZone = calendar.timeZone; f.locale = Locale(identifier: "en_US_POSIX")
         f.dateFormat = "yyyy-MM-dd"
-        return f.string(from: origin.addingTimeInterval(t * secondsPerUnit))
+        return f.string(from: origin.addingTimeInterval(offsetSeconds + t * secondsPerUnit))
     }
 }

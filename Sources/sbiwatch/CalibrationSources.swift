@@ -33,8 +33,10 @@ enum CalibrationSources {
     /// A simulation file that must fit `spec` (the model's variables).
     static func file(_ path: String, spec: ModelSpec) throws -> [[Double]] {
         let (fileSpec, sims) = try TrainingSet.read(path: path)
-        guard fileSpec.variables.map(\.name) == spec.variables.map(\.name),
-              fileSpec.denseWidth == spec.denseWidth else {
+        func layout(_ s: ModelSpec) -> [String] {
+            s.variables.map { "\($0.name) \($0.kind.rawValue) \($0.size) \($0.time.map { "\($0.lower) \($0.upper) \($0.grid)" } ?? "")" }
+        }
+        guard layout(fileSpec) == layout(spec) else {
             throw SbiError(.badInput, "\(path) holds simulations of other variables than the model's (\(spec.variables.map(\.name).joined(separator: ", ")))",
                            hint: "give held-out simulations written by the simulator the model was trained on")
         }

@@ -65,7 +65,7 @@ struct Models: ParsableCommand {
     static func calibrationSummary(_ c: ModelCalibration?) -> String {
         guard let c else { return "none stored (add it with `sbiwatch calibrate`)" }
         guard c.measured else { return "skipped (\(c.note ?? "no reason recorded"))" }
-        let failed = c.failed.map(\.name)
+        let failed = c.failed().map(\.name)
         return "measured on \(c.cases) held-out simulations; SBC "
             + (failed.isEmpty ? "passed for all \(c.parameters.count) scalars" : "failed for \(failed.joined(separator: ", "))")
     }

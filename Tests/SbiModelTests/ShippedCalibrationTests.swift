@@ -36,7 +36,7 @@ final class ShippedCalibrationTests: XCTestCase {
                     XCTAssertEqual(e.coverage["\(level)"]!, nominal, accuracy: 4 * se, "\(name) \(e.name) at \(level)%")
                 }
             }
-            XCTAssertEqual(c.failed.map(\.name), [], "\(name): SBC failed")
+            XCTAssertEqual(c.failed().map(\.name), [], "\(name): SBC failed at the family level \(c.familyLevel)")
             for v in m.manifest.spec.variables where v.kind == .data {
                 XCTAssertEqual(c.predictiveNull[v.name]?.count, c.cases, "\(name): predictive null of \(v.name)")
             }

@@ -124,6 +124,25 @@ final class HostileInputTests: TemporaryDirectoryTestCase {
             XCTAssert(inspect.stderr.contains("field \(field) "), "\(name): \(inspect.stderr)")
             try assertRefused(obs, field, extra: ["--model", "gaussian_linear=" + archive])
         }
+        // reference.json and calibration.json that do not fit the model are refused, naming the entry
+        let work = path("archives/reference")
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        let source = CLI.repository.appendingPathComponent("fixtures/models/gaussian-linear.sbim").path
+        XCTAssertEqual(try Tool.run("/bin/tar", ["-C", work, "-xzf", source]).status, 0)
+        let referenceURL = URL(fileURLWithPath: work + "/reference.json")
+        var reference = try JSONSerialization.jsonObject(with: Data(contentsOf: referenceURL)) as! [String: Any]
+        reference["rows"] = (reference["rows"] as! [[Double]]).map { Array($0.prefix(3)) }
+        try JSONSerialization.data(withJSONObject: reference).write(to: referenceURL)
+        try Data("{\"format\": \"sbiwatch-calibration-9\"}".utf8).write(to: URL(fileURLWithPath: work + "/calibration.json"))
+        for (entry, needle) in [("reference.json", "reference.json has rows that are not 20 finite values"),
+                                ("calibration.json", "calibration.json cannot be read")] {
+            let out = path("archives/\(entry).sbim")
+            XCTAssertEqual(try Tool.run("/bin/tar", ["-C", work, "-czf", out, "manifest.json", "weights.safetensors", "README.md", entry]).status, 0)
+            let inspect = try run(["inspect", out])
+            XCTAssertEqual(inspect.status, 65, "\(entry): \(inspect.stderr)")
+            XCTAssert(inspect.stderr.contains(needle), "\(entry): \(inspect.stderr)")
+        }
+
         let damaged = path("archives/crc.sbim")
         var bytes = try Data(contentsOf: CLI.repository.appendingPathComponent("fixtures/models/gaussian-linear.sbim"))
         bytes[bytes.count - 8] ^= 0xFF
