@@ -68,7 +68,8 @@ public enum ModelCard {
         }
         let se = c.parameters.first?.coverageStandardError["90"] ?? 0
         lines.append("")
-        lines.append("SBC: the ECDF of the ranks inside its simultaneous 95% band (pass) or not (outside 95%); FAIL: outside the band at level \(String(format: "%.4f", c.familyLevel)) per scalar, which holds for all \(c.parameters.count) scalars together at 95% (a calibrated model fails somewhere with probability 5%).")
+        lines.append("SBC: the ECDF of the ranks inside its simultaneous 95% band (pass) or not (outside 95%). FAIL: the ECDF outside the band at level \(String(format: "%.4f", c.familyLevel)) per scalar, or a coverage whose two-sided binomial p-value is below \(String(format: "%.2g", c.coverageLevel)) (together: a calibrated model fails anywhere with probability at most 5%); reports caution on those parameters.")
+        for e in c.parameters where failed.contains(e.name) { lines.append("- " + c.failure(e)) }
         lines.append("Coverage standard error at 90%: \(String(format: "%.3f", se)) (binomial, \(c.cases) cases).")
         return lines
     }

@@ -82,9 +82,8 @@ public struct FileChecks: Sendable {
             return ["the model carries no calibration measurement, so how well its intervals cover the truth is unknown (add one with `sbiwatch calibrate`)"]
         }
         var cautions: [String] = []
-        let failed = failures.map(\.name)
-        if !failed.isEmpty {
-            cautions.append("the model's calibration failed for \(failed.joined(separator: ", ")) (SBC ranks outside the band that holds for all \(calibration.parameters.count) scalars together at 95%, on \(calibration.cases) held-out simulations): those intervals may be too narrow or too wide")
+        if !failures.isEmpty {
+            cautions.append("the model's calibration failed for \(failures.map(\.name).joined(separator: ", ")) (\(failures.map(calibration.failure).joined(separator: "; "))): those intervals may be too narrow or too wide")
         }
         if context.reference == nil { cautions.append("the model carries no reference simulations, so the out-of-distribution check could not run") }
         return cautions

@@ -67,13 +67,38 @@ public struct ModelCalibration: Codable, Equatable, Sendable {
                          sampler: "", samplerSteps: 0, seconds: 0, parameters: [], predictiveNull: [:])
     }
 
-    /// The per-scalar level that makes the SBC tests of all P scalars hold together at 95%
-    /// (Šidák: 0.95^(1/P)), so a well-calibrated model fails with probability 5%, not 1 - 0.95^P.
-    public var familyLevel: Double { pow(0.95, 1 / Double(max(parameters.count, 1))) }
+    /// The per-scalar SBC level that makes the tests of all P scalars hold together at 97.5%
+    /// (Šidák: 0.975^(1/P)); with the coverage tests at 2.5%, a calibrated model fails with
+    /// probability at most 5%, not 1 - 0.95^P.
+    public var familyLevel: Double { pow(0.975, 1 / Double(max(parameters.count, 1))) }
 
-    /// Scalars whose SBC test fails at the family level (the ones reports caution about).
+    /// The two-sided binomial level of each coverage test: 2.5% over every scalar and level (Bonferroni).
+    public var coverageLevel: Double { 0.025 / Double(max(parameters.count * Self.levels.count, 1)) }
+
+    /// Scalars whose calibration fails at the family level (the ones reports caution about): SBC
+    /// ranks outside their band, or an interval's coverage unlike its nominal level.
     public func failed() -> [ParameterCalibration] {
-        parameters.filter { !$0.passed && !$0.sbc.passes(atLevel: familyLevel) }
+        parameters.filter { e in
+            (!e.passed && !e.sbc.passes(atLevel: familyLevel)) || worstCoverage(e).map { $0.p < coverageLevel } == true
+        }
+    }
+
+    /// The coverage of `e` least like its nominal level: (level, observed, two-sided binomial p).
+    public func worstCoverage(_ e: ParameterCalibration) -> (level: Int, coverage: Double, p: Double)? {
+        guard cases > 0 else { return nil }
+        return Self.levels.compactMap { level -> (Int, Double, Double)? in
+            guard let c = e.coverage["\(level)"] else { return nil }
+            let hits = Int((c * Double(cases)).rounded())
+            return (level, c, BinomialTail(trials: cases, probability: Double(level) / 100).twoSided(hits))
+        }.min { $0.2 < $1.2 }
+    }
+
+    /// Why a scalar failed, in words.
+    public func failure(_ e: ParameterCalibration) -> String {
+        if let w = worstCoverage(e), w.p < coverageLevel {
+            return "\(e.name): \(w.level)% intervals covered \(Int((w.coverage * 100).rounded()))% of \(cases) held-out truths"
+        }
+        return "\(e.name): SBC ranks outside their band"
     }
 
     /// The calibrated p-value of a raw posterior predictive p-value of `variable`: the share of
