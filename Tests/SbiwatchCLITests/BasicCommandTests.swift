@@ -32,7 +32,11 @@ final class BasicCommandTests: XCTestCase {
         let r = try CLI.run(["bench", "throughput", "--seconds", "0"])
         XCTAssertEqual(r.status, 64)
         XCTAssert(r.stderr.contains("--seconds must be positive"), r.stderr)
-        for (args, message) in [(["bench", "calibration", "m.sbim", "--held-out", "0"], "--held-out >= 1"),
+        for (args, message) in [(["bench", "calibration", "m.sbim", "--cases", "0"], "--cases >= 20 and --draws >= 10 needed"),
+                                (["bench", "misspecification", "m.sbim", "--per-kind", "1"], "--per-kind >= 10"),
+                                (["calibrate", "m.sbim", "--out", "n.sbim", "--cases", "5"], "--cases must be at least 20"),
+                                (["calibrate", "m.sbim", "--out", "n.txt"], "--out must name a .sbim file"),
+                                (["train", "--task", "sird", "--out", "m.sbim", "--calibration-cases", "5"], "--calibration-cases must be 0 (skip) or at least 20"),
                                 (["bench", "accuracy", "--tasks", "nope"], "unknown task 'nope'"),
                                 (["bench", "query", "--sampler-steps", "1"], "--sampler-steps must be at least 2"),
                                 (["bench", "throughput", "--threads", "0"], "--threads must be at least 1")] {
@@ -77,23 +81,31 @@ final class BasicCommandTests: XCTestCase {
     }
 
     /// `bench calibration` on a few held-out simulations of the shipped Lotka-Volterra model: one
-    /// coverage entry per parameter, each a fraction of the cases.
+    /// entry per parameter with SBC, coverage at four levels (fractions of the cases), z-scores and
+    /// contraction, and the predictive null of both series.
     func testBenchCalibrationJSON() throws {
         let model = CLI.repository.appendingPathComponent("fixtures/models/lotka-volterra.sbim").path
-        let r = try CLI.run(["bench", "calibration", model, "--held-out", "4", "--samples", "20", "--sampler-steps", "3", "--json"])
+        let r = try CLI.run(["bench", "calibration", model, "--cases", "20", "--draws", "10", "--sampler-steps", "3", "--json"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let c = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
-        XCTAssertEqual(c["task"] as? String, "lotka_volterra_irregular")
-        XCTAssertEqual(c["simulations"] as? Int, 4)
+        XCTAssertEqual(c["status"] as? String, "measured")
+        XCTAssertEqual(c["cases"] as? Int, 20)
+        XCTAssertEqual(c["draws"] as? Int, 10)
         XCTAssertEqual(c["sampler_steps"] as? Int, 3)
-        let entries = c["entries"] as! [[String: Any]]
-        XCTAssertEqual(Set(entries.map { $0["name"] as! String }), ["alpha", "beta", "gamma", "delta"])
+        let entries = c["parameters"] as! [[String: Any]]
+        XCTAssertEqual(entries.map { $0["name"] as! String }, ["alpha", "beta", "gamma", "delta"])
         for e in entries {
-            XCTAssertEqual(e["cases"] as? Int, 4)
-            for key in ["coverage_50", "coverage_90"] {
-                let v = e[key] as! Double
-                XCTAssert([0, 0.25, 0.5, 0.75, 1].contains(v), "\(key) = \(v) is not a fraction of 4 cases")
+            XCTAssertEqual((e["sbc"] as! [String: Any])["cases"] as? Int, 20)
+            XCTAssertNotNil(e["mean_z_score"] as? Double)
+            XCTAssertNotNil(e["contraction"] as? Double)
+            let coverage = e["coverage"] as! [String: Double]
+            XCTAssertEqual(Set(coverage.keys), ["50", "80", "90", "95"])
+            for (level, v) in coverage {
+                XCTAssertEqual(v * 20, (v * 20).rounded(), accuracy: 1e-9, "coverage \(level) = \(v) is not a fraction of 20 cases")
             }
         }
+        let null = c["predictive_null"] as! [String: [Double]]
+        XCTAssertEqual(null["prey"]?.count, 20)
+        XCTAssertEqual(null["predator"]?.count, 20)
     }
 }

@@ -125,10 +125,7 @@ final class HostileInputTests: TemporaryDirectoryTestCase {
             try assertRefused(obs, field, extra: ["--model", "gaussian_linear=" + archive])
         }
         // reference.json and calibration.json that do not fit the model are refused, naming the entry
-        let work = path("archives/reference")
-        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-        let source = CLI.repository.appendingPathComponent("fixtures/models/gaussian-linear.sbim").path
-        XCTAssertEqual(try Tool.run("/bin/tar", ["-C", work, "-xzf", source]).status, 0)
+        let work = try unpacked("reference", from: "gaussian-linear")
         let referenceURL = URL(fileURLWithPath: work + "/reference.json")
         var reference = try JSONSerialization.jsonObject(with: Data(contentsOf: referenceURL)) as! [String: Any]
         reference["rows"] = (reference["rows"] as! [[Double]]).map { Array($0.prefix(3)) }
@@ -150,11 +147,17 @@ final class HostileInputTests: TemporaryDirectoryTestCase {
         try assertRefused(obs, "does not match the gzip trailer", extra: ["--model", "gaussian_linear=" + damaged])
     }
 
-    func craft(_ name: String, from base: String, _ edit: (inout [String: Any]) -> Void) throws -> String {
+    /// The entries of shipped archive `base`, unpacked into archives/NAME; returns that folder.
+    func unpacked(_ name: String, from base: String) throws -> String {
         let work = path("archives/\(name)")
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         let source = CLI.repository.appendingPathComponent("fixtures/models/\(base).sbim").path
         XCTAssertEqual(try Tool.run("/bin/tar", ["-C", work, "-xzf", source]).status, 0)
+        return work
+    }
+
+    func craft(_ name: String, from base: String, _ edit: (inout [String: Any]) -> Void) throws -> String {
+        let work = try unpacked(name, from: base)
         let manifestURL = URL(fileURLWithPath: work + "/manifest.json")
         var manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: manifestURL)) as! [String: Any]
         edit(&manifest)
