@@ -45,8 +45,8 @@ let package = Package(
         .target(name: "SbiTasks", dependencies: ["SbiCore", "SbiModel", "SbiNetCDF"], swiftSettings: optimized),
         // Denoising score matching training, and training sets read from NetCDF.
         .target(name: "SbiTraining", dependencies: ["SbiCore", "SbiModel", "SbiNetCDF"], swiftSettings: optimized),
-        // Evaluation beside training: the classifier two-sample tests, accuracy, calibration, query timing.
-        .target(name: "SbiEval", dependencies: ["SbiCore", "SbiModel", "SbiTasks", "SbiChecks"], swiftSettings: optimized),
+        // Evaluation beside training: the classifier two-sample tests, accuracy, query timing.
+        .target(name: "SbiEval", dependencies: ["SbiCore", "SbiModel", "SbiTasks"], swiftSettings: optimized),
         // The pinned model archive (.sbim): gzip'd tar via libarchive, safetensors weights, SHA-256 pins;
         // and the one path from training to a loaded archive.
         .target(name: "SbiArchive", dependencies: [
