@@ -94,7 +94,7 @@ public enum Calibration {
         tally.ranks[name, default: []].append(values.filter { $0 < target.truth }.count)
         for level in ModelCalibration.levels {
             let tail = (1 - Double(level) / 100) / 2
-            let inside = target.truth >= typeSevenQuantile(sorted, tail) && target.truth <= typeSevenQuantile(sorted, 1 - tail)
+            let inside = target.truth >= quantile(sorted, tail) && target.truth <= quantile(sorted, 1 - tail)
             tally.covered[name, default: [:]][level, default: 0] += inside ? 1 : 0
         }
         let mean = values.reduce(0, +) / n

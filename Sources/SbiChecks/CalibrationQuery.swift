@@ -58,10 +58,3 @@ extension Calibration {
     }
 }
 
-/// Linear-interpolation quantile of sorted values (type 7).
-func typeSevenQuantile(_ sorted: [Double], _ p: Double) -> Double {
-    guard sorted.count > 1 else { return sorted.first ?? .nan }
-    let h = p * Double(sorted.count - 1)
-    let k = Int(h), f = h - Double(k)
-    return k + 1 < sorted.count ? sorted[k] + f * (sorted[k + 1] - sorted[k]) : sorted[k]
-}

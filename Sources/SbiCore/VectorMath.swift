@@ -32,3 +32,11 @@ public func horizontalSum(_ v: F8) -> Float {
     let b = a.lowHalf + a.highHalf
     return b[0] + b[1]
 }
+
+/// Linear-interpolation quantile of sorted values (type 7): the reports' quantiles and the calibration pass's intervals.
+public func quantile(_ sorted: [Double], _ p: Double) -> Double {
+    guard sorted.count > 1 else { return sorted.first ?? .nan }
+    let h = p * Double(sorted.count - 1)
+    let k = Int(h), f = h - Double(k)
+    return k + 1 < sorted.count ? sorted[k] + f * (sorted[k + 1] - sorted[k]) : sorted[k]
+}

@@ -4,6 +4,7 @@
 // the scalar parameters, and quantile bands of functions and predictions with the observed points
 // over their posterior predictive bands; time axes in calendar dates when the file gives them.
 import Foundation
+import SbiCore
 
 enum ReportPage {
     /// scalarTokens: parameter label -> its token in the draws.

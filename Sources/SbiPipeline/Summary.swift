@@ -1,5 +1,6 @@
 // Posterior summaries: moments and quantiles per scalar, and quantile bands along query grids.
 import Foundation
+import SbiCore
 
 /// Mean, sd and the 5/25/50/75/95% quantiles of one scalar's samples.
 public struct ScalarSummary: Codable, Equatable, Sendable {
@@ -64,13 +65,6 @@ public struct BandSummary: Codable, Equatable, Sendable {
     }
 }
 
-/// Linear-interpolation quantile of sorted values (type 7).
-func quantile(_ sorted: [Double], _ p: Double) -> Double {
-    guard sorted.count > 1 else { return sorted.first ?? .nan }
-    let h = p * Double(sorted.count - 1)
-    let k = Int(h), f = h - Double(k)
-    return k + 1 < sorted.count ? sorted[k] + f * (sorted[k + 1] - sorted[k]) : sorted[k]
-}
 
 /// x to 6 significant digits, so reports print short, stable numbers.
 func rounded(_ x: Double) -> Double {
