@@ -28,7 +28,7 @@ public struct CalibrationSize: Codable, Equatable, Sendable {
 
 public enum Calibration {
     /// Where a case's truth is read and the query token that estimates it.
-    struct Target { var name: String; var variable: String; var time: Double?; var token: Int; var truth: Double }
+    public struct Target { public var name: String; var variable: String; var time: Double?; var token: Int; var truth: Double }
 
     /// Per-case results: truth ranks and moments per target name, raw predictive p-values per data variable.
     struct Tally {

@@ -19,6 +19,18 @@ extension Calibration {
     /// (fixed data: every value); scalars and functions on `functionGrid` targeted; the targets
     /// calibrated with their true values.
     static func heldOutQuery(_ row: [Double], spec: ModelSpec, rng: inout RandomStream) throws -> (QueryPlan, [Target]) {
+        try query(row, spec: spec) { _, axis in
+            let most = max(axis.maxPoints, 1), fewest = max(1, most / 2)
+            let count = fewest + Int(rng.nextUInt64() % UInt64(most - fewest + 1))
+            return (0..<count).map { _ in rng.uniform(axis.lower, axis.upper) }.sorted()
+        }
+    }
+
+    /// The query of dense `row` with each data series observed at `seriesTimes(variable, axis)`
+    /// (fixed data: every value), scalars and functions on `functionGrid` targeted; the calibrated
+    /// targets with their true values. `bench misspecification` observes files' designs this way.
+    public static func query(_ row: [Double], spec: ModelSpec,
+                             seriesTimes: (VariableSpec, TimeAxis) -> [Double]) throws -> (QueryPlan, [Target]) {
         let offsets = spec.denseOffsets, nodeOffsets = spec.offsets
         var plan = QueryPlan(spec: spec)
         var targets: [Target] = []
@@ -27,9 +39,7 @@ extension Calibration {
             if let axis = variable.time {
                 let grid = row[offsets[v]..<(offsets[v] + axis.grid)]
                 if variable.kind == .data {
-                    let most = max(axis.maxPoints, 1), fewest = max(1, most / 2)
-                    let count = fewest + Int(rng.nextUInt64() % UInt64(most - fewest + 1))
-                    for t in (0..<count).map({ _ in rng.uniform(axis.lower, axis.upper) }).sorted() {
+                    for t in seriesTimes(variable, axis) {
                         try plan.observe(node: node, time: t, value: axis.interpolate(grid, at: t))
                     }
                 } else {

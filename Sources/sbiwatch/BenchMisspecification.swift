@@ -109,24 +109,8 @@ struct BenchMisspecification: ParsableCommand {
     /// The query of a file of `task` observed at the times `simulate --out` uses: every series at
     /// its design's times, every scalar parameter, functions on their trained grid.
     static func fileQuery(_ row: [Double], task: any SimulationTask, rng: inout RandomStream) throws -> QueryPlan {
-        let spec = task.spec, offsets = spec.denseOffsets, nodes = spec.offsets
         let times = SyntheticObservation.observationTimes(for: task, rng: &rng)
-        var plan = QueryPlan(spec: spec)
-        for (v, variable) in spec.variables.enumerated() {
-            if let axis = variable.time {
-                let grid = row[offsets[v]..<(offsets[v] + axis.grid)]
-                if variable.kind == .parameter {
-                    try plan.target(node: nodes[v], times: Calibration.functionGrid(axis))
-                } else {
-                    for t in times[variable.name] ?? [] { try plan.observe(node: nodes[v], time: t, value: axis.interpolate(grid, at: t)) }
-                }
-                continue
-            }
-            for e in 0..<variable.size {
-                if variable.kind == .data { try plan.observe(node: nodes[v] + e, value: row[offsets[v] + e]) } else { try plan.target(node: nodes[v] + e) }
-            }
-        }
-        return plan
+        return try Calibration.query(row, spec: task.spec) { variable, _ in times[variable.name] ?? [] }.0
     }
 
     func describe(_ rows: [Row], path: String) -> String {

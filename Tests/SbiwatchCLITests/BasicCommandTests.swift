@@ -108,4 +108,23 @@ final class BasicCommandTests: XCTestCase {
         XCTAssertEqual(null["prey"]?.count, 20)
         XCTAssertEqual(null["predator"]?.count, 20)
     }
+
+    /// `bench misspecification` on the shipped gaussian-linear model: the rows asked for, with the
+    /// cases measured; data in the wrong units (x100) flagged in every case; an unknown kind refused.
+    func testBenchMisspecificationJSON() throws {
+        let model = CLI.repository.appendingPathComponent("fixtures/models/gaussian-linear.sbim").path
+        let r = try CLI.run(["bench", "misspecification", model, "--well-specified", "20", "--per-kind", "10", "--samples", "20",
+                             "--kinds", "well_specified", "x_scaled_100", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let rows = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [[String: Any]]
+        XCTAssertEqual(rows.map { $0["kind"] as! String }, ["well_specified", "x_scaled_100"])
+        XCTAssertEqual(rows.map { $0["cases"] as! Int }, [20, 10])
+        let scaled = rows[1]
+        XCTAssertEqual(scaled["any_check"] as? Double, 1)
+        XCTAssertEqual((scaled["flagged"] as! [String: Double])["out_of_distribution"], 1)
+        XCTAssertEqual(scaled["data_verdict_not_ok"] as? Double, 1)
+        let unknown = try CLI.run(["bench", "misspecification", model, "--kinds", "nope"])
+        XCTAssertEqual(unknown.status, 64, unknown.stderr)
+        XCTAssert(unknown.stderr.contains("unknown misspecification kind 'nope'"), unknown.stderr)
+    }
 }
