@@ -2,7 +2,8 @@
 // function-valued parameters at a few fixed times, SBC ranks with the ECDF band test, coverage of
 // central intervals, z-scores and contraction; per data variable, the null distribution of the raw
 // posterior predictive p-value. Each case is observed the way files are: every series at a random
-// number of random times (fixed-size data: every value), functions queried on an even grid.
+// number of random times, some with a gap or cut short (fixed-size data: every value), functions
+// queried on an even grid.
 import Dispatch
 import Foundation
 import SbiCore
@@ -35,10 +36,10 @@ public enum Calibration {
         var order: [Target] = []
         var ranks: [String: [Int]] = [:], covered: [String: [Int: Int]] = [:]
         var z: [String: [Double]] = [:], posteriorVariance: [String: [Double]] = [:], truths: [String: [Double]] = [:]
-        var predictive: [String: [Double]] = [:]
+        var predictive: [String: [PredictiveNullCase]] = [:]
     }
 
-    public static let design = "every data series at a uniformly random number of times between half its trained maximum and the maximum, at uniform random times (fixed-size data: every value); function-valued parameters queried at their trained maximum of evenly spaced times"
+    public static let design = "every data series at a uniformly random number of times between half its trained maximum and the maximum, at uniform random times over its domain, with an interior gap of 10-30% of the domain left out, or over the first 60-90% of the domain only (a third each; fixed-size data: every value); function-valued parameters queried at their trained maximum of evenly spaced times; the predictive null matched to a file on its series' largest gap"
 
     /// Measures the calibration of `model` on `heldOut` (dense rows never used in training).
     public static func measure(_ context: TrustContext, heldOut: [[Double]], size: CalibrationSize, settings: SamplerSettings,
@@ -58,7 +59,8 @@ public enum Calibration {
         return ModelCalibration(status: "measured", note: nil, cases: heldOut.count, draws: size.draws, replicates: size.replicates,
                                 source: source, design: design, seed: seed, sampler: settings.method.rawValue,
                                 samplerSteps: settings.steps, seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9,
-                                parameters: parameters, predictiveNull: tally.predictive.mapValues { $0.sorted() })
+                                parameters: parameters, predictiveNull: tally.predictive.mapValues { $0.map(\.pValue).sorted() },
+                                predictiveNullCases: tally.predictive)
     }
 
     /// Seconds one case takes (measured on `row`), for sizing the pass.
@@ -84,7 +86,7 @@ public enum Calibration {
         for target in targets { record(target, values: draws.map { $0[target.token] }, into: &tally) }
         let checks = try FileChecks.run(context, plan: plan, draws: draws, settings: settings, key: key.split(2_000_000 + UInt64(r)),
                                         replicates: size.replicates, threads: threads)
-        for (variable, p) in checks.rawPredictivePValues { tally.predictive[variable, default: []].append(p) }
+        for (variable, p) in checks.rawPredictive { tally.predictive[variable, default: []].append(p) }
     }
 
     static func record(_ target: Target, values: [Double], into tally: inout Tally) {

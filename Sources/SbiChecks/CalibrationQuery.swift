@@ -15,15 +15,27 @@ extension Calibration {
         Array(Set([1, 3, 5, 7].map { min(n - 1, Int((Double($0) * Double(n - 1) / 8).rounded())) })).sorted()
     }
 
-    /// The query of held-out dense `row`: data series observed at a random number of random times
+    /// The query of held-out dense `row`: data series observed the way `seriesDesign` draws them
     /// (fixed data: every value); scalars and functions on `functionGrid` targeted; the targets
     /// calibrated with their true values.
     static func heldOutQuery(_ row: [Double], spec: ModelSpec, rng: inout RandomStream) throws -> (QueryPlan, [Target]) {
-        try query(row, spec: spec) { _, axis in
-            let most = max(axis.maxPoints, 1), fewest = max(1, most / 2)
-            let count = fewest + Int(rng.nextUInt64() % UInt64(most - fewest + 1))
-            return (0..<count).map { _ in rng.uniform(axis.lower, axis.upper) }.sorted()
-        }
+        try query(row, spec: spec) { _, axis in seriesDesign(axis, rng: &rng) }
+    }
+
+    /// Random observation times of one series, the way files come: a uniformly random number of
+    /// times between half the trained maximum and the maximum, at uniform times over the whole
+    /// domain (a third of the series), with an interior gap of 10-30% of the domain left out (a
+    /// third), or only over the first 60-90% of the domain (a third: a forecast's history).
+    public static func seriesDesign(_ axis: TimeAxis, rng: inout RandomStream) -> [Double] {
+        let most = max(axis.maxPoints, 1), fewest = max(1, most / 2)
+        let count = fewest + Int(rng.nextUInt64() % UInt64(most - fewest + 1))
+        let width = axis.upper - axis.lower, shape = rng.nextUInt64() % 3
+        let end = shape == 2 ? axis.lower + width * rng.uniform(0.6, 0.9) : axis.upper
+        let times = (0..<count).map { _ in rng.uniform(axis.lower, end) }.sorted()
+        guard shape == 1 else { return times }
+        let gap = width * rng.uniform(0.1, 0.3), start = rng.uniform(axis.lower, axis.upper - gap)
+        let kept = times.filter { $0 < start || $0 > start + gap }
+        return kept.isEmpty ? times : kept
     }
 
     /// The query of dense `row` with each data series observed at `seriesTimes(variable, axis)`

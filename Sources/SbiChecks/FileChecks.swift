@@ -21,8 +21,8 @@ public struct FileChecks: Sendable {
     public var predictive: [PredictiveSeries]
     /// Completed-draw index of a reported parameter -> 1 - posterior variance / prior variance.
     public var contraction: [Int: Double]
-    /// Raw posterior predictive p-value per data variable (what the calibration pass records).
-    public var rawPredictivePValues: [String: Double]
+    /// Raw posterior predictive p-value and design per data variable (what the calibration pass records).
+    public var rawPredictive: [String: PredictiveNullCase]
     /// Scalars whose calibration failed (at the model's family level), for cautions on their rows.
     public var calibrationFailures: [ParameterCalibration]
 
@@ -39,16 +39,16 @@ public struct FileChecks: Sendable {
         let comparable = context.calibration.flatMap { c in
             c.measured && c.sampler == settings.method.rawValue && c.samplerSteps == settings.steps ? c : nil
         }
-        var raw: [String: Double] = [:]
+        var raw: [String: PredictiveNullCase] = [:]
         for series in predictive {
-            raw[series.variable] = series.rawPValue
+            raw[series.variable] = PredictiveNullCase(pValue: series.rawPValue, largestGap: series.largestGap)
             let null = series.replicates.count == comparable?.replicates ? comparable : nil
             checks.append(predictiveCheck(series, calibration: null))
         }
         let failures = context.calibration.map { $0.measured ? $0.failed() : [] } ?? []
         return FileChecks(checks: checks, verdict: Verdict(checks: checks, modelCautions: modelCautions(context, failures: failures)),
                           predictive: predictive, contraction: contraction(context, plan: plan, draws: draws),
-                          rawPredictivePValues: raw, calibrationFailures: failures)
+                          rawPredictive: raw, calibrationFailures: failures)
     }
 
     /// The out-of-distribution check on the exactly observed data of `plan`, when the model has references.
@@ -66,7 +66,7 @@ public struct FileChecks: Sendable {
     }
 
     static func predictiveCheck(_ series: PredictiveSeries, calibration: ModelCalibration?) -> Check {
-        let calibrated = calibration?.calibratedPredictivePValue(series.rawPValue, variable: series.variable)
+        let calibrated = calibration?.calibratedPredictivePValue(series.rawPValue, variable: series.variable, largestGap: series.largestGap)
         let p = calibrated ?? series.rawPValue
         let kind = calibrated == nil ? "raw p" : "calibrated p"
         let detail = p < Verdict.checkThreshold

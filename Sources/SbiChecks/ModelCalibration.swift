@@ -53,10 +53,13 @@ public struct ModelCalibration: Codable, Equatable, Sendable {
     public var parameters: [ParameterCalibration]
     /// Data variable -> sorted raw posterior predictive p-values of the held-out cases.
     public var predictiveNull: [String: [Double]]
+    /// Data variable -> each held-out case's raw p-value with its design (absent from older
+    /// archives, whose files are compared with the whole null).
+    public var predictiveNullCases: [String: [PredictiveNullCase]]?
 
     enum CodingKeys: String, CodingKey {
         case format, status, note, cases, draws, replicates, source, design, seed, sampler, seconds, parameters
-        case samplerSteps = "sampler_steps", predictiveNull = "predictive_null"
+        case samplerSteps = "sampler_steps", predictiveNull = "predictive_null", predictiveNullCases = "predictive_null_cases"
     }
 
     public var measured: Bool { status == "measured" }
@@ -64,7 +67,8 @@ public struct ModelCalibration: Codable, Equatable, Sendable {
     /// The record of a skipped pass.
     public static func skipped(_ note: String) -> ModelCalibration {
         ModelCalibration(status: "skipped", note: note, cases: 0, draws: 0, replicates: 0, source: "", design: "", seed: 0,
-                         sampler: "", samplerSteps: 0, seconds: 0, parameters: [], predictiveNull: [:])
+                         sampler: "", samplerSteps: 0, seconds: 0, parameters: [], predictiveNull: [:],
+                         predictiveNullCases: nil)
     }
 
     /// The per-scalar SBC level that makes the tests of all P scalars hold together at 97.5%
@@ -101,12 +105,23 @@ public struct ModelCalibration: Codable, Equatable, Sendable {
         return "\(e.name): SBC ranks outside their band"
     }
 
-    /// The calibrated p-value of a raw posterior predictive p-value of `variable`: the share of
-    /// held-out cases at most as extreme, (1 + #{null <= raw}) / (n + 1); nil without a null.
-    public func calibratedPredictivePValue(_ raw: Double, variable: String) -> Double? {
-        guard let null = predictiveNull[variable], !null.isEmpty else { return nil }
+    /// The calibrated p-value of a raw posterior predictive p-value of `variable` observed with
+    /// `largestGap`: the share of held-out cases at most as extreme, (1 + #{null <= raw}) / (n + 1),
+    /// among the half of the held-out cases (ties included) whose design is nearest the file's
+    /// (the raw p-value's null depends on the design); nil without a null.
+    public func calibratedPredictivePValue(_ raw: Double, variable: String, largestGap: Double) -> Double? {
+        let null = predictiveNullCases?[variable].map { Self.nearestHalf($0, to: largestGap) } ?? predictiveNull[variable]
+        guard let null, !null.isEmpty else { return nil }
         let atMost = null.filter { $0 <= raw }.count
         return Double(1 + atMost) / Double(null.count + 1)
+    }
+
+    /// The p-values of the ceil(n/2) cases whose largest gap is nearest `gap`, and of any tied with the last of them.
+    public static func nearestHalf(_ cases: [PredictiveNullCase], to gap: Double) -> [Double] {
+        guard !cases.isEmpty else { return [] }
+        let distances = cases.map { abs($0.largestGap - gap) }
+        let cut = distances.sorted()[(cases.count + 1) / 2 - 1]
+        return zip(cases, distances).filter { $0.1 <= cut }.map(\.0.pValue)
     }
 
     /// The calibration of a parameter (by variable, and for functions the nearest calibrated time).
@@ -124,4 +139,12 @@ public struct ModelCalibration: Codable, Equatable, Sendable {
         data.append(0x0a)
         return data
     }
+}
+
+/// One held-out case of the predictive null: its raw p-value and the longest unobserved share of the series' domain.
+public struct PredictiveNullCase: Codable, Equatable, Sendable {
+    public var pValue: Double
+    public var largestGap: Double
+    public init(pValue: Double, largestGap: Double) { self.pValue = pValue; self.largestGap = largestGap }
+    enum CodingKeys: String, CodingKey { case pValue = "p_value", largestGap = "largest_gap" }
 }

@@ -19,6 +19,19 @@ public struct PredictiveSeries: Sendable {
     public var statistic: Double
     /// (1 + #{replicates with a statistic >= the observations'}) / (M + 1)
     public var rawPValue: Double
+    /// The longest stretch of the series' time domain without an observation (ends included), as a
+    /// share of the domain; 0 for a fixed-size variable. The stored null is matched on it.
+    public var largestGap: Double
+}
+
+/// The design of a series: the longest stretch of [lower, upper] without one of `times`, as a share.
+public func largestGap(_ times: [Double], lower: Double, upper: Double) -> Double {
+    guard upper > lower else { return 0 }
+    let sorted = times.sorted()
+    guard let first = sorted.first, let last = sorted.last else { return 1 }
+    var gap = max(first - lower, upper - last)
+    for (a, b) in zip(sorted, sorted.dropFirst()) { gap = max(gap, b - a) }
+    return min(max(gap / (upper - lower), 0), 1)
 }
 
 public enum PredictiveCheck {
@@ -49,8 +62,10 @@ public enum PredictiveCheck {
             let observed = positions.map { plan.observed[data[$0]]! }
             let reps = rows.map { row in positions.map { row[parameters.count + $0] } }
             let (statistic, p) = discrepancy(observed: observed, replicates: reps)
-            return PredictiveSeries(variable: spec.variables[v].name, times: positions.map { plan.tokens[data[$0]].time },
-                                    observed: observed, replicates: reps, statistic: statistic, rawPValue: p)
+            let times = positions.map { plan.tokens[data[$0]].time }
+            let gap = spec.variables[v].time.map { largestGap(times.compactMap { $0 }, lower: $0.lower, upper: $0.upper) } ?? 0
+            return PredictiveSeries(variable: spec.variables[v].name, times: times, observed: observed, replicates: reps,
+                                    statistic: statistic, rawPValue: p, largestGap: gap)
         }
     }
 

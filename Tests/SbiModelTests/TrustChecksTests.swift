@@ -72,4 +72,56 @@ final class TrustChecksTests: XCTestCase {
         XCTAssertEqual(uncalibrated.reasons, ["no calibration"])
         XCTAssertEqual(Verdict(checks: [], modelCautions: []).level, .caution)
     }
+
+    /// The design a series is matched on: the longest unobserved stretch, ends included.
+    func testLargestGap() {
+        XCTAssertEqual(largestGap([9, 2, 4], lower: 0, upper: 10), 0.5, accuracy: 1e-12)
+        XCTAssertEqual(largestGap([0, 5, 10], lower: 0, upper: 10), 0.5, accuracy: 1e-12)
+        XCTAssertEqual(largestGap([1, 2, 3], lower: 0, upper: 10), 0.7, accuracy: 1e-12)
+        XCTAssertEqual(largestGap([], lower: 0, upper: 10), 1)
+        XCTAssertEqual(largestGap([3], lower: 3, upper: 3), 0)
+    }
+
+    /// The calibration pass observes series whole, with an interior gap, and cut short, a third each,
+    /// always with between half the trained maximum and the maximum of times inside the domain.
+    func testCalibrationDesignsIncludeGapsAndForecasts() {
+        let axis = TimeAxis(lower: 0, upper: 15, grid: 61, maxPoints: 200)   // dense: natural spacings are small
+        var rng = RandomStream(key: RandomKey(seed: 5))
+        var shortened = 0, gapped = 0
+        let n = 3000
+        for _ in 0..<n {
+            let times = Calibration.seriesDesign(axis, rng: &rng)
+            XCTAssert(times.allSatisfy { (0...15).contains($0) } && times == times.sorted())
+            XCTAssert(times.count <= 200 && times.count >= 70)   // at least 100, less a gap of at most 30%
+            if times.last! < 0.9 * 15 { shortened += 1 }
+            if zip(times, times.dropFirst()).contains(where: { $1 - $0 >= 1.5 }) { gapped += 1 }
+        }
+        // a third each (standard error 0.009); 100 uniform times leave 10% of the domain empty with
+        // probability below 1e-4
+        XCTAssertEqual(Double(shortened) / Double(n), 1.0 / 3, accuracy: 0.04)
+        XCTAssertEqual(Double(gapped) / Double(n), 1.0 / 3, accuracy: 0.04)
+    }
+
+    /// A file's raw predictive p-value is calibrated against the held-out cases of a design like its
+    /// own: the half nearest in largest gap (ties included), not the whole null.
+    func testPredictiveNullIsMatchedOnDesign() {
+        let whole = (0..<100).map { PredictiveNullCase(pValue: 0.3 + 0.7 * Double($0) / 99, largestGap: 0.15) }
+        let gappy = (0..<100).map { PredictiveNullCase(pValue: 0.01 + 0.69 * Double($0) / 99, largestGap: 0.4) }
+        var c = ModelCalibration.skipped("test")
+        c.predictiveNullCases = ["prey": whole + gappy]
+        c.predictiveNull = ["prey": (whole + gappy).map(\.pValue).sorted()]
+        // a whole series with raw p = 0.2 is more extreme than every whole-series case
+        XCTAssertEqual(c.calibratedPredictivePValue(0.2, variable: "prey", largestGap: 0.16)!, 1.0 / 101, accuracy: 1e-12)
+        // a gappy series with the same raw p is common among gappy cases (28 of 100 at most 0.2)
+        let gappyP = c.calibratedPredictivePValue(0.2, variable: "prey", largestGap: 0.38)!
+        XCTAssertEqual(gappyP, Double(1 + gappy.filter { $0.pValue <= 0.2 }.count) / 101, accuracy: 1e-12)
+        XCTAssertGreaterThan(gappyP, 0.2)
+        // every case ties (fixed-size data): the whole null is used
+        XCTAssertEqual(ModelCalibration.nearestHalf(whole, to: 0).count, 100)
+        // archives without designs compare with the whole null
+        c.predictiveNullCases = nil
+        XCTAssertEqual(c.calibratedPredictivePValue(0.2, variable: "prey", largestGap: 0.38)!,
+                       Double(1 + gappy.filter { $0.pValue <= 0.2 }.count) / 201, accuracy: 1e-12)
+        XCTAssertNil(c.calibratedPredictivePValue(0.2, variable: "predator", largestGap: 0.38))
+    }
 }
