@@ -13,6 +13,10 @@ public struct AccuracyEntry: Codable, Sendable {
     public var mask: String
     public var sampler: String
     public var samplerSteps: Int
+    /// Network evaluations per sample of the sampler.
+    public var networkEvaluations: Int
+    /// edm's stochastic churn (0 for the other samplers).
+    public var churn: Double
     public var observations: Int
     public var samplesPerObservation: Int
     /// sbibm's recipe (MLP classifier, TASKS.md), per observation and its mean.
@@ -29,6 +33,7 @@ public struct AccuracyEntry: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case task, simulations, mask, sampler, observations, c2st
         case trainingSteps = "training_steps", trainingSeconds = "training_seconds", samplerSteps = "sampler_steps"
+        case networkEvaluations = "network_evaluations", churn
         case samplesPerObservation = "samples_per_observation", c2stMean = "c2st_mean"
         case c2stRandomForest = "c2st_rf", c2stRandomForestMean = "c2st_rf_mean"
         case samplingSeconds = "sampling_seconds", samplesPerSecond = "samples_per_second"
@@ -46,41 +51,49 @@ public enum AccuracyBench {
         return task.simulate(count: count, key: key).map { row in (thetaNodes.map { row[$0] }, xNodes.map { row[$0] }) }
     }
 
-    /// C2ST of `model`'s posterior on `task` over `observations` observations.
+    /// C2ST of `model`'s posterior on `task` over `observations` observations, one entry per
+    /// sampler in `samplers` (every sampler against the same reference samples and observations).
     public static func evaluate(model: ScoreModel, task: any SimulationTask, trainingSteps: Int, trainingSeconds: Double,
-                                simulations: Int, observations count: Int, samples: Int, sampler: SamplerSettings,
-                                seed: UInt64, threads: Int = 2, progress: (String) -> Void) throws -> AccuracyEntry {
+                                simulations: Int, observations count: Int, samples: Int, samplers: [SamplerSettings],
+                                seed: UInt64, threads: Int = 2, progress: (String) -> Void) throws -> [AccuracyEntry] {
         let key = RandomKey(seed: seed)
         let obs = observations(task: task, count: count, key: key.split(7))
         let thetaNodes = task.spec.nodes(kind: .parameter), xNodes = task.spec.nodes(kind: .data)
-        var scores: [Double] = [], forestScores: [Double] = [], samplingSeconds = 0.0
+        var scores = [[Double]](repeating: [], count: samplers.count), forestScores = scores
+        var samplingSeconds = [Double](repeating: 0, count: samplers.count)
         for (k, o) in obs.enumerated() {
             let reference = ReferencePosterior.sample(task: task, observation: o.x, thetaTrue: o.theta, count: samples,
                                                       key: key.split(1000 + UInt64(k)))
             var observed: [Int: Double] = [:]
             for (n, v) in zip(xNodes, o.x) { observed[n] = v }
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            let draws = try Sampler.sample(model, Conditioning(observed: observed), count: samples, settings: sampler,
-                                           key: key.split(2000 + UInt64(k)))
-            samplingSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            let posterior = draws.map { d in thetaNodes.map { d[$0] } }
-            let c = C2ST.score(reference: reference, samples: posterior, seed: 1)
-            let forest = C2ST.scoreRandomForest(reference: reference, samples: posterior, seed: 1, threads: threads)
-            scores.append(c)
-            forestScores.append(forest)
-            progress("\(task.name): observation \(k + 1)/\(count) C2ST \(String(format: "%.3f", c)) (random forest \(String(format: "%.3f", forest)))")
+            for (j, sampler) in samplers.enumerated() {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                let draws = try Sampler.sample(model, Conditioning(observed: observed), count: samples, settings: sampler,
+                                               key: key.split(2000 + UInt64(k)))
+                samplingSeconds[j] += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                let posterior = draws.map { d in thetaNodes.map { d[$0] } }
+                let c = C2ST.score(reference: reference, samples: posterior, seed: 1)
+                let forest = C2ST.scoreRandomForest(reference: reference, samples: posterior, seed: 1, threads: threads)
+                scores[j].append(c)
+                forestScores[j].append(forest)
+                progress("\(task.name): observation \(k + 1)/\(count), \(sampler.method.rawValue) \(sampler.steps) steps (\(sampler.networkEvaluations) evaluations): C2ST \(String(format: "%.3f", c)) (random forest \(String(format: "%.3f", forest)))")
+            }
         }
-        let mean = scores.reduce(0, +) / Double(scores.count)
-        let forestMean = forestScores.reduce(0, +) / Double(forestScores.count)
-        return AccuracyEntry(task: task.name, simulations: simulations, trainingSteps: trainingSteps,
-                             trainingSeconds: trainingSeconds, mask: model.settings.mask.rawValue,
-                             sampler: sampler.method.rawValue, samplerSteps: sampler.steps, observations: count,
-                             samplesPerObservation: samples, c2st: scores, c2stMean: mean,
-                             c2stRandomForest: forestScores, c2stRandomForestMean: forestMean,
-                             samplingSeconds: samplingSeconds / Double(count),
-                             samplesPerSecond: Double(samples * count) / samplingSeconds,
-                             publishedC2st: published[task.name])
+        return samplers.indices.map { j in
+            let sampler = samplers[j]
+            return AccuracyEntry(task: task.name, simulations: simulations, trainingSteps: trainingSteps,
+                                 trainingSeconds: trainingSeconds, mask: model.settings.mask.rawValue,
+                                 sampler: sampler.method.rawValue, samplerSteps: sampler.steps,
+                                 networkEvaluations: sampler.networkEvaluations, churn: sampler.usesNoiseLevels ? sampler.churn : 0,
+                                 observations: count, samplesPerObservation: samples, c2st: scores[j], c2stMean: mean(scores[j]),
+                                 c2stRandomForest: forestScores[j], c2stRandomForestMean: mean(forestScores[j]),
+                                 samplingSeconds: samplingSeconds[j] / Double(count),
+                                 samplesPerSecond: Double(samples * count) / samplingSeconds[j],
+                                 publishedC2st: published[task.name])
+        }
     }
+
+    static func mean(_ xs: [Double]) -> Double { xs.reduce(0, +) / Double(max(xs.count, 1)) }
 }
 
 import Foundation

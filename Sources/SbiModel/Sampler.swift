@@ -5,17 +5,66 @@ import SbiCore
 /// How to integrate from t = 1 down to t = 1e-5.
 public struct SamplerSettings: Codable, Hashable, Sendable {
     public enum Method: String, Codable, CaseIterable, Sendable {
-        /// reverse SDE, Euler-Maruyama (no noise in the last step)
+        /// reverse SDE, Euler-Maruyama on a uniform grid in t (no noise in the last step)
         case sde
-        /// probability-flow ODE, Heun's method (deterministic after the initial draw)
+        /// probability-flow ODE, Heun's method on a uniform grid in t
         case ode
+        /// EDM (Karras et al. 2022): Heun's method on the probability-flow ODE over noise levels
+        /// spaced with rho, optionally with stochastic churn, and a final Euler step to sigma = 0
+        case edm
+        /// DPM-Solver++(2M) (Lu et al. 2022) on the probability-flow ODE over the same noise levels
+        case dpmpp2m
     }
     public var method: Method
+    /// sde, ode: points of the uniform t grid (steps - 1 intervals). edm, dpmpp2m: noise levels
+    /// above zero (steps intervals, the last one to sigma = 0).
     public var steps: Int
     /// RePaint-style resampling steps per step (used with guidance).
     public var resampling: Int
-    public init(method: Method = .sde, steps: Int = 50, resampling: Int = 0) {
+    /// edm, dpmpp2m: the spacing of the noise levels (sigma_i^(1/rho) evenly spaced).
+    public var rho: Double
+    /// edm, dpmpp2m: the lowest noise level above zero, in normalised units (clamped to the model's domain).
+    public var sigmaLow: Double
+    /// edm: S_churn, the noise added back per step, as a total over the run (0: deterministic).
+    public var churn: Double
+
+    public init(method: Method = .sde, steps: Int = 50, resampling: Int = 0, rho: Double = 7, sigmaLow: Double = 0.002,
+                churn: Double = 0) {
         self.method = method; self.steps = steps; self.resampling = resampling
+        self.rho = rho; self.sigmaLow = sigmaLow; self.churn = churn
+    }
+
+    /// Network evaluations per sample (without guidance's resampling).
+    public var networkEvaluations: Int {
+        switch method {
+        case .sde: return steps - 1
+        case .ode: return 2 * (steps - 1)
+        case .edm: return 2 * steps - 1
+        case .dpmpp2m: return steps
+        }
+    }
+
+    /// Whether the method integrates over noise levels (and so reads rho, sigmaLow and churn).
+    public var usesNoiseLevels: Bool { method == .edm || method == .dpmpp2m }
+
+    enum CodingKeys: String, CodingKey { case method, steps, resampling, rho, sigmaLow = "sigma_low", churn }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(method: try c.decode(Method.self, forKey: .method), steps: try c.decode(Int.self, forKey: .steps),
+                  resampling: try c.decode(Int.self, forKey: .resampling),
+                  rho: try c.decodeIfPresent(Double.self, forKey: .rho) ?? 7,
+                  sigmaLow: try c.decodeIfPresent(Double.self, forKey: .sigmaLow) ?? 0.002,
+                  churn: try c.decodeIfPresent(Double.self, forKey: .churn) ?? 0)
+    }
+
+    /// The noise-level fields are written only for the methods that read them, so archives and
+    /// reports of the t-grid samplers keep their bytes.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(method, forKey: .method); try c.encode(steps, forKey: .steps); try c.encode(resampling, forKey: .resampling)
+        guard usesNoiseLevels else { return }
+        try c.encode(rho, forKey: .rho); try c.encode(sigmaLow, forKey: .sigmaLow); try c.encode(churn, forKey: .churn)
     }
 
     /// These settings with the given steps and method where they are not nil.
@@ -144,27 +193,29 @@ public enum Sampler {
             }
         }
         guard count > 0 else { return [] }
-        guard settings.steps >= 2 else { throw SbiError(.usage, "sampling needs at least 2 steps") }
+        try validate(settings)
         let norm = Normalization(mean: scoreFunction.tokenMean, std: scoreFunction.tokenStd)
-        let ts = (0..<settings.steps).map { 1 - (1 - SDE.tMin) * Double($0) / Double(settings.steps - 1) }
         var out: [[Double]] = []
         out.reserveCapacity(count)
         var first = 0
         while first < count {
             let n = min(scoreFunction.blockCapacity, count - first)
             var block = SampleBlock(scoreFunction, conditioning, norm: norm, settings: settings, n: n, key: key, first: first)
-            for k in 0..<(settings.steps - 1) {
-                progress?(first + (k + 1) * n / (settings.steps - 1), count)
-                let last = k == settings.steps - 2
-                switch settings.method {
-                case .sde: block.eulerMaruyamaStep(from: ts[k], to: ts[k + 1], last: last)
-                case .ode: block.heunStep(from: ts[k], to: ts[k + 1])
-                }
-            }
+            block.integrate { k, of in progress?(first + k * n / of, count) }
             out.append(contentsOf: block.physicalSamples())
             first += n
         }
         return out
+    }
+
+    static func validate(_ settings: SamplerSettings) throws {
+        let least = settings.usesNoiseLevels ? 1 : 2
+        guard settings.steps >= least else { throw SbiError(.usage, "the \(settings.method.rawValue) sampler needs at least \(least) steps") }
+        guard settings.resampling >= 0 else { throw SbiError(.usage, "resampling must be 0 or more") }
+        guard !settings.usesNoiseLevels || (settings.rho > 0 && settings.rho.isFinite && settings.sigmaLow > 0
+                                            && settings.sigmaLow.isFinite && settings.churn >= 0 && settings.churn.isFinite) else {
+            throw SbiError(.usage, "the noise-level sampler needs rho > 0, sigma_low > 0 and churn >= 0 (finite)")
+        }
     }
 
     /// score += grad log c at the Tweedie estimate x0_hat = (x_t + sigma^2 s) / mu, converted

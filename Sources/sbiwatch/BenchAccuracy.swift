@@ -34,6 +34,11 @@ struct BenchAccuracy: ParsableCommand {
     @Option(help: "Attention mask for training.")
     var mask: AttentionMaskKind = .undirected
 
+    @Option(parsing: .upToNextOption,
+            help: ArgumentHelp("Samplers to compare on the same observations and references, each METHOD:STEPS or edm:STEPS:CHURN (e.g. sde:100 edm:9 dpmpp2m:12; default: the model's, or --sampler and --sampler-steps).",
+                               valueName: "method:steps"))
+    var samplers: [SamplerChoice] = []
+
     @Option(name: .customLong("models"), help: "Folder keeping the trained archives (TASK-BUDGET-MASK[-STEPS].sbim); existing ones are reused.")
     var modelsDir: String?
 
@@ -50,18 +55,18 @@ struct BenchAccuracy: ParsableCommand {
         let stop = StopRequests.install()
         var entries: [AccuracyEntry] = []
         for name in tasks {
-            let entry = try accuracyEntry(name, stop: stop)
-            entries.append(entry)
-            if !output.json { print(describe(entry)) }
+            let taskEntries = try accuracyEntries(name, stop: stop)
+            entries += taskEntries
+            if !output.json { for entry in taskEntries { print(describe(entry)) } }
         }
         if output.json { try output.print(entries) { "" } }
     }
 
     func describe(_ e: AccuracyEntry) -> String {
         let pub = e.publishedC2st.map { String(format: "; published Simformer %.2f", $0) } ?? ""
-        return String(format: "%@: C2ST %.3f (random forest %.3f%@) over %d observations; trained %d steps in %.0f s; %d samples in %.2f s (%.0f samples/s, %@ %d steps)",
+        return String(format: "%@: C2ST %.3f (random forest %.3f%@) over %d observations; trained %d steps in %.0f s; %d samples in %.2f s (%.0f samples/s, %@ %d steps, %d network evaluations)",
                       e.task, e.c2stMean, e.c2stRandomForestMean, pub, e.observations, e.trainingSteps, e.trainingSeconds,
-                      e.samplesPerObservation, e.samplingSeconds, e.samplesPerSecond, e.sampler, e.samplerSteps)
+                      e.samplesPerObservation, e.samplingSeconds, e.samplesPerSecond, e.sampler, e.samplerSteps, e.networkEvaluations)
     }
 
     /// Where --models keeps the archive of a task, or nil without --models.
@@ -71,7 +76,7 @@ struct BenchAccuracy: ParsableCommand {
         return "\(modelsDir)/\(name)-\(budget)-\(mask.rawValue)\(steps.map { "-\($0)" } ?? "").sbim"
     }
 
-    func accuracyEntry(_ name: String, stop: StopRequests) throws -> AccuracyEntry {
+    func accuracyEntries(_ name: String, stop: StopRequests) throws -> [AccuracyEntry] {
         let task = try TaskRegistry.task(named: name)
         let path = try archivePath(name)
         let loaded: LoadedModel
@@ -84,7 +89,8 @@ struct BenchAccuracy: ParsableCommand {
         let provenance = loaded.manifest.provenance
         return try AccuracyBench.evaluate(model: loaded.model, task: task, trainingSteps: provenance.training.steps,
                                           trainingSeconds: provenance.training.seconds, simulations: budget,
-                                          observations: observations, samples: samples, sampler: sampling.applied(to: loaded.manifest.sampler),
+                                          observations: observations, samples: samples,
+                                          samplers: samplers.isEmpty ? [sampling.applied(to: loaded.manifest.sampler)] : samplers.map(\.settings),
                                           seed: 0, threads: threading.threads ?? BatchParallel.defaultThreads) {
             stderrLine($0)
         }
@@ -115,5 +121,21 @@ struct BenchAccuracy: ParsableCommand {
             if let policy { try? FileManager.default.removeItem(atPath: policy.path) }
         }
         return trained.loaded
+    }
+}
+
+/// One sampler of a comparison: METHOD:STEPS, or edm:STEPS:CHURN.
+struct SamplerChoice: ExpressibleByArgument {
+    var settings: SamplerSettings
+
+    init?(argument: String) {
+        let parts = argument.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        guard (2...3).contains(parts.count), let method = SamplerSettings.Method(rawValue: parts[0]),
+              let steps = Int(parts[1]), steps >= (method == .edm || method == .dpmpp2m ? 1 : 2) else { return nil }
+        settings = SamplerSettings(method: method, steps: steps)
+        if parts.count == 3 {
+            guard method == .edm, let churn = Double(parts[2]), churn >= 0, churn.isFinite else { return nil }
+            settings.churn = churn
+        }
     }
 }

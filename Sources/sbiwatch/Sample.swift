@@ -31,7 +31,7 @@ struct Sample: ParsableCommand {
     @Option(help: "Sampling steps (default: the model's).")
     var steps: Int?
 
-    @Option(help: "Sampler: sde (Euler-Maruyama) or ode (probability flow, Heun).")
+    @Option(help: "Sampler: sde (Euler-Maruyama), ode (probability flow, Heun), edm (Heun over Karras noise levels) or dpmpp2m (DPM-Solver++(2M) over them).")
     var sampler: SamplerSettings.Method?
 
     @Option(help: "Resampling steps per step when intervals are given.")

@@ -190,11 +190,20 @@ final class AccuracyBenchCommandTests: TemporaryDirectoryTestCase {
             XCTAssertEqual(e[key + "_mean"] as! Double, scores.reduce(0, +) / 2, accuracy: 1e-12, key)
         }
         XCTAssert(FileManager.default.fileExists(atPath: models + "/two_moons-500-undirected-30.sbim"))
-        let second = try CLI.run(arguments)
+        XCTAssertEqual(e["network_evaluations"] as? Int, 9)
+        // reused, and compared with a second sampler on the same observations and references
+        let second = try CLI.run(arguments + ["--samplers", "sde:10", "dpmpp2m:5"])
         XCTAssertEqual(second.status, 0, second.stderr)
         XCTAssert(second.stderr.contains("reusing"), second.stderr)
         let again = try JSONSerialization.jsonObject(with: Data(second.stdout.utf8)) as! [[String: Any]]
+        XCTAssertEqual(again.count, 2)
         XCTAssertEqual(again[0]["c2st"] as! [Double], e["c2st"] as! [Double], "same model, seeds and observations")
         XCTAssertEqual(again[0]["c2st_rf"] as! [Double], e["c2st_rf"] as! [Double])
+        XCTAssertEqual(again[1]["sampler"] as? String, "dpmpp2m")
+        XCTAssertEqual(again[1]["network_evaluations"] as? Int, 5)
+        XCTAssertEqual((again[1]["c2st"] as! [Double]).count, 2)
+        let bad = try CLI.run(["bench", "accuracy", "--samplers", "edm:0", "--json"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssert(bad.stderr.contains("samplers"), bad.stderr)
     }
 }
