@@ -58,11 +58,13 @@ public func buildKeepMask(_ keep: UnsafeMutablePointer<Float>, _ allowed: Unsafe
 }
 
 /// out (B,T,HD), att (B,H,T,Tp) from qkv (B,T,3HD), keep (B,T,Tp), counts (B):
-/// att[b,h,j,i] = softmax over kept j of (q_i . k_j / sqrt(D)); out[b,i,h,:] = sum_j att[b,h,j,i] v_j
+/// att[b,h,j,i] = softmax over kept j of (q_i . k_j / sqrt(D)); out[b,i,h,:] = sum_j att[b,h,j,i] v_j.
+/// Without `keepProbabilities` (inference) att is one (T,Tp) scratch reused by every head, so it
+/// stays in cache instead of streaming B*H*T*Tp floats through memory.
 public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMutablePointer<Float>,
                              _ qkv: UnsafePointer<Float>, _ keep: UnsafePointer<Float>,
                              _ counts: UnsafePointer<Int32>, _ shape: AttentionShape,
-                             _ scratch: AttentionScratch) {
+                             _ scratch: AttentionScratch, keepProbabilities: Bool = true) {
     let t = shape.tokens, tp = shape.paddedTokens, d = shape.keySize, hd = shape.outStride, st = shape.qkvStride
     let scale = 1 / Float(d).squareRoot()
     let qt = scratch.qt.base, mx = scratch.rowMax.base, sum = scratch.rowSum.base, ot = scratch.ot.base
@@ -70,7 +72,7 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMu
         let n = Int(counts[b])
         let tok = qkv + b * t * st
         for h in 0..<shape.heads {
-            let p = att + (b * shape.heads + h) * t * tp
+            let p = keepProbabilities ? att + (b * shape.heads + h) * t * tp : att
             // qt[e, i] = scale * q[i, e], zero past n
             qt.update(repeating: 0, count: d * tp)
             for i in 0..<n { for e in 0..<d { qt[e * tp + i] = scale * tok[i * st + h * d + e] } }
@@ -90,12 +92,18 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMu
                 }
             }
             for i in 0..<tp { sum[i] = sum[i] > 0 ? 1 / sum[i] : 0 }
-            // normalise; ot (D,Tp) = V_h^T (D,n) @ P (n,Tp)
-            for j in 0..<n {
-                let row = p + j * tp
-                for i in 0..<tp { row[i] *= sum[i] }
+            if keepProbabilities {
+                // normalise P in place (the backward reads it); ot (D,Tp) = V_h^T (D,n) @ P (n,Tp)
+                for j in 0..<n {
+                    let row = p + j * tp
+                    for i in 0..<tp { row[i] *= sum[i] }
+                }
+                smallGemm(ot, tp, tok + 2 * hd + h * d, 1, st, p, tp, d, tp, n, accumulate: false)
+            } else {
+                // ot = V_h^T @ unnormalised P, then each query's column scaled: D x Tp work instead of n x Tp
+                smallGemm(ot, tp, tok + 2 * hd + h * d, 1, st, p, tp, d, tp, n, accumulate: false)
+                for e in 0..<d { let row = ot + e * tp; for i in 0..<tp { row[i] *= sum[i] } }
             }
-            smallGemm(ot, tp, tok + 2 * hd + h * d, 1, st, p, tp, d, tp, n, accumulate: false)
             if n < t { (p + n * tp).update(repeating: 0, count: (t - n) * tp) }
             for i in 0..<t {
                 let o = out + (b * t + i) * hd + h * d

@@ -3,10 +3,11 @@
 /// Activations of one block, all (R, .) with R = capacity * tokens rows, except att and ctx.
 final class BlockActivations {
     let ln1, ln1Mean, ln1Rstd, qkv, attOut, att, mid, ln2, ln2Mean, ln2Rstd, up, gelu, ctxPre, ctx: FloatBuffer
-    init(rows: Int, examples: Int, config c: TransformerConfig, shape: AttentionShape) {
+    /// `training`: att keeps every head's probabilities for the backward; otherwise one (T,Tp) scratch.
+    init(rows: Int, examples: Int, config c: TransformerConfig, shape: AttentionShape, training: Bool) {
         ln1 = FloatBuffer(rows * c.width); ln1Mean = FloatBuffer(rows); ln1Rstd = FloatBuffer(rows)
         qkv = FloatBuffer(rows * 3 * c.attentionWidth); attOut = FloatBuffer(rows * c.attentionWidth)
-        att = FloatBuffer(examples * c.heads * shape.tokens * shape.paddedTokens)
+        att = FloatBuffer((training ? examples * c.heads : 1) * shape.tokens * shape.paddedTokens)
         mid = FloatBuffer(rows * c.width)
         ln2 = FloatBuffer(rows * c.width); ln2Mean = FloatBuffer(rows); ln2Rstd = FloatBuffer(rows)
         up = FloatBuffer(rows * c.hiddenWidth); gelu = FloatBuffer(rows * c.hiddenWidth)
@@ -46,7 +47,8 @@ public final class TransformerWorkspace: @unchecked Sendable {
         timeLinear = FloatBuffer(rows * c.timeDim)
         contextFeatures = FloatBuffer(capacity * 2 * c.contextFrequencies)
         blocks = (0..<(training ? c.layers : 1)).map { _ in
-            BlockActivations(rows: rows, examples: capacity, config: c, shape: AttentionShape(batch: capacity, tokens: tokens, heads: c.heads, keySize: c.keySize))
+            BlockActivations(rows: rows, examples: capacity, config: c,
+                             shape: AttentionShape(batch: capacity, tokens: tokens, heads: c.heads, keySize: c.keySize), training: training)
         }
         lnf = FloatBuffer(rows * c.width); lnfMean = FloatBuffer(rows); lnfRstd = FloatBuffer(rows)
         output = FloatBuffer(rows)
@@ -101,7 +103,8 @@ extension Transformer {
             let hin = ws.residual[training ? l : 0].base, hout = ws.residual[training ? l + 1 : 0].base
             layerNormForward(a.ln1.base, a.ln1Mean.base, a.ln1Rstd.base, hin, P(s.ln1w), P(s.ln1b), rows, cw)
             linearForward(a.qkv.base, a.ln1.base, P(s.qkvW), P(s.qkvB), rows, cw, 3 * c.attentionWidth)
-            attentionForward(a.attOut.base, a.att.base, a.qkv.base, ws.keep.base, input.counts, shape, ws.scratch)
+            attentionForward(a.attOut.base, a.att.base, a.qkv.base, ws.keep.base, input.counts, shape, ws.scratch,
+                             keepProbabilities: ws.training)
             linearForward(a.mid.base, a.attOut.base, P(s.projW), P(s.projB), rows, c.attentionWidth, cw)
             for i in 0..<(rows * cw) { a.mid.base[i] += hin[i] }
             layerNormForward(a.ln2.base, a.ln2Mean.base, a.ln2Rstd.base, a.mid.base, P(s.ln2w), P(s.ln2b), rows, cw)

@@ -141,10 +141,22 @@ final class TransformerTests: XCTestCase {
         for i in 0..<g1.count { XCTAssertEqual(g1.base[i].bitPattern, g2.base[i].bitPattern) }
         XCTAssertEqual(l1, l3, accuracy: 1e-4)
         for i in 0..<g1.count { XCTAssertEqual(g1.base[i], g3.base[i], accuracy: 1e-4 * max(1, abs(g3.base[i]))) }
-        // forward-only runner agrees with the training pass
+        // the forward-only runner (softmax normalised after the value product) agrees with the
+        // training pass to rounding, also with several examples per chunk (one attention scratch
+        // reused across examples and heads), and is itself the same for any thread count
         let infer = BatchParallel(model: model, capacity: 3, tokens: 5, training: false, threads: 2, chunkSize: 1)
         infer.forward(params, batch.view)
-        XCTAssertEqual(infer.output.array, oneThread.output.array)
+        let inferOne = BatchParallel(model: model, capacity: 3, tokens: 5, training: false, threads: 1, chunkSize: 1)
+        inferOne.forward(params, batch.view)
+        XCTAssertEqual(infer.output.array, inferOne.output.array)
+        let inferWhole = BatchParallel(model: model, capacity: 3, tokens: 5, training: false, threads: 1, chunkSize: 3)
+        inferWhole.forward(params, batch.view)
+        for (got, want) in [(infer, oneThread), (inferWhole, whole)] {
+            let g = got.output.array, w = want.output.array
+            for r in 0..<15 {
+                XCTAssertEqual(g[r], w[r], accuracy: 1e-5 * max(1, abs(w[r])), "row \(r)")
+            }
+        }
     }
 
     /// Training converges: each token must output the mean of the values it may attend to (including

@@ -17,3 +17,25 @@ final class VectorMathTests: XCTestCase {
 }
 
 import Foundation
+
+/// smallGemm against a plain triple loop, for every row remainder (m mod 4 = 0...3), column counts
+/// that exercise the 16-, 32- and 8-wide blocks, transposed (strided) A, and accumulate.
+final class SmallGemmTests: XCTestCase {
+    func testMatchesTheNaiveProduct() {
+        var rng = RandomStream(seed: 9)
+        for m in 1...11 { for n in [8, 16, 24, 40, 72] { for k in [1, 3, 10] { for transposed in [false, true] { for accumulate in [false, true] {
+            let a = (0..<(m * k)).map { _ in Float(rng.normal()) }, b = (0..<(k * n)).map { _ in Float(rng.normal()) }
+            let c0 = (0..<(m * n)).map { _ in Float(rng.normal()) }
+            var c = c0
+            let (aRow, aCol) = transposed ? (1, m) : (k, 1)   // A[i,kk] = a[i * aRow + kk * aCol]
+            a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
+                smallGemm(cp.baseAddress!, n, ap.baseAddress!, aRow, aCol, bp.baseAddress!, n, m, n, k, accumulate: accumulate)
+            } } }
+            for i in 0..<m { for j in 0..<n {
+                var want: Float = accumulate ? c0[i * n + j] : 0
+                for kk in 0..<k { want += a[i * aRow + kk * aCol] * b[kk * n + j] }
+                XCTAssertEqual(c[i * n + j], want, accuracy: 1e-4 * max(1, abs(want)), "m \(m) n \(n) k \(k) (\(i), \(j))")
+            } }
+        } } } } }
+    }
+}
