@@ -76,14 +76,7 @@ extension Transformer {
 
         // Token assembly: [id | value x valueDim | time features | condition * observed]
         let h0 = ws.residual[0].base
-        if c.timeDim > 0 {
-            let nf = c.timeFrequencies
-            fourierForward(ws.timeFeatures.base, input.times, P(slots.timeFreqs), rows, nf)
-            for r in 0..<rows where input.hasTime[r] == 0 {
-                (ws.timeFeatures.base + r * 2 * nf).update(repeating: 0, count: 2 * nf)
-            }
-            linearForward(ws.timeLinear.base, ws.timeFeatures.base, P(slots.timeW), P(slots.timeB), rows, 2 * nf, c.timeDim)
-        }
+        if c.timeDim > 0 { timeEmbedding(params, input, ws) }
         let idTable = P(slots.idTable), cond = P(slots.condition)
         let valueOff = c.idDim, timeOff = c.idDim + c.valueDim, condOff = timeOff + c.timeDim
         for r in 0..<rows {
@@ -124,6 +117,27 @@ extension Transformer {
         let last = ws.residual[training ? c.layers : 0].base
         layerNormForward(ws.lnf.base, ws.lnfMean.base, ws.lnfRstd.base, last, P(slots.lnfW), P(slots.lnfB), rows, cw)
         linearForward(ws.output.base, ws.lnf.base, P(slots.headW), P(slots.headB), rows, cw, 1)
+    }
+
+    /// ws.timeLinear (B*T, timeDim) = Linear(Fourier features of the token times), 0 features for
+    /// tokens without a time. At inference, when every example carries example 0's times (a sampling
+    /// block: one layout, many samples), the T rows of example 0 are computed once and copied to the
+    /// others (training keeps every row's features for the backward).
+    func timeEmbedding(_ params: Arena, _ input: TokenBatchView, _ ws: TransformerWorkspace) {
+        let c = config, nf = c.timeFrequencies, t = input.tokens, rows = input.batch * t
+        let P = { (s: TensorSlot) in UnsafePointer(params.pointer(s)) }
+        var shared = input.batch > 1 && !ws.training
+        for r in t..<rows where shared {
+            if input.times[r] != input.times[r % t] || input.hasTime[r] != input.hasTime[r % t] { shared = false }
+        }
+        let computed = shared ? t : rows
+        fourierForward(ws.timeFeatures.base, input.times, P(slots.timeFreqs), computed, nf)
+        for r in 0..<computed where input.hasTime[r] == 0 {
+            (ws.timeFeatures.base + r * 2 * nf).update(repeating: 0, count: 2 * nf)
+        }
+        linearForward(ws.timeLinear.base, ws.timeFeatures.base, P(slots.timeW), P(slots.timeB), computed, 2 * nf, c.timeDim)
+        guard shared else { return }
+        for e in 1..<input.batch { (ws.timeLinear.base + e * t * c.timeDim).update(from: ws.timeLinear.base, count: t * c.timeDim) }
     }
 
     /// Backpropagates dOutput (B,T) through the last `forward` on this workspace (training workspaces only).

@@ -159,6 +159,32 @@ final class TransformerTests: XCTestCase {
         }
     }
 
+    /// A sampling block (every example with example 0's token times) computes the time embedding
+    /// once and copies it: outputs equal the training pass's, which computes every row.
+    func testSharedTokenTimesAreEmbeddedOnce() {
+        let model = Transformer(config: tinyConfig())
+        let params = model.initialParameters(key: RandomKey(seed: 4))
+        let batch = tinyBatch()
+        for e in 1..<3 { for i in 0..<5 {
+            batch.times[e * 5 + i] = batch.times[i]; batch.hasTime[e * 5 + i] = batch.hasTime[i]
+        } }
+        let train = BatchParallel(model: model, capacity: 3, tokens: 5, training: true, threads: 1, chunkSize: 3)
+        _ = train.forwardBackward(params, Arena(layout: model.layout), batch.view) { _, count, _, dout in
+            dout.update(repeating: 0, count: count * 5); return 0
+        }
+        let infer = BatchParallel(model: model, capacity: 3, tokens: 5, training: false, threads: 1, chunkSize: 3)
+        infer.forward(params, batch.view)
+        let g = infer.output.array, w = train.output.array
+        for r in 0..<15 { XCTAssertEqual(g[r], w[r], accuracy: 1e-5 * max(1, abs(w[r])), "row \(r)") }
+        // and a change to one example's times reaches only that example
+        batch.times[5 + 1] += 0.5
+        let before = g
+        infer.forward(params, batch.view)
+        let after = infer.output.array
+        XCTAssertEqual(Array(after[0..<5]), Array(before[0..<5]))
+        XCTAssertNotEqual(Array(after[5..<10]), Array(before[5..<10]))
+    }
+
     /// Training converges: each token must output the mean of the values it may attend to (including
     /// itself), which needs attention and the mask. With Adam at 3e-3, 400 steps of 64 examples, the
     /// loss must fall at least 20-fold.
