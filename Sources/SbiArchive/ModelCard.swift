@@ -56,7 +56,7 @@ public enum ModelCard {
     public static func calibrationLines(_ c: ModelCalibration?) -> [String] {
         guard let c else { return ["No calibration stored: run `sbiwatch calibrate` to measure it."] }
         guard c.measured else { return ["Calibration skipped: \(c.note ?? "no reason recorded")."] }
-        var lines = ["Measured on \(c.cases) held-out simulations (\(c.source)), \(c.draws) posterior draws and \(c.replicates) predictive replicates each, \(c.sampler) sampler with \(c.samplerSteps) steps, in \(Int(c.seconds.rounded())) s.", ""]
+        var lines = ["Measured on \(c.cases) held-out simulations (\(c.source)), \(c.draws) posterior draws and \(c.replicates) predictive replicates each, \(c.sampler) sampler with \(c.samplerSteps) steps\(evaluations(c)), in \(Int(c.seconds.rounded())) s.", ""]
         lines.append("| parameter | SBC | max ECDF dev. | cov. 50% | 80% | 90% | 95% | mean z | sd z | contraction |")
         lines.append("|---|---|---|---|---|---|---|---|---|---|")
         let failed = Set(c.failed().map(\.name))
@@ -71,8 +71,17 @@ public enum ModelCard {
         lines.append("SBC: the ECDF of the ranks inside its simultaneous 95% band (pass) or not (outside 95%). FAIL: the ECDF outside the band at level \(String(format: "%.4f", c.familyLevel)) per scalar, or a coverage whose two-sided binomial p-value is below \(String(format: "%.2g", c.coverageLevel)) (together: a calibrated model fails anywhere with probability at most 5%); reports caution on those parameters.")
         for e in c.parameters where failed.contains(e.name) { lines.append("- " + c.failure(e)) }
         lines.append("Coverage standard error at 90%: \(String(format: "%.3f", se)) (binomial, \(c.cases) cases).")
+        if let worst = c.worstCoverageDeviation {
+            lines.append("Worst coverage deviation from nominal: \(String(format: "%.3f", worst.deviation)) (\(worst.name), \(worst.level)% intervals).")
+        }
         return lines
     }
 
     static func g(_ x: Double) -> String { String(format: "%g", x) }
+
+    /// " (K network evaluations per sample)" for a sampler this version knows.
+    static func evaluations(_ c: ModelCalibration) -> String {
+        guard let method = SamplerSettings.Method(rawValue: c.sampler) else { return "" }
+        return " (\(SamplerSettings(method: method, steps: c.samplerSteps).networkEvaluations) network evaluations per sample)"
+    }
 }

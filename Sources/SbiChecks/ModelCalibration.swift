@@ -97,6 +97,13 @@ public struct ModelCalibration: Codable, Equatable, Sendable {
         }.min { $0.2 < $1.2 }
     }
 
+    /// The largest |coverage - nominal| over every scalar and level (the figure samplers are compared by).
+    public var worstCoverageDeviation: (name: String, level: Int, deviation: Double)? {
+        parameters.flatMap { e in
+            Self.levels.compactMap { level in e.coverage["\(level)"].map { (e.name, level, abs($0 - Double(level) / 100)) } }
+        }.max { $0.2 < $1.2 }
+    }
+
     /// Why a scalar failed, in words.
     public func failure(_ e: ParameterCalibration) -> String {
         if let w = worstCoverage(e), w.p < coverageLevel {

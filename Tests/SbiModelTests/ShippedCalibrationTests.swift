@@ -45,7 +45,17 @@ final class ShippedCalibrationTests: XCTestCase {
             }
             for v in m.manifest.spec.variables where v.kind == .data {
                 XCTAssertEqual(c.predictiveNull[v.name]?.count, c.cases, "\(name): predictive null of \(v.name)")
+                if let cases = c.predictiveNullCases?[v.name] {
+                    XCTAssertEqual(cases.map(\.pValue).sorted(), c.predictiveNull[v.name], "\(name): null cases of \(v.name)")
+                }
             }
+            // the worst deviation is one of the coverages, and no coverage deviates more
+            let worst = try XCTUnwrap(c.worstCoverageDeviation, name)
+            let entry = try XCTUnwrap(c.parameters.first { $0.name == worst.name }, name)
+            XCTAssertEqual(abs(entry.coverage["\(worst.level)"]! - Double(worst.level) / 100), worst.deviation, accuracy: 1e-12)
+            for e in c.parameters { for (level, v) in e.coverage {
+                XCTAssertLessThanOrEqual(abs(v - Double(level)! / 100), worst.deviation + 1e-12, "\(name) \(e.name)")
+            } }
         }
     }
 }
