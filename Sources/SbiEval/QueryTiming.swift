@@ -10,6 +10,8 @@ public struct QueryTimingEntry: Codable, Sendable {
     public var tokens: Int
     public var sampler: String
     public var samplerSteps: Int
+    /// Network evaluations per sample of the sampler.
+    public var networkEvaluations: Int
     public var seconds: Double
     public var samplesPerSecond: Double
     public var model: String
@@ -17,6 +19,7 @@ public struct QueryTimingEntry: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case name, samples, tokens, seconds, model, sampler
         case samplerSteps = "sampler_steps", samplesPerSecond = "samples_per_second"
+        case networkEvaluations = "network_evaluations"
     }
 }
 
@@ -52,7 +55,8 @@ public enum QueryTiming {
                                key: RandomKey(seed: 79), threads: threads)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
         return QueryTimingEntry(name: "sird_posterior_1000_samples_beta_100_points", samples: 1000, tokens: plan.tokens.count,
-                                sampler: settings.method.rawValue, samplerSteps: settings.steps, seconds: seconds, samplesPerSecond: 1000 / seconds,
+                                sampler: settings.method.rawValue, samplerSteps: settings.steps,
+                                networkEvaluations: settings.networkEvaluations, seconds: seconds, samplesPerSecond: 1000 / seconds,
                                 model: model == nil ? "untrained large network (timing only)" : "trained")
     }
 }

@@ -49,8 +49,8 @@ struct BenchQuery: ParsableCommand {
         let settings = sampling.applied(to: loaded?.manifest.sampler ?? SamplerSettings())
         let q = try QueryTiming.sird(model: loaded?.model, settings: settings, threads: threading.threads)
         try output.print(q) {
-            String(format: "%@: %.1f s for %d samples of %d tokens (%@ %d steps, %@)\n", q.name, q.seconds, q.samples,
-                   q.tokens, q.sampler, q.samplerSteps, q.model)
+            String(format: "%@: %.1f s for %d samples of %d tokens (%@ %d steps, %d network evaluations, %@)\n", q.name, q.seconds,
+                   q.samples, q.tokens, q.sampler, q.samplerSteps, q.networkEvaluations, q.model)
         }
     }
 }

@@ -77,7 +77,14 @@ final class BasicCommandTests: XCTestCase {
         XCTAssertEqual(q["samples"] as? Int, 1000)
         XCTAssertEqual(q["sampler_steps"] as? Int, 2)
         XCTAssertEqual(q["sampler"] as? String, "sde")
+        XCTAssertEqual(q["network_evaluations"] as? Int, 1)
         XCTAssertGreaterThan(q["seconds"] as! Double, 0)
+        // a noise-level sampler: 2 levels of DPM-Solver++(2M), 2 evaluations
+        let d = try CLI.run(["bench", "query", "--model", model, "--sampler", "dpmpp2m", "--sampler-steps", "2", "--threads", "1", "--json"])
+        XCTAssertEqual(d.status, 0, d.stderr)
+        let dq = try JSONSerialization.jsonObject(with: Data(d.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(dq["sampler"] as? String, "dpmpp2m")
+        XCTAssertEqual(dq["network_evaluations"] as? Int, 2)
     }
 
     /// `bench calibration` on a few held-out simulations of the shipped Lotka-Volterra model: one
