@@ -100,10 +100,11 @@ public struct TrainedArchive {
     }
 
     /// Measures the calibration of an existing archive's model and archives it anew; its provenance
-    /// records `command`.
-    public static func calibrate(_ loaded: LoadedModel, plan: CalibrationPlan, command: String, source: String,
-                                 log: (String) -> Void) throws -> TrainedArchive {
+    /// records `command`. With `sampler`, that becomes the model's default and is calibrated.
+    public static func calibrate(_ loaded: LoadedModel, plan: CalibrationPlan, sampler: SamplerSettings? = nil, command: String,
+                                 source: String, log: (String) -> Void) throws -> TrainedArchive {
         var manifest = loaded.manifest
+        if let sampler { manifest.sampler = sampler }
         let trust = try plan.measure(loaded.model, sampler: manifest.sampler, trainingSeconds: manifest.provenance.training.seconds,
                                      progress: log)
         manifest.provenance.calibrationCommand = plan.cases == nil ? withOption("--cases \(trust.calibration.cases)", command) : command

@@ -3,11 +3,12 @@ import Foundation
 import SbiArchive
 import SbiChecks
 import SbiCore
+import SbiModel
 
 struct Calibrate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the calibration of an existing model archive and write it anew with calibration.json.",
-        discussion: "The new archive has new bytes and so a new pin; its provenance records this command. Models trained on a built-in task are calibrated on fresh simulations of it; models trained from a simulation file need --simulations with held-out simulations the model never saw.")
+        discussion: "The new archive has new bytes and so a new pin; its provenance records this command. With --sampler and --sampler-steps the archive stores that sampler as its default, and the calibration is measured under it. Models trained on a built-in task are calibrated on fresh simulations of it; models trained from a simulation file need --simulations with held-out simulations the model never saw.")
 
     @Argument(help: ArgumentHelp("The model archive (PATH or PATH@sha256:HEX).", valueName: "model"))
     var model: String
@@ -25,6 +26,12 @@ struct Calibrate: ParsableCommand {
                                valueName: "sims.nc"))
     var simulations: String?
 
+    @Option(help: "A new default sampler to store with the model and calibrate it under: sde, ode, edm or dpmpp2m (needs --sampler-steps).")
+    var sampler: SamplerSettings.Method?
+
+    @Option(name: .customLong("sampler-steps"), help: "The new default sampler's steps (with --sampler, or alone for the model's sampler).")
+    var samplerSteps: Int?
+
     @Option(help: "Worker threads (default: the processor count).")
     var threads: Int?
 
@@ -32,6 +39,8 @@ struct Calibrate: ParsableCommand {
         guard out.hasSuffix(".sbim") else { throw ValidationError("--out must name a .sbim file") }
         if let cases, cases < 20 { throw ValidationError("--cases must be at least 20") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if let samplerSteps, samplerSteps < 2 { throw ValidationError("--sampler-steps must be at least 2") }
+        if sampler != nil, samplerSteps == nil { throw ValidationError("--sampler needs --sampler-steps") }
     }
 
     func run() throws {
@@ -48,8 +57,9 @@ struct Calibrate: ParsableCommand {
             throw SbiError(.usage, "\(loaded.path) was trained from a simulation file, so sbiwatch cannot simulate held-out cases for it",
                            hint: "give --simulations with simulations from the same simulator that the model was not trained on")
         }
-        let calibrated = try TrainedArchive.calibrate(loaded, plan: plan, command: canonicalCommand(seed: seed), source: out,
-                                                      log: { stderrLine($0) })
+        let newSampler = loaded.manifest.sampler.overriding(steps: samplerSteps, method: sampler)
+        let calibrated = try TrainedArchive.calibrate(loaded, plan: plan, sampler: newSampler, command: canonicalCommand(seed: seed),
+                                                      source: out, log: { stderrLine($0) })
         let digest = try ModelArchive.save(calibrated.data, to: out)
         for line in ModelCard.calibrationLines(calibrated.loaded.calibration) where !line.isEmpty { stderrLine(line) }
         print("\(out)@sha256:\(digest)")
@@ -60,6 +70,8 @@ struct Calibrate: ParsableCommand {
         if let cases { c += " --cases \(cases)" }
         c += " --seed \(seed)"
         if let simulations { c += " --simulations \(URL(fileURLWithPath: simulations).lastPathComponent)" }
+        if let sampler { c += " --sampler \(sampler.rawValue)" }
+        if let samplerSteps { c += " --sampler-steps \(samplerSteps)" }
         return c + " --out \(URL(fileURLWithPath: out).lastPathComponent)"
     }
 }

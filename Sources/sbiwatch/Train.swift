@@ -53,6 +53,9 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("sampler-steps"), help: "Default number of sampling steps stored with the model (default: 100 for VE, 250 for VP).")
     var samplerSteps: Int?
 
+    @Option(help: "Default sampler stored with the model: sde, ode, edm or dpmpp2m (default: sde; any other needs --sampler-steps).")
+    var sampler: SamplerSettings.Method?
+
     @Option(help: "Worker threads (default: the processor count).")
     var threads: Int?
 
@@ -74,6 +77,9 @@ struct Train: ParsableCommand {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be positive") }
         guard out.hasSuffix(".sbim") else { throw ValidationError("--out must name a .sbim file") }
         if let samplerSteps, samplerSteps < 2 { throw ValidationError("--sampler-steps must be at least 2") }
+        if let sampler, sampler != .sde, samplerSteps == nil {
+            throw ValidationError("--sampler \(sampler.rawValue) needs --sampler-steps (its steps mean something else than the SDE's)")
+        }
         guard checkpointEvery > 0 else { throw ValidationError("--checkpoint-every must be positive") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if let calibrationCases, calibrationCases < 0 || (1..<20).contains(calibrationCases) {
@@ -109,6 +115,7 @@ struct Train: ParsableCommand {
         if let steps { c += " --steps \(steps)" }
         if batchSize != 1000 { c += " --batch-size \(batchSize)" }
         c += " --config \(preset.rawValue) --sde \(sde.rawValue) --mask \(mask.rawValue)"
+        if let sampler { c += " --sampler \(sampler.rawValue)" }
         if let samplerSteps { c += " --sampler-steps \(samplerSteps)" }
         if let calibrationCases { c += " --calibration-cases \(calibrationCases)" }
         return c + " --out \(URL(fileURLWithPath: out).lastPathComponent)"
@@ -127,6 +134,7 @@ struct Train: ParsableCommand {
         let policy = CheckpointPolicy(path: checkpointPath, everySeconds: checkpointEvery,
                                       stopRequested: { stop.requested }, log: { stderrLine($0) })
         var sampler = SamplerSettings.trainingDefault(for: sde.sde)
+        if let method = self.sampler { sampler.method = method }
         if let samplerSteps { sampler.steps = samplerSteps }
         let origin = TrainingOrigin(task: task, simulationsSHA256: fileDigest, seed: seed, command: canonicalCommand)
         let trained = try stop.armed(checkpoint: checkpointPath) {
