@@ -126,10 +126,8 @@ extension Transformer {
     func timeEmbedding(_ params: Arena, _ input: TokenBatchView, _ ws: TransformerWorkspace) {
         let c = config, nf = c.timeFrequencies, t = input.tokens, rows = input.batch * t
         let P = { (s: TensorSlot) in UnsafePointer(params.pointer(s)) }
-        var shared = input.batch > 1 && !ws.training
-        for r in t..<rows where shared {
-            if input.times[r] != input.times[r % t] || input.hasTime[r] != input.hasTime[r % t] { shared = false }
-        }
+        let shared = input.batch > 1 && !ws.training
+            && (t..<rows).allSatisfy { input.times[$0] == input.times[$0 % t] && input.hasTime[$0] == input.hasTime[$0 % t] }
         let computed = shared ? t : rows
         fourierForward(ws.timeFeatures.base, input.times, P(slots.timeFreqs), computed, nf)
         for r in 0..<computed where input.hasTime[r] == 0 {

@@ -37,30 +37,6 @@ extension SamplerSettings {
 }
 
 extension SampleBlock {
-    /// Runs the whole integration of this block; `progress(done, of)` after each step.
-    mutating func integrate(progress: (Int, Int) -> Void) {
-        switch settings.method {
-        case .sde, .ode:
-            let steps = settings.steps
-            let ts = (0..<steps).map { 1 - (1 - SDE.tMin) * Double($0) / Double(steps - 1) }
-            for k in 0..<(steps - 1) {
-                progress(k + 1, steps - 1)
-                if settings.method == .sde { eulerMaruyamaStep(from: ts[k], to: ts[k + 1], last: k == steps - 2) }
-                else { heunStep(from: ts[k], to: ts[k + 1]) }
-            }
-        case .edm, .dpmpp2m:
-            let levels = settings.noiseLevels(for: sde), top = levels[0]
-            // x holds x_1 ~ N(0, s0^2) for latent tokens; scale it to x~ = x / mu(1)
-            for r in 0..<(n * d) where observedMask[r % d] == 0 { x[r] /= sde.mean(1) }
-            let gamma = settings.churn > 0 ? min(settings.churn / Double(settings.steps), 2.squareRoot() - 1) : 0
-            var history: (denoised: [Double], h: Double)? = nil
-            for i in 0..<(levels.count - 1) {
-                progress(i + 1, levels.count - 1)
-                noiseLevelStep(from: levels[i], to: levels[i + 1], gamma: gamma, ceiling: top, history: &history)
-            }
-        }
-    }
-
     /// One step between noise levels, repeated with RePaint resampling under guidance (back up to
     /// `level` with fresh noise before each repeat).
     mutating func noiseLevelStep(from level: Double, to next: Double, gamma: Double, ceiling: Double,
@@ -104,7 +80,7 @@ extension SampleBlock {
         let h = log(level / next), ratio = next / level
         var target = denoised
         if let previous = history {
-            let w = 1 / (2 * previous.h / h)
+            let w = 1 / (2 * previous.h / h)   // 1 / (2 r), r = h_previous / h
             for r in 0..<(n * d) where observedMask[r % d] == 0 { target[r] = (1 + w) * denoised[r] - w * previous.denoised[r] }
         }
         for r in 0..<(n * d) where observedMask[r % d] == 0 { x[r] = ratio * x[r] + (1 - ratio) * target[r] }

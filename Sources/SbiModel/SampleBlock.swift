@@ -1,6 +1,7 @@
 // One block of joint samples integrated from t = 1 down to tMin in normalised units: the reverse
 // SDE by Euler-Maruyama (with RePaint resampling under guidance) or the probability-flow ODE by
-// Heun's method. Sample j of the whole run draws from its own stream key.split(j).
+// Heun's method on a uniform t grid, or over noise levels (NoiseLevelSteps.swift). Sample j of
+// the whole run draws from its own stream key.split(j).
 import SbiCore
 
 struct SampleBlock {
@@ -43,6 +44,30 @@ struct SampleBlock {
             x[e * d + node] = Double(Float(norm.normalize(values[first + e], node: node)))
         } }
         score = [Double](repeating: 0, count: n * d)
+    }
+
+    /// Runs the whole integration of this block; `progress(done, of)` after each step.
+    mutating func integrate(progress: (Int, Int) -> Void) {
+        switch settings.method {
+        case .sde, .ode:
+            let steps = settings.steps
+            let ts = (0..<steps).map { 1 - (1 - SDE.tMin) * Double($0) / Double(steps - 1) }
+            for k in 0..<(steps - 1) {
+                progress(k + 1, steps - 1)
+                if settings.method == .sde { eulerMaruyamaStep(from: ts[k], to: ts[k + 1], last: k == steps - 2) }
+                else { heunStep(from: ts[k], to: ts[k + 1]) }
+            }
+        case .edm, .dpmpp2m:
+            let levels = settings.noiseLevels(for: sde), top = levels[0]
+            // x holds x_1 ~ N(0, s0^2) for latent tokens; scale it to x~ = x / mu(1)
+            for r in 0..<(n * d) where observedMask[r % d] == 0 { x[r] /= sde.mean(1) }
+            let gamma = settings.churn > 0 ? min(settings.churn / Double(settings.steps), 2.squareRoot() - 1) : 0
+            var history: (denoised: [Double], h: Double)? = nil
+            for i in 0..<(levels.count - 1) {
+                progress(i + 1, levels.count - 1)
+                noiseLevelStep(from: levels[i], to: levels[i + 1], gamma: gamma, ceiling: top, history: &history)
+            }
+        }
     }
 
     /// score(xs, t) into `score`, guidance included.

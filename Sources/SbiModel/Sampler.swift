@@ -47,6 +47,9 @@ public struct SamplerSettings: Codable, Hashable, Sendable {
     /// Whether the method integrates over noise levels (and so reads rho, sigmaLow and churn).
     public var usesNoiseLevels: Bool { method == .edm || method == .dpmpp2m }
 
+    /// The fewest steps the method integrates with: one noise level, or two points of the t grid.
+    public var minimumSteps: Int { usesNoiseLevels ? 1 : 2 }
+
     enum CodingKeys: String, CodingKey { case method, steps, resampling, rho, sigmaLow = "sigma_low", churn }
 
     public init(from decoder: Decoder) throws {
@@ -209,8 +212,9 @@ public enum Sampler {
     }
 
     static func validate(_ settings: SamplerSettings) throws {
-        let least = settings.usesNoiseLevels ? 1 : 2
-        guard settings.steps >= least else { throw SbiError(.usage, "the \(settings.method.rawValue) sampler needs at least \(least) steps") }
+        guard settings.steps >= settings.minimumSteps else {
+            throw SbiError(.usage, "the \(settings.method.rawValue) sampler needs at least \(settings.minimumSteps) steps")
+        }
         guard settings.resampling >= 0 else { throw SbiError(.usage, "resampling must be 0 or more") }
         guard !settings.usesNoiseLevels || (settings.rho > 0 && settings.rho.isFinite && settings.sigmaLow > 0
                                             && settings.sigmaLow.isFinite && settings.churn >= 0 && settings.churn.isFinite) else {

@@ -131,8 +131,9 @@ struct SamplerChoice: ExpressibleByArgument {
     init?(argument: String) {
         let parts = argument.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         guard (2...3).contains(parts.count), let method = SamplerSettings.Method(rawValue: parts[0]),
-              let steps = Int(parts[1]), steps >= (method == .edm || method == .dpmpp2m ? 1 : 2) else { return nil }
+              let steps = Int(parts[1]) else { return nil }
         settings = SamplerSettings(method: method, steps: steps)
+        guard steps >= settings.minimumSteps else { return nil }
         if parts.count == 3 {
             guard method == .edm, let churn = Double(parts[2]), churn >= 0, churn.isFinite else { return nil }
             settings.churn = churn
