@@ -71,19 +71,23 @@ extension SampleBlock {
 
     /// DPM-Solver++(2M)'s step in data prediction: x~ <- (next / s) x~ + (1 - next / s) D', where D'
     /// extrapolates the last two denoised estimates in log-level (first order at the start and to 0).
+    /// The SDE variant keeps e^(-2h) = (next / s)^2 of x~, gives the rest to D' and adds fresh noise
+    /// of sd next * sqrt(1 - e^(-2h)), so a sample at level s leaves at level `next` exactly.
     mutating func dpmSolverStep(from level: Double, to next: Double, history: inout (denoised: [Double], h: Double)?) {
         let denoised = denoise(x, level)
         guard next > 0 else {
             for r in 0..<(n * d) where observedMask[r % d] == 0 { x[r] = denoised[r] }
             return
         }
-        let h = log(level / next), ratio = next / level
+        let stochastic = settings.method == .dpmpp2mSDE
+        let h = log(level / next), ratio = stochastic ? (next / level) * (next / level) : next / level
         var target = denoised
         if let previous = history {
             let w = 1 / (2 * previous.h / h)   // 1 / (2 r), r = h_previous / h
             for r in 0..<(n * d) where observedMask[r % d] == 0 { target[r] = (1 + w) * denoised[r] - w * previous.denoised[r] }
         }
         for r in 0..<(n * d) where observedMask[r % d] == 0 { x[r] = ratio * x[r] + (1 - ratio) * target[r] }
+        if stochastic { addNoise(variance: next * next * (1 - ratio)) }
         history = (denoised, h)
     }
 

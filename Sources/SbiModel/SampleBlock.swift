@@ -57,7 +57,7 @@ struct SampleBlock {
                 if settings.method == .sde { eulerMaruyamaStep(from: ts[k], to: ts[k + 1], last: k == steps - 2) }
                 else { heunStep(from: ts[k], to: ts[k + 1]) }
             }
-        case .edm, .dpmpp2m:
+        case .edm, .dpmpp2m, .dpmpp2mSDE:
             let levels = settings.noiseLevels(for: sde), top = levels[0]
             // x holds x_1 ~ N(0, s0^2) for latent tokens; scale it to x~ = x / mu(1)
             for r in 0..<(n * d) where observedMask[r % d] == 0 { x[r] /= sde.mean(1) }

@@ -14,16 +14,19 @@ public struct SamplerSettings: Codable, Hashable, Sendable {
         case edm
         /// DPM-Solver++(2M) (Lu et al. 2022) on the probability-flow ODE over the same noise levels
         case dpmpp2m
+        /// DPM-Solver++(2M) on the reverse SDE over the same noise levels: each step injects the noise
+        /// the SDE would, so errors of the score are forgotten instead of carried (Lu et al. 2022, sec. 5)
+        case dpmpp2mSDE = "dpmpp2m-sde"
     }
     public var method: Method
-    /// sde, ode: points of the uniform t grid (steps - 1 intervals). edm, dpmpp2m: noise levels
+    /// sde, ode: points of the uniform t grid (steps - 1 intervals). edm, dpmpp2m(-sde): noise levels
     /// above zero (steps intervals, the last one to sigma = 0).
     public var steps: Int
     /// RePaint-style resampling steps per step (used with guidance).
     public var resampling: Int
-    /// edm, dpmpp2m: the spacing of the noise levels (sigma_i^(1/rho) evenly spaced).
+    /// edm, dpmpp2m(-sde): the spacing of the noise levels (sigma_i^(1/rho) evenly spaced).
     public var rho: Double
-    /// edm, dpmpp2m: the lowest noise level above zero, in normalised units (clamped to the model's domain).
+    /// edm, dpmpp2m(-sde): the lowest noise level above zero, in normalised units (clamped to the model's domain).
     public var sigmaLow: Double
     /// edm: S_churn, the noise added back per step, as a total over the run (0: deterministic).
     public var churn: Double
@@ -40,12 +43,12 @@ public struct SamplerSettings: Codable, Hashable, Sendable {
         case .sde: return steps - 1
         case .ode: return 2 * (steps - 1)
         case .edm: return 2 * steps - 1
-        case .dpmpp2m: return steps
+        case .dpmpp2m, .dpmpp2mSDE: return steps
         }
     }
 
     /// Whether the method integrates over noise levels (and so reads rho, sigmaLow and churn).
-    public var usesNoiseLevels: Bool { method == .edm || method == .dpmpp2m }
+    public var usesNoiseLevels: Bool { method == .edm || method == .dpmpp2m || method == .dpmpp2mSDE }
 
     /// The fewest steps the method integrates with: one noise level, or two points of the t grid.
     public var minimumSteps: Int { usesNoiseLevels ? 1 : 2 }

@@ -32,7 +32,7 @@ struct BenchSamplerOptions: ParsableArguments {
     @Option(name: .customLong("sampler-steps"), help: "Sampling steps (default: the model's).")
     var samplerSteps: Int?
 
-    @Option(help: "Sampler: sde, ode, edm or dpmpp2m (default: the model's).")
+    @Option(help: "Sampler: sde, ode, edm, dpmpp2m or dpmpp2m-sde (default: the model's).")
     var sampler: SamplerSettings.Method?
 
     func validate() throws {

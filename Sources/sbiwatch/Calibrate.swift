@@ -26,7 +26,7 @@ struct Calibrate: ParsableCommand {
                                valueName: "sims.nc"))
     var simulations: String?
 
-    @Option(help: "A new default sampler to store with the model and calibrate it under: sde, ode, edm or dpmpp2m (needs --sampler-steps).")
+    @Option(help: "A new default sampler to store with the model and calibrate it under: sde, ode, edm, dpmpp2m or dpmpp2m-sde (needs --sampler-steps).")
     var sampler: SamplerSettings.Method?
 
     @Option(name: .customLong("sampler-steps"), help: "The new default sampler's steps (with --sampler, or alone for the model's sampler).")

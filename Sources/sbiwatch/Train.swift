@@ -53,7 +53,7 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("sampler-steps"), help: "Default number of sampling steps stored with the model (default: 100 for VE, 250 for VP).")
     var samplerSteps: Int?
 
-    @Option(help: "Default sampler stored with the model: sde, ode, edm or dpmpp2m (default: sde; any other needs --sampler-steps).")
+    @Option(help: "Default sampler stored with the model: sde, ode, edm, dpmpp2m or dpmpp2m-sde (default: sde; any other needs --sampler-steps).")
     var sampler: SamplerSettings.Method?
 
     @Option(help: "Worker threads (default: the processor count).")

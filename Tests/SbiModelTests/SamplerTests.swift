@@ -89,21 +89,22 @@ final class SamplerTests: XCTestCase {
 
     /// Both integrators reproduce a conditional of a known Gaussian from its exact score:
     /// node 0 and 2 given node 1 = 0.7. Tolerances: mean 0.05, variance 10% (4,000 samples).
-    /// The SDE forgets its start; the ODE is a deterministic map of the start N(0, s0^2), which for a
+    /// The SDEs (Euler-Maruyama, DPM-Solver++(2M) SDE) forget their start; the ODEs are a deterministic map of the start N(0, s0^2), which for a
     /// Gaussian is x_0 = m + (x_T - mu_T m) sqrt(v / v_T): its expected moments are checked exactly
     /// (mean m (1 - mu_T sqrt(v / v_T)), variance v s0^2 / v_T), so the integrator itself is tested.
     func testIntegratorsMatchTheExactConditional() throws {
         let exact = [(0.5 + 0.6 / 2.0 * (0.7 + 1.0), 1.0 - 0.36 / 2), (0.2 - 0.4 / 2.0 * (0.7 + 1.0), 0.5 - 0.16 / 2)]
         for (sde, method, steps) in [(SDE.defaultVE, SamplerSettings.Method.sde, 200), (.defaultVE, .ode, 100),
                                      (.defaultVP, .sde, 500), (.defaultVP, .ode, 100),
-                                     (.defaultVE, .edm, 18), (.defaultVE, .dpmpp2m, 20), (.defaultVP, .edm, 18), (.defaultVP, .dpmpp2m, 20)] {
+                                     (.defaultVE, .edm, 18), (.defaultVE, .dpmpp2m, 20), (.defaultVP, .edm, 18), (.defaultVP, .dpmpp2m, 20),
+                                     (.defaultVE, .dpmpp2mSDE, 30), (.defaultVP, .dpmpp2mSDE, 30)] {
             let score = GaussianScore(mean: mean, covariance: cov, sde: sde)
             let draws = try Sampler.sample(score, Conditioning(observed: [1: 0.7]), count: 4000,
                                            settings: SamplerSettings(method: method, steps: steps), key: RandomKey(seed: 11))
             XCTAssert(draws.allSatisfy { $0[1] == 0.7 }, "observed node must keep its value")
             for (node, (m, v)) in zip([0, 2], exact) {
                 var (em, ev) = (m, v)
-                if method != .sde {
+                if method != .sde && method != .dpmpp2mSDE {
                     let muT = sde.mean(1), vT = muT * muT * v + pow(sde.std(1), 2), s0 = sde.initialStd(dataVariance: 1)
                     em = m * (1 - muT * (v / vT).squareRoot())
                     ev = v * s0 * s0 / vT
@@ -179,7 +180,7 @@ final class SamplerTests: XCTestCase {
     func testIntervalGuidanceUnderNoiseLevelSamplers() throws {
         let score = GaussianScore(mean: mean, covariance: cov, sde: .defaultVE)
         let conditioning = Conditioning(constraints: [IntervalConstraint(node: 0, lower: 0, upper: 1)])
-        for method in [SamplerSettings.Method.edm, .dpmpp2m] {
+        for method in [SamplerSettings.Method.edm, .dpmpp2m, .dpmpp2mSDE] {
             let draws = try Sampler.sample(score, conditioning, count: 2000, settings: SamplerSettings(method: method, steps: 40, resampling: 2),
                                            key: RandomKey(seed: 5))
             let x0 = draws.map { $0[0] }
@@ -206,6 +207,7 @@ final class SamplerTests: XCTestCase {
         XCTAssertEqual(SamplerSettings(method: .ode, steps: 40).networkEvaluations, 78)
         XCTAssertEqual(SamplerSettings(method: .edm, steps: 10).networkEvaluations, 19)
         XCTAssertEqual(SamplerSettings(method: .dpmpp2m, steps: 10).networkEvaluations, 10)
+        XCTAssertEqual(SamplerSettings(method: .dpmpp2mSDE, steps: 10).networkEvaluations, 10)
     }
 
     /// Settings of the t-grid samplers encode as before (archives keep their bytes); the noise-level
