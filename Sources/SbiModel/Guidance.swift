@@ -33,30 +33,78 @@ public struct IntervalConstraint: GuidanceConstraint {
     }
 }
 
-/// sum_i w_i x_i <= bound: log c = log sigmoid(k (bound - w . x)), with k the sharpness of the first node.
-public struct LinearInequalityConstraint: GuidanceConstraint {
-    public var weights: [Int: Double]
-    public var bound: Double
-    public init(weights: [Int: Double], bound: Double) { self.weights = weights; self.bound = bound }
-    public var nodes: [Int] { weights.keys.sorted() }
+/// The noise variance of w . x0_hat at this step: sum_i w_i^2 / sharpness_i (for one node with
+/// weight 1 it is 1 / sharpness, the interval's own scale).
+@inline(__always)
+func combinationVariance(_ weights: [(node: Int, weight: Double)], _ sharpness: UnsafePointer<Double>) -> Double {
+    var v = 0.0
+    for (i, w) in weights { v += w * w / sharpness[i] }
+    return v
+}
+
+/// lower <= sum_i w_i x_i <= upper (either bound may be infinite):
+/// log c = log sigmoid(k (w.x - lower)) + log sigmoid(k (upper - w.x)), k = 1 / combinationVariance.
+public struct LinearBoundConstraint: GuidanceConstraint {
+    public var weights: [(node: Int, weight: Double)]
+    public var lower: Double
+    public var upper: Double
+    public init(weights: [(node: Int, weight: Double)], lower: Double, upper: Double) {
+        self.weights = weights; self.lower = lower; self.upper = upper
+    }
+    public var nodes: [Int] { weights.map(\.node) }
 
     public func addLogGradient(x: UnsafePointer<Double>, sharpness: UnsafePointer<Double>, grad: UnsafeMutablePointer<Double>) {
-        var dot = 0.0, k = Double.infinity
-        for (i, w) in weights { dot += w * x[i]; k = min(k, sharpness[i]) }
-        let slope = k * (1 - sigmoid(k * (bound - dot)))
-        for (i, w) in weights { grad[i] -= slope * w }
+        var dot = 0.0
+        for (i, w) in weights { dot += w * x[i] }
+        let k = 1 / combinationVariance(weights, sharpness)
+        var slope = 0.0
+        if lower.isFinite { slope += k * (1 - sigmoid(k * (dot - lower))) }
+        if upper.isFinite { slope -= k * (1 - sigmoid(k * (upper - dot))) }
+        for (i, w) in weights { grad[i] += slope * w }
     }
 }
 
-/// x[node] close to value: log c = -k (x - value)^2 / 2 (a Gaussian pull that sharpens as t -> 0).
-public struct SoftEqualityConstraint: GuidanceConstraint {
-    public var node: Int
-    public var value: Double
-    public init(node: Int, value: Double) { self.node = node; self.value = value }
-    public var nodes: [Int] { [node] }
+/// sum_i w_i x_i ~= target +- tolerance: a Gaussian pull with standard deviation tolerance / 2 (so
+/// +- tolerance holds about 95% where the rest of the posterior is flat), widened by the step's noise:
+/// log c = -(w.x - target)^2 / (2 (tolerance^2 / 4 + combinationVariance)).
+public struct SoftLinearEqualityConstraint: GuidanceConstraint {
+    public var weights: [(node: Int, weight: Double)]
+    public var target: Double
+    public var tolerance: Double
+    public init(weights: [(node: Int, weight: Double)], target: Double, tolerance: Double) {
+        self.weights = weights; self.target = target; self.tolerance = tolerance
+    }
+    public var nodes: [Int] { weights.map(\.node) }
 
     public func addLogGradient(x: UnsafePointer<Double>, sharpness: UnsafePointer<Double>, grad: UnsafeMutablePointer<Double>) {
-        grad[node] -= sharpness[node] * (x[node] - value)
+        var dot = 0.0
+        for (i, w) in weights { dot += w * x[i] }
+        let precision = 1 / (tolerance * tolerance / 4 + combinationVariance(weights, sharpness))
+        for (i, w) in weights { grad[i] -= precision * (dot - target) * w }
+    }
+}
+
+/// max_i x_i >= bound (or, with `minimum`, min_i x_i <= bound): "at least one value crosses the bound".
+/// The extremum is a soft maximum, tau log sum exp(x_i / tau) with tau = sqrt(mean_i 1 / sharpness_i),
+/// so its gradient spreads over the values near the top; log c = log sigmoid(k (softmax - bound)),
+/// k = 1 / tau^2. (max <= bound and min >= bound are one interval per value instead.)
+public struct ExtremumConstraint: GuidanceConstraint {
+    public var nodes: [Int]
+    public var bound: Double
+    public var minimum: Bool
+    public init(nodes: [Int], bound: Double, minimum: Bool) { self.nodes = nodes; self.bound = bound; self.minimum = minimum }
+
+    public func addLogGradient(x: UnsafePointer<Double>, sharpness: UnsafePointer<Double>, grad: UnsafeMutablePointer<Double>) {
+        guard !nodes.isEmpty else { return }
+        let s = minimum ? -1.0 : 1.0  // min x = -max(-x)
+        let tau2 = nodes.reduce(0) { $0 + 1 / sharpness[$1] } / Double(nodes.count), tau = tau2.squareRoot()
+        let top = nodes.map { s * x[$0] }.max()!
+        let weights = nodes.map { exp((s * x[$0] - top) / tau) }
+        let total = weights.reduce(0, +)
+        let softMax = top + tau * log(total)
+        let k = 1 / tau2
+        let slope = k * (1 - sigmoid(k * (softMax - s * bound)))
+        for (j, i) in nodes.enumerated() { grad[i] += s * slope * weights[j] / total }
     }
 }
 

@@ -9,6 +9,8 @@ public struct QueryPlan: Sendable {
     public private(set) var tokens: [TokenRef]
     public private(set) var observed: [Int: Double] = [:]
     public private(set) var constraints: [any GuidanceConstraint] = []
+    /// Constraints given in the constraint language, resolved onto tokens (for the report's satisfaction figures).
+    public private(set) var plannedConstraints: [PlannedConstraint] = []
     /// Reported values, in order: a sampled token, or a value interpolated between two sampled ones.
     enum Target: Sendable { case token(Int), interpolated(Int) }
     private var reported: [Target] = []
@@ -94,6 +96,18 @@ public struct QueryPlan: Sendable {
         try checkTime(time, node: node)
         tokens.append(TokenRef(node: node, time: time))
         constraints.append(IntervalConstraint(node: tokens.count - 1, lower: lower, upper: upper))
+    }
+
+    /// Adds a latent token (sampled, not reported) and returns its index.
+    mutating func appendLatentToken(node: Int, time: Double?) -> Int {
+        tokens.append(TokenRef(node: node, time: time))
+        return tokens.count - 1
+    }
+
+    /// Adds a resolved constraint and its guidance terms.
+    mutating func append(_ planned: PlannedConstraint) {
+        plannedConstraints.append(planned)
+        constraints += planned.guidance
     }
 
     /// Whether the plan reports a time-indexed variable's values by interpolation.

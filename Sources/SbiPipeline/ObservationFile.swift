@@ -54,6 +54,8 @@ public final class ObservationFile {
     public let modelName: String?
     public let samples: Int?
     public let seed: UInt64?
+    /// The global attribute sbiwatch_constraints: constraint-language expressions separated by ';'.
+    public let constraintText: String?
 
     public init(path: String) throws {
         self.path = path
@@ -62,6 +64,7 @@ public final class ObservationFile {
             modelName = try file.textAttribute("sbiwatch_model")?.trimmingCharacters(in: .whitespaces)
             samples = try Self.integerAttribute(file, "sbiwatch_samples", range: 1...100_000)
             seed = try Self.integerAttribute(file, "sbiwatch_seed", range: 0...Int(Int32.max)).map(UInt64.init)
+            constraintText = try file.textAttribute("sbiwatch_constraints")
         } catch { file.close(); throw error }
     }
 
@@ -124,7 +127,23 @@ public final class ObservationFile {
         guard !obs.plan.targets.isEmpty else {
             throw bad("every parameter is observed and nothing is queried", "leave a parameter out, or add a NAME_query_time grid")
         }
+        try addConstraints(to: &obs)
         return obs
+    }
+
+    /// The constraints of sbiwatch_constraints, resolved after the observations and query grids
+    /// (times are in the model's time units).
+    func addConstraints(to obs: inout Observation) throws {
+        guard let constraintText else { return }
+        do {
+            for e in try ConstraintExpression.parseList(constraintText) { try obs.plan.constrain(e) }
+        } catch let e as SbiError {
+            throw SbiError(e.code, "the global attribute sbiwatch_constraints: \(e.message)", hint: e.hint)
+        }
+        guard obs.plan.tokens.count <= Self.maxTokens else {
+            throw bad("the observations, queries and constraints need \(obs.plan.tokens.count) tokens; one query takes at most \(Self.maxTokens)",
+                      "constrain shorter time ranges")
+        }
     }
 
     /// Names of variables that serve others (coordinates, bounds, queries) and are not data themselves.

@@ -80,6 +80,8 @@ public struct Report: Codable, Sendable {
     /// Data variables queried (predictions, forecasts).
     public var predictions: [String: BandSummary]
     public var observed: Observed
+    /// The file's constraints (sbiwatch_constraints) and how many draws satisfy each; nil without any.
+    public var constraints: [ConstraintSummary]? = nil
     /// Per observed data variable: the posterior predictive band at the observed points.
     public var posteriorPredictive: [String: PredictiveBand]
     public var diagnostics: Diagnostics
@@ -87,7 +89,7 @@ public struct Report: Codable, Sendable {
     public var sbiwatchVersion: String
 
     enum CodingKeys: String, CodingKey {
-        case format, created, input, model, sampler, parameters, functions, predictions, observed, diagnostics
+        case format, created, input, model, sampler, parameters, functions, predictions, observed, diagnostics, constraints
         case posteriorPredictive = "posterior_predictive"
         case timingsSeconds = "timings_seconds"
         case sbiwatchVersion = "sbiwatch_version"
@@ -101,6 +103,13 @@ public struct Report: Codable, Sendable {
         data.append(0x0a)
         return data
     }
+}
+
+/// One constraint of a file and the fraction of the draws that satisfy it.
+public struct ConstraintSummary: Codable, Equatable, Sendable {
+    public var expression: String
+    public var satisfied: Double
+    public init(expression: String, satisfied: Double) { self.expression = expression; self.satisfied = satisfied }
 }
 
 /// What a bad input file produced instead of results: STEM.error.json.

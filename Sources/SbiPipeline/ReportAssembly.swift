@@ -25,6 +25,9 @@ extension Report {
                            seed: request.seed, resampling: request.settings.resampling),
             parameters: parameters, functions: functions, predictions: predictions,
             observed: Self.observed(obs),
+            constraints: obs.plan.plannedConstraints.isEmpty ? nil : obs.plan.plannedConstraints.map {
+                ConstraintSummary(expression: $0.expression, satisfied: rounded($0.fractionSatisfied(draws.rows)))
+            },
             posteriorPredictive: Self.predictiveBands(checks),
             diagnostics: .init(verdict: checks.verdict.level.rawValue, reasons: checks.verdict.reasons,
                                combinedPValue: checks.verdict.combinedPValue.map(rounded), checks: checks.checks.map(Self.roundedCheck),

@@ -81,6 +81,11 @@ enum ReportPage {
         for (name, f) in r.functions.sorted(by: { $0.key < $1.key }) {
             if let c = f.calibrationCaution { h += "<div class=\"warn\">\(esc(name)): \(esc(c))</div>\n" }
         }
+        if let constraints = r.constraints {
+            h += "<h2 id=\"constraints\">Constraints</h2>\n<table><tr><th>constraint</th><th>samples satisfying it</th></tr>\n"
+            for c in constraints { h += "<tr><td><code>\(esc(c.expression))</code></td><td>\(num(100 * c.satisfied))%</td></tr>\n" }
+            h += "</table>\n<p class=\"meta\">sampled with guidance (man sbiwatch, CONSTRAINTS); a soft equality counts as satisfied within its tolerance</p>\n"
+        }
         if !r.observed.scalars.isEmpty || !r.observed.intervals.isEmpty {
             h += "<p>Observed: " + r.observed.scalars.sorted { $0.key < $1.key }.map { "\(esc($0.key)) = \(num($0.value))" }.joined(separator: ", ")
             h += r.observed.intervals.sorted { $0.key < $1.key }.map { ", \(esc($0.key)) in [\($0.value[0].map(num) ?? "-inf"), \($0.value[1].map(num) ?? "inf")]" }.joined()

@@ -6,7 +6,7 @@ import SbiModel
 
 struct Sample: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Sample any conditional of a model: posterior, likelihood or mixed, with optional intervals.")
+        abstract: "Sample any conditional of a model: posterior, likelihood or mixed, with optional intervals and constraints.")
 
     @Option(help: "The model archive (PATH or PATH@sha256:HEX).")
     var model: String
@@ -18,6 +18,10 @@ struct Sample: ParsableCommand {
     @Option(help: ArgumentHelp("Interval constraint NAME=LO:HI (sampled with guidance; either side may be empty).",
                                valueName: "name=lo:hi"))
     var interval: [String] = []
+
+    @Option(help: ArgumentHelp("A constraint in the constraint language (repeatable), e.g. \"gamma + delta <= 0.6\" or \"max(infected@30:50) <= 0.08\"; see man sbiwatch, CONSTRAINTS.",
+                               valueName: "expression"))
+    var constraint: [String] = []
 
     @Option(parsing: .upToNextOption, help: ArgumentHelp("Variables or elements to write (default: every scalar variable not observed); a time-indexed one with query times, NAME@LO:HI:COUNT or NAME@T1,T2,...", valueName: "name"))
     var target: [String] = []
@@ -31,10 +35,10 @@ struct Sample: ParsableCommand {
     @Option(help: "Sampling steps (default: the model's).")
     var steps: Int?
 
-    @Option(help: "Sampler: sde (Euler-Maruyama), ode (probability flow, Heun), edm (Heun over Karras noise levels) or dpmpp2m (DPM-Solver++(2M) over them).")
+    @Option(help: "Sampler: sde (Euler-Maruyama), ode (probability flow, Heun), edm (Heun over Karras noise levels), dpmpp2m (DPM-Solver++(2M) over them) or dpmpp2m-sde (its stochastic form).")
     var sampler: SamplerSettings.Method?
 
-    @Option(help: "Resampling steps per step when intervals are given.")
+    @Option(help: "Resampling steps per step when intervals or constraints are given.")
     var resampling: Int = 0
 
     @Option(help: "Where to write the CSV (one column per requested scalar).")
@@ -66,6 +70,9 @@ struct Sample: ParsableCommand {
                 stderrLine("sampling: \(done)/\(total) samples done, ETA \(Int(left.rounded())) s")
             }
         })
+        for c in plan.plannedConstraints {
+            stderrLine("constraint \(c.expression): satisfied by \(String(format: "%.1f", 100 * c.fractionSatisfied(draws)))% of samples")
+        }
         let targets = plan.targets
         var csv = targets.map { plan.label(ofToken: $0) }.joined(separator: ",") + "\n"
         for d in draws { csv += targets.map { String(d[$0]) }.joined(separator: ",") + "\n" }
@@ -92,6 +99,7 @@ struct Sample: ParsableCommand {
                 } else { try plan.target(node: n) }
             }
         }
+        for c in constraint { try plan.constrain(try ConstraintExpression(parsing: c)) }
         guard !plan.targets.isEmpty else { throw SbiError(.usage, "nothing to sample: every variable is observed", hint: "drop an --observe or name a --target") }
         return plan
     }

@@ -147,6 +147,69 @@ final class ProcessCommandTests: TemporaryDirectoryTestCase {
         XCTAssert(notes.contains { $0.contains("station_height") }, "\(notes)")
     }
 
+    /// Constraints in the file's sbiwatch_constraints reach the sampler and the report (each with the
+    /// fraction of draws satisfying it); a bad one is refused before sampling with exit 65, an error
+    /// report quoting it and a caret under the offending part; `sample --constraint` does the same.
+    func testConstraintsFromTheFileAndTheCommandLine() throws {
+        let out = path("out")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        func file(_ name: String, _ constraints: String) throws -> String {
+            try ncgen("""
+            netcdf f {
+            dimensions:
+              t = 4 ;
+            variables:
+              double t(t) ; t:units = "days since 2026-01-01" ;
+              double infected(t) ;
+            // global attributes:
+              :sbiwatch_model = "sird" ; :sbiwatch_samples = 40 ;
+              :sbiwatch_constraints = "\(constraints)" ;
+            data:
+              t = 2, 6, 10, 14 ;
+              infected = 0.01, 0.02, 0.04, 0.05 ;
+            }
+            """, name)
+        }
+        let good = try file("capped", "max(infected@30:50) <= 0.05; gamma in [0.1, 0.2]")
+        let r = try CLI.run(["process", good, "--model", "sird=\(Self.sirdModel)", "--outbox", out, "--threads", "1"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let report = try json(out + "/capped.report.json")
+        let constraints = try XCTUnwrap(report["constraints"] as? [[String: Any]], "report.json lists the constraints")
+        XCTAssertEqual(constraints.map { $0["expression"] as? String }, ["max(infected@30:50) <= 0.05", "gamma in [0.1, 0.2]"])
+        let satisfied = constraints.map { $0["satisfied"] as! Double }
+        XCTAssert(satisfied.allSatisfy { (0...1).contains($0) }, "\(satisfied)")
+        XCTAssertEqual((report["sampler"] as! [String: Any])["resampling"] as? Int, 5, "constraints get resampling steps")
+        // the fraction is that of the written samples (this tiny model is untrained: no claim on its value)
+        let dump = try Tool.run("/usr/bin/ncdump", ["-v", "gamma", out + "/capped.samples.nc"]).stdout
+        let gammas = dump.components(separatedBy: "gamma =").last!.split(whereSeparator: { ", ;\n}".contains($0) }).compactMap { Double($0) }
+        XCTAssertEqual(gammas.count, 40)
+        XCTAssertEqual(satisfied[1], Double(gammas.filter { (0.1...0.2).contains($0) }.count) / 40, accuracy: 1e-9)
+        let html = try String(contentsOfFile: out + "/capped.report.html", encoding: .utf8)
+        XCTAssert(html.contains("id=\"constraints\"") && html.contains("max(infected@30:50) &lt;= 0.05"), "the page lists the constraints")
+
+        let bad = try file("nonlinear", "gamma * delta <= 0.1")
+        let e = try CLI.run(["process", bad, "--model", "sird=\(Self.sirdModel)", "--outbox", out, "--threads", "1"])
+        XCTAssertEqual(e.status, 65, e.stderr)
+        XCTAssertEqual(outputs("nonlinear", in: out), [".error.json"])
+        let error = try json(out + "/nonlinear.error.json")
+        let message = error["message"] as! String
+        for needle in ["sbiwatch_constraints", "constraint 'gamma * delta <= 0.1'", "non-linear", "\n    gamma * delta <= 0.1\n            ^^^^^"] {
+            XCTAssert(message.contains(needle), "\(needle) missing from \(message)")
+        }
+        let outside = try file("outside", "infected@80 <= 0.1")
+        XCTAssertEqual(try CLI.run(["process", outside, "--model", "sird=\(Self.sirdModel)", "--outbox", out]).status, 65)
+        XCTAssert((try json(out + "/outside.error.json")["message"] as! String).contains("outside the time domain of infected"))
+
+        let csv = path("gamma.csv")
+        let s = try CLI.run(["sample", "--model", Self.sirdModel, "--observe", "infected=2:0.01,6:0.02", "--constraint", "gamma + delta <= 0.3",
+                             "--samples", "20", "--out", csv, "--threads", "1"])
+        XCTAssertEqual(s.status, 0, s.stderr)
+        XCTAssert(s.stderr.contains("constraint gamma + delta <= 0.3: satisfied by "), s.stderr)
+        let refused = try CLI.run(["sample", "--model", Self.sirdModel, "--constraint", "kappa <= 1", "--samples", "5", "--out", csv])
+        XCTAssertEqual(refused.status, 65, refused.stderr)
+        XCTAssert(refused.stderr.contains("the model has no variable 'kappa'") && refused.stderr.contains("^^^^^"), refused.stderr)
+    }
+
     func testSameInputModelAndSeedGiveIdenticalBytes() throws {
         let obs = path("det.nc")
         XCTAssertEqual(try CLI.run(["simulate", "--task", "sird", "--missing", "0.1", "--seed", "9", "--out", obs]).status, 0)
