@@ -44,17 +44,41 @@ public struct AttentionMasks: Sendable {
     }
 
     /// allowed (T,T) row-major, allowed[i*T+j] = 1 if token i may attend token j; T = tokens.count.
-    public func mask(for tokens: [TokenRef], kind: AttentionMaskKind) -> [UInt8] {
+    /// `observed` (T) is the condition mask; only the directed mask reads it (nil: nothing observed).
+    public func mask(for tokens: [TokenRef], kind: AttentionMaskKind, observed: [Bool]? = nil) -> [UInt8] {
         let t = tokens.count
-        if kind == .dense { return [UInt8](repeating: 1, count: t * t) }
-        // previous token in time within each series
-        var previous = [Int](repeating: -1, count: t)
+        switch kind {
+        case .dense: return [UInt8](repeating: 1, count: t * t)
+        case .undirected: return undirectedMask(for: tokens)
+        case .directed:
+            return FaithfulInversion(parents: parentMatrix(for: tokens), observed: observed ?? [Bool](repeating: false, count: t)).mask()
+        }
+    }
+
+    /// parents (T,T): parents[i*T+j] = token j is a parent of token i in the token graph.
+    public func parentMatrix(for tokens: [TokenRef]) -> [Bool] {
+        let t = tokens.count, previous = previousInTime(tokens)
+        var p = [Bool](repeating: false, count: t * t)
+        for i in 0..<t { for j in 0..<t where i != j && isParent(i, j, tokens, previous) { p[i * t + j] = true } }
+        return p
+    }
+
+    /// previous[i]: the previous token of i's series in time (-1 for the first and for fixed nodes).
+    func previousInTime(_ tokens: [TokenRef]) -> [Int] {
+        var previous = [Int](repeating: -1, count: tokens.count)
         var byNode: [Int: [Int]] = [:]
         for (i, tok) in tokens.enumerated() where isTimeNode[tok.node] { byNode[tok.node, default: []].append(i) }
         for (_, idx) in byNode {
             let sorted = idx.sorted { (tokens[$0].time ?? 0, $0) < (tokens[$1].time ?? 0, $1) }
             for k in 1..<max(sorted.count, 1) where k < sorted.count { previous[sorted[k]] = sorted[k - 1] }
         }
+        return previous
+    }
+
+    /// The moralised graph over the tokens, plus the diagonal.
+    func undirectedMask(for tokens: [TokenRef]) -> [UInt8] {
+        let t = tokens.count
+        let previous = previousInTime(tokens)
         let n = spec.nodeCount
         var a = [UInt8](repeating: 0, count: t * t)
         for i in 0..<t {
@@ -68,5 +92,82 @@ public struct AttentionMasks: Sendable {
             }
         }
         return a
+    }
+}
+
+/// A minimal faithful inversion (Webb et al. 2018) of a DAG given a condition mask, as the directed
+/// attention mask: the latent tokens are eliminated one at a time from the moralised graph, each
+/// when none of its latent children is left (so the inverse runs against the generative order),
+/// choosing the one whose elimination adds the fewest fill-in edges (ties: the lowest index); the
+/// eliminated token attends to its remaining neighbours (latent tokens eliminated later and observed
+/// tokens), which then become a clique. The result, read as "attends to" = "depends on", is a DAG
+/// over the latent tokens that is an I-map of p(latent | observed): every d-separation it shows
+/// holds in the original graph given the observations. Observed tokens attend to their parents
+/// (their rows of the DAG); with nothing observed the mask is the DAG itself. The diagonal is set.
+public struct FaithfulInversion {
+    /// parents (T,T): parents[i*T+j] = j is a parent of i.
+    public let parents: [Bool]
+    public let observed: [Bool]
+    var t: Int { observed.count }
+
+    public init(parents: [Bool], observed: [Bool]) {
+        precondition(parents.count == observed.count * observed.count, "parents must be T x T")
+        self.parents = parents; self.observed = observed
+    }
+
+    /// allowed (T,T) row-major: allowed[i*T+j] = 1 if token i attends token j.
+    public func mask() -> [UInt8] {
+        let t = self.t
+        var out = parents.map { $0 ? UInt8(1) : 0 }
+        for i in 0..<t { out[i * t + i] = 1 }
+        guard observed.contains(true) else { return out }
+        for (v, attends) in eliminationRows() {
+            for j in 0..<t { out[v * t + j] = attends[j] ? 1 : 0 }
+            out[v * t + v] = 1
+        }
+        return out
+    }
+
+    /// Each latent token with the tokens it attends to, in elimination order.
+    public func eliminationRows() -> [(Int, [Bool])] {
+        let t = self.t
+        var graph = moralised()
+        var eliminated = [Bool](repeating: false, count: t)
+        var rows: [(Int, [Bool])] = []
+        while let v = nextToEliminate(graph, eliminated) {
+            let neighbours = (0..<t).map { $0 != v && graph[v * t + $0] && !eliminated[$0] }
+            for a in 0..<t where neighbours[a] { for b in 0..<t where neighbours[b] && a != b { graph[a * t + b] = true } }
+            rows.append((v, neighbours))
+            eliminated[v] = true
+        }
+        return rows
+    }
+
+    /// The latent token to eliminate next: one whose latent children are all eliminated, with the
+    /// fewest fill-in edges among its remaining neighbours.
+    func nextToEliminate(_ graph: [Bool], _ eliminated: [Bool]) -> Int? {
+        let t = self.t
+        var best: (fill: Int, v: Int)?
+        for v in 0..<t where !observed[v] && !eliminated[v] {
+            let childrenLeft = (0..<t).contains { c in c != v && parents[c * t + v] && !observed[c] && !eliminated[c] }
+            if childrenLeft { continue }
+            let nb = (0..<t).filter { $0 != v && graph[v * t + $0] && !eliminated[$0] }
+            var fill = 0
+            for (k, a) in nb.enumerated() { for b in nb[(k + 1)...] where !graph[a * t + b] { fill += 1 } }
+            if best == nil || fill < best!.fill { best = (fill, v) }
+        }
+        return best?.v
+    }
+
+    /// The moral graph, symmetric: parent-child pairs and parents of a common child.
+    func moralised() -> [Bool] {
+        let t = self.t
+        var g = [Bool](repeating: false, count: t * t)
+        for c in 0..<t {
+            let ps = (0..<t).filter { parents[c * t + $0] }
+            for p in ps { g[c * t + p] = true; g[p * t + c] = true }
+            for a in ps { for b in ps where a != b { g[a * t + b] = true } }
+        }
+        return g
     }
 }

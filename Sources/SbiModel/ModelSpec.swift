@@ -81,6 +81,9 @@ public enum AttentionMaskKind: String, Codable, CaseIterable, Sendable {
     case dense
     /// the moralised dependency graph, M | M^T | M^T M, plus the diagonal
     case undirected
+    /// recomputed for each condition mask: a minimal faithful inversion of the dependency graph
+    /// (latent tokens attend to what they depend on given the observed ones; see AttentionMasks)
+    case directed
 }
 
 /// The variables of a model and the directed dependency graph between their scalar nodes.

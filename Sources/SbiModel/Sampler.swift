@@ -139,8 +139,16 @@ public final class NetworkScore: ScoreFunction {
         tokenStd = tokens.map { model.normalization.std[$0.node] }
     }
 
+    /// The condition mask the directed attention mask was last computed for.
+    var maskedFor: [Float]?
+
     public func scores(_ x: [Double], n: Int, t: Double, observed: [Float], into score: inout [Double]) {
         let d = tokenCount
+        if model.settings.mask == .directed && maskedFor != observed {
+            let allowed = model.masks.mask(for: tokens, kind: .directed, observed: observed.map { $0 != 0 })
+            for e in 0..<batch.capacity { model.setMask(batch, example: e, tokens: d, allowed: allowed) }
+            maskedFor = observed
+        }
         batch.batch = n
         for e in 0..<n { (batch.observed + e * d).update(from: observed, count: d) }
         for r in 0..<(n * d) { batch.values[r] = Float(x[r]) }

@@ -84,10 +84,16 @@ public final class ScoreModel: @unchecked Sendable {
             batch.ids[r] = i < t ? Int32(tokens[i].node) : 0
             if i >= t { batch.values[r] = 0; batch.observed[r] = 0 }
         }
-        if batch.usesMask {
-            let m = batch.allowedStorage + e * cap * cap
-            m.update(repeating: 0, count: cap * cap)
-            for i in 0..<t { (m + i * cap).update(from: allowed.withUnsafeBufferPointer { $0.baseAddress! + i * t }, count: t) }
+        if batch.usesMask { setMask(batch, example: e, tokens: t, allowed: allowed) }
+    }
+
+    /// Writes example e's attention mask `allowed` (tokens^2) into the batch (0 past the tokens).
+    public func setMask(_ batch: TokenBatch, example e: Int, tokens t: Int, allowed: [UInt8]) {
+        let cap = batch.tokens
+        let m = batch.allowedStorage + e * cap * cap
+        m.update(repeating: 0, count: cap * cap)
+        allowed.withUnsafeBufferPointer { a in
+            for i in 0..<t { (m + i * cap).update(from: a.baseAddress! + i * t, count: t) }
         }
     }
 

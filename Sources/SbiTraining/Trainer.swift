@@ -175,6 +175,10 @@ final class DenoisingObjective: @unchecked Sendable {
         let mu = Float(sde.mean(t)), sigma = Float(sde.std(t))
         let obs = batch.observed + e * capacity
         ConditionMaskSampler().sample(isData: tokens.map { maker.isDataNode[$0.node] }, into: obs, &rng)
+        if model.settings.mask == .directed {  // recomputed for this example's condition mask
+            let observed = (0..<tokens.count).map { obs[$0] != 0 }
+            model.setMask(batch, example: e, tokens: tokens.count, allowed: model.masks.mask(for: tokens, kind: .directed, observed: observed))
+        }
         for i in 0..<tokens.count {
             let z = Float(rng.normal())
             eps.base[e * capacity + i] = z

@@ -115,6 +115,26 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
         XCTAssert(refused.stderr.contains("--sampler edm needs --sampler-steps"), refused.stderr)
     }
 
+    /// --mask directed: the mask recomputed per example's condition mask in training (weights
+    /// bit-identical on 1 and 2 threads) and per query in sampling; the archive records it.
+    func testDirectedMaskTrainsAndSamples() throws {
+        let one = path("tm1.sbim"), two = path("tm2.sbim")
+        for (out, threads) in [(one, "1"), (two, "2")] {
+            let r = try CLI.run(["train", "--task", "two_moons", "--budget", "200", "--steps", "20", "--batch-size", "32", "--mask", "directed",
+                                 "--threads", threads, "--calibration-cases", "0", "--out", out])
+            XCTAssertEqual(r.status, 0, r.stderr)
+        }
+        XCTAssertEqual(try tarMember(one, "weights.safetensors"), try tarMember(two, "weights.safetensors"))
+        let manifest = String(decoding: try tarMember(one, "manifest.json"), as: UTF8.self)
+        XCTAssert(manifest.contains("\"directed\""), manifest)
+        let csv = path("post.csv")
+        for observe in [["--observe", "x=0.1,-0.05"], ["--observe", "theta=0.2,0.1"]] {
+            let r = try CLI.run(["sample", "--model", one] + observe + ["--samples", "20", "--steps", "5", "--out", csv])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertEqual(try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n").count, 21)
+        }
+    }
+
     func testTrainInspectSample() throws {
         let model = dir.appendingPathComponent("gl.sbim").path
         let train = try CLI.run(["train", "--task", "gaussian_linear", "--budget", "200", "--steps", "20",
