@@ -31,7 +31,9 @@ public extension SimulationTask {
 public enum TaskRegistry {
     public static let benchmarkNames = ["gaussian_linear", "gaussian_mixture", "two_moons", "slcp"]
     public static let timeSeriesNames = ["lotka_volterra_irregular", "sird"]
-    public static var allNames: [String] { benchmarkNames + timeSeriesNames }
+    /// Application models with fixed-size data (summary features).
+    public static let featureNames = ["hodgkin_huxley"]
+    public static var allNames: [String] { benchmarkNames + timeSeriesNames + featureNames }
 
     public static func task(named name: String) throws -> any SimulationTask {
         switch name {
@@ -41,6 +43,7 @@ public enum TaskRegistry {
         case "slcp": return SLCPTask()
         case "lotka_volterra_irregular": return LotkaVolterraTask()
         case "sird": return SIRDTask()
+        case "hodgkin_huxley": return HodgkinHuxleyTask()
         default:
             throw SbiError(.usage, "unknown task '\(name)'",
                            hint: "choose one of: \(allNames.joined(separator: ", "))")
