@@ -176,6 +176,24 @@ final class SamplerTests: XCTestCase {
         XCTAssertNotEqual(draws.prefix(50).map { $0[0] }, deterministic.map { $0[0] }, "churn must add noise")
     }
 
+    /// RePaint resampling under a constraint nothing comes near leaves the conditional as it is, under
+    /// every sampler: node 0 and 2 given node 1 = 0.7, guided by x_0 <= 100 with 5 resampling steps
+    /// (mean within 0.05, variance within 10%, 4,000 samples).
+    func testResamplingLeavesTheConditionalUnchanged() throws {
+        let exact = [(0.5 + 0.6 / 2.0 * (0.7 + 1.0), 1.0 - 0.36 / 2), (0.2 - 0.4 / 2.0 * (0.7 + 1.0), 0.5 - 0.16 / 2)]
+        let score = GaussianScore(mean: mean, covariance: cov, sde: .defaultVE)
+        let slack = Conditioning(observed: [1: 0.7], constraints: [LinearBoundConstraint(weights: [(0, 1)], lower: -.infinity, upper: 100)])
+        for (method, steps) in [(SamplerSettings.Method.sde, 100), (.dpmpp2mSDE, 20), (.dpmpp2mSDE, 40), (.dpmpp2m, 20), (.edm, 20)] {
+            let draws = try Sampler.sample(score, slack, count: 4000, settings: SamplerSettings(method: method, steps: steps, resampling: 5),
+                                           key: RandomKey(seed: 21))
+            for (node, (m, v)) in zip([0, 2], exact) {
+                let got = moments(draws.map { $0[node] }), what = "node \(node), \(method.rawValue) \(steps) steps, 5 resampling"
+                XCTAssertEqual(got.mean, m, accuracy: 0.05, what)
+                XCTAssertEqual(got.variance, v, accuracy: 0.1 * v, what)
+            }
+        }
+    }
+
     /// Interval guidance with RePaint resampling works under the noise-level samplers too.
     func testIntervalGuidanceUnderNoiseLevelSamplers() throws {
         let score = GaussianScore(mean: mean, covariance: cov, sde: .defaultVE)
