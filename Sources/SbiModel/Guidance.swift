@@ -42,6 +42,14 @@ func combinationVariance(_ weights: [(node: Int, weight: Double)], _ sharpness: 
     return v
 }
 
+/// sum_i w_i x_i over the weighted nodes.
+@inline(__always)
+func weightedSum(_ weights: [(node: Int, weight: Double)], _ x: UnsafePointer<Double>) -> Double {
+    var dot = 0.0
+    for (i, w) in weights { dot += w * x[i] }
+    return dot
+}
+
 /// lower <= sum_i w_i x_i <= upper (either bound may be infinite):
 /// log c = log sigmoid(k (w.x - lower)) + log sigmoid(k (upper - w.x)), k = 1 / combinationVariance.
 public struct LinearBoundConstraint: GuidanceConstraint {
@@ -54,9 +62,7 @@ public struct LinearBoundConstraint: GuidanceConstraint {
     public var nodes: [Int] { weights.map(\.node) }
 
     public func addLogGradient(x: UnsafePointer<Double>, sharpness: UnsafePointer<Double>, grad: UnsafeMutablePointer<Double>) {
-        var dot = 0.0
-        for (i, w) in weights { dot += w * x[i] }
-        let k = 1 / combinationVariance(weights, sharpness)
+        let dot = weightedSum(weights, x), k = 1 / combinationVariance(weights, sharpness)
         var slope = 0.0
         if lower.isFinite { slope += k * (1 - sigmoid(k * (dot - lower))) }
         if upper.isFinite { slope -= k * (1 - sigmoid(k * (upper - dot))) }
@@ -77,8 +83,7 @@ public struct SoftLinearEqualityConstraint: GuidanceConstraint {
     public var nodes: [Int] { weights.map(\.node) }
 
     public func addLogGradient(x: UnsafePointer<Double>, sharpness: UnsafePointer<Double>, grad: UnsafeMutablePointer<Double>) {
-        var dot = 0.0
-        for (i, w) in weights { dot += w * x[i] }
+        let dot = weightedSum(weights, x)
         let precision = 1 / (tolerance * tolerance / 4 + combinationVariance(weights, sharpness))
         for (i, w) in weights { grad[i] -= precision * (dot - target) * w }
     }
