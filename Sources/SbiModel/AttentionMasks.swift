@@ -97,7 +97,7 @@ public struct AttentionMasks: Sendable {
 
 /// A minimal faithful inversion (Webb et al. 2018) of a DAG given a condition mask, as the directed
 /// attention mask: the latent tokens are eliminated one at a time from the moralised graph, each
-/// when none of its latent children is left (so the inverse runs against the generative order),
+/// when none of its latent children is left (children first, so a child attends to its parents),
 /// choosing the one whose elimination adds the fewest fill-in edges (ties: the lowest index); the
 /// eliminated token attends to its remaining neighbours (latent tokens eliminated later and observed
 /// tokens), which then become a clique. The result, read as "attends to" = "depends on", is a DAG
@@ -144,12 +144,18 @@ public struct FaithfulInversion {
     }
 
     /// The latent token to eliminate next: one whose latent children are all eliminated, with the
-    /// fewest fill-in edges among its remaining neighbours.
+    /// fewest fill-in edges among its remaining neighbours. Where the token graph has a cycle (two
+    /// series that drive each other, tokens at the same time) no token may qualify; then any remaining
+    /// latent token does (any elimination order gives an I-map; this one is only less sparse).
     func nextToEliminate(_ graph: [Bool], _ eliminated: [Bool]) -> Int? {
+        nextToEliminate(graph, eliminated, childrenFirst: true) ?? nextToEliminate(graph, eliminated, childrenFirst: false)
+    }
+
+    func nextToEliminate(_ graph: [Bool], _ eliminated: [Bool], childrenFirst: Bool) -> Int? {
         let t = self.t
         var best: (fill: Int, v: Int)?
         for v in 0..<t where !observed[v] && !eliminated[v] {
-            let childrenLeft = (0..<t).contains { c in c != v && parents[c * t + v] && !observed[c] && !eliminated[c] }
+            let childrenLeft = childrenFirst && (0..<t).contains { c in c != v && parents[c * t + v] && !observed[c] && !eliminated[c] }
             if childrenLeft { continue }
             let nb = (0..<t).filter { $0 != v && graph[v * t + $0] && !eliminated[$0] }
             var fill = 0

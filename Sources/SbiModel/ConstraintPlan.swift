@@ -73,11 +73,15 @@ extension QueryPlan {
                 }
             }
         }
-        let linear = order.compactMap { n in weights[n].flatMap { $0 == 0 ? nil : (node: n, weight: $0) } }
+        var linear = order.compactMap { n in weights[n].flatMap { $0 == 0 ? nil : (node: n, weight: $0) } }
         guard extremum != nil || !linear.isEmpty else {
             throw ConstraintExpression.error(e.text, 0..<e.text.count, "the variables cancel out; the constraint is constant")
         }
-        append(PlannedConstraint(expression: e.text, form: extremum ?? .linear(linear), lower: e.lower, upper: e.upper, tolerance: e.tolerance))
+        // scaled to a largest weight of 1, so guidance is as sharp for 1000*x <= 1000 as for x <= 1
+        let scale = linear.map { abs($0.weight) }.max() ?? 1
+        linear = linear.map { (node: $0.node, weight: $0.weight / scale) }
+        append(PlannedConstraint(expression: e.text, form: extremum ?? .linear(linear), lower: e.lower / scale, upper: e.upper / scale,
+                                 tolerance: e.tolerance.map { $0 / scale }))
     }
 
     /// The latent tokens an atom stands for: one for a value, a run over the time range for an aggregate.
@@ -115,9 +119,9 @@ extension QueryPlan {
         return rangeTokens(node: node, range: range, axis: axis)
     }
 
-    /// The query's latent tokens of `node` inside the range when it has at least two; otherwise new
-    /// ones, evenly spaced at the trained density (at least 2, at most what keeps the variable within
-    /// its trained number of tokens).
+    /// The query's latent tokens of `node` inside the range when it has at least two; otherwise those
+    /// and new ones, evenly spaced at the trained density (at least 2, at most what keeps the variable
+    /// within its trained number of tokens), skipping times the query already has a token at.
     mutating func rangeTokens(node: Int, range: ClosedRange<Double>, axis: TimeAxis) -> [Int] {
         let existing = tokens.indices.filter { tokens[$0].node == node && tokens[$0].time.map(range.contains) == true && observed[$0] == nil }
         if existing.count >= 2 { return existing }
@@ -125,11 +129,12 @@ extension QueryPlan {
         let density = Int(((range.upperBound - range.lowerBound) / span * Double(axis.maxPoints - 1)).rounded(.down)) + 1
         let room = axis.maxPoints - tokens.filter { $0.node == node }.count
         let count = max(2, min(density, room))
-        let observedTimes = Set(tokens.indices.filter { tokens[$0].node == node && observed[$0] != nil }.compactMap { tokens[$0].time })
-        return (0..<count).compactMap { k in
+        let taken = Set(tokens.filter { $0.node == node }.compactMap(\.time))
+        let added = (0..<count).compactMap { k -> Int? in
             let t = range.lowerBound + (range.upperBound - range.lowerBound) * Double(k) / Double(count - 1)
-            return observedTimes.contains(t) ? nil : appendLatentToken(node: node, time: t)
+            return taken.contains(t) ? nil : appendLatentToken(node: node, time: t)
         }
+        return existing + added
     }
 
     /// The node an atom names, with errors that point at it.

@@ -10,7 +10,7 @@
 //               | ('max' | 'min' | 'mean') '(' NAME ['[' integer ']'] '@' number ':' number ')'
 //
 // Both sides are linear, so everything moves to the left: sum_k w_k atom_k within [lower, upper].
-// max and min must stand alone (with a positive factor) on one side; mean is linear.
+// max and min must stand alone on one side (a factor scales the bounds); mean is linear.
 import SbiCore
 
 /// A reference to model values inside a constraint, with where it was written.
@@ -49,7 +49,7 @@ public struct ConstraintExpression: Sendable {
     /// Several expressions separated by ';' (the file attribute `sbiwatch_constraints`); empty ones are skipped.
     public static func parseList(_ text: String) throws -> [ConstraintExpression] {
         try text.split(separator: ";").map { String($0) }.filter { !$0.allSatisfy(\.isWhitespace) }
-            .map { try ConstraintExpression(parsing: $0.trimmingCharacters(in: .whitespaces)) }
+            .map { try ConstraintExpression(parsing: $0.trimmingCharacters(in: .whitespacesAndNewlines)) }
     }
 
     /// The error for a part of the expression: the message, the expression, and a caret under `span`.
@@ -214,12 +214,10 @@ extension ConstraintParser {
             guard e.tolerance == nil else {
                 throw ConstraintExpression.error(text, t.atom.span, "\(t.atom.kind.rawValue)(...) takes bounds (<=, >=, in), not ~=")
             }
-            // w * max(x) in [lo, hi]  ->  max(x) in [lo / w, hi / w]  (w < 0 flips: -max(x) = min(-x) is not offered)
-            guard t.weight > 0 else {
-                throw ConstraintExpression.error(text, t.atom.span, "\(t.atom.kind.rawValue)(...) needs a positive factor",
-                                                 hint: "move it to the other side of the comparison")
-            }
-            e = ConstraintExpression(text: e.text, terms: [(1, t.atom)], lower: e.lower / t.weight, upper: e.upper / t.weight, tolerance: nil)
+            // w * max(x) in [lo, hi]  ->  max(x) in [lo / w, hi / w], the bounds swapped for w < 0
+            // (which is how a max on the right-hand side arrives)
+            let (lo, hi) = t.weight > 0 ? (e.lower / t.weight, e.upper / t.weight) : (e.upper / t.weight, e.lower / t.weight)
+            e = ConstraintExpression(text: e.text, terms: [(1, t.atom)], lower: lo, upper: hi, tolerance: nil)
         }
     }
 
@@ -244,7 +242,7 @@ extension ConstraintParser {
             position += 1
             factor = v
             guard accept("*") else {
-                if case .name = current.kind { throw fail("write a factor with '*', e.g. 2*\(nameText(current))") }
+                if case .name(let w) = current.kind, w != "in" { throw fail("write a factor with '*', e.g. 2*\(w)") }
                 return (factor, nil)
             }
         }
@@ -279,8 +277,8 @@ extension ConstraintParser {
 extension ConstraintParser {
     /// atom := NAME ['[' i ']'] ['@' t]  |  max|min|mean '(' NAME ['[' i ']'] '@' lo ':' hi ')'
     mutating func parseAtom() throws -> ConstraintAtom {
+        guard case .name(let word) = current.kind else { throw fail("expected a variable name") }
         let start = current.span.lowerBound
-        let word = nameText(current)
         position += 1
         if ["max", "min", "mean"].contains(word), accept("(") {
             let inner = try parseAtom()

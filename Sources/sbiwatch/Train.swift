@@ -47,13 +47,13 @@ struct Train: ParsableCommand {
     @Option(help: "Diffusion: ve or vp.")
     var sde: SDEChoice = .ve
 
-    @Option(help: "Attention mask: dense or undirected.")
+    @Option(help: "Attention mask: dense, undirected or directed (recomputed per condition mask).")
     var mask: AttentionMaskKind = .undirected
 
-    @Option(name: .customLong("sampler-steps"), help: "Default number of sampling steps stored with the model (default: 100 for VE, 250 for VP).")
+    @Option(name: .customLong("sampler-steps"), help: "Default number of sampling steps stored with the model (default: 24 for VE, 250 for VP).")
     var samplerSteps: Int?
 
-    @Option(help: "Default sampler stored with the model: sde, ode, edm, dpmpp2m or dpmpp2m-sde (default: sde; any other needs --sampler-steps).")
+    @Option(help: "Default sampler stored with the model: sde, ode, edm, dpmpp2m or dpmpp2m-sde (default: dpmpp2m-sde for VE, sde for VP; sde alone takes 100 steps for VE, others need --sampler-steps).")
     var sampler: SamplerSettings.Method?
 
     @Option(help: "Worker threads (default: the processor count).")
@@ -77,7 +77,7 @@ struct Train: ParsableCommand {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be positive") }
         guard out.hasSuffix(".sbim") else { throw ValidationError("--out must name a .sbim file") }
         if let samplerSteps, samplerSteps < 2 { throw ValidationError("--sampler-steps must be at least 2") }
-        if let sampler, sampler != .sde, samplerSteps == nil {
+        if let sampler, sampler != .sde, sampler != SamplerSettings.trainingDefault(for: sde.sde).method, samplerSteps == nil {
             throw ValidationError("--sampler \(sampler.rawValue) needs --sampler-steps (its steps mean something else than the SDE's)")
         }
         guard checkpointEvery > 0 else { throw ValidationError("--checkpoint-every must be positive") }
@@ -106,6 +106,14 @@ struct Train: ParsableCommand {
         }
     }
 
+    /// The default sampler stored with the model: --sampler and --sampler-steps over the training default.
+    var resolvedSampler: SamplerSettings {
+        let base = SamplerSettings.trainingDefault(for: sde.sde)
+        var s = sampler.map { $0 == base.method ? base : $0 == .sde ? SamplerSettings.sdeDefault(for: sde.sde) : SamplerSettings(method: $0, steps: base.steps) } ?? base
+        if let samplerSteps { s.steps = samplerSteps }
+        return s
+    }
+
     /// The canonical command line that rebuilds this model (written into the model card).
     var canonicalCommand: String {
         var c = "sbiwatch train"
@@ -115,8 +123,8 @@ struct Train: ParsableCommand {
         if let steps { c += " --steps \(steps)" }
         if batchSize != 1000 { c += " --batch-size \(batchSize)" }
         c += " --config \(preset.rawValue) --sde \(sde.rawValue) --mask \(mask.rawValue)"
-        if let sampler { c += " --sampler \(sampler.rawValue)" }
-        if let samplerSteps { c += " --sampler-steps \(samplerSteps)" }
+        // the sampler as resolved, so the command rebuilds the same archive whatever later defaults are
+        c += " --sampler \(resolvedSampler.method.rawValue) --sampler-steps \(resolvedSampler.steps)"
         if let calibrationCases { c += " --calibration-cases \(calibrationCases)" }
         return c + " --out \(URL(fileURLWithPath: out).lastPathComponent)"
     }
@@ -133,9 +141,7 @@ struct Train: ParsableCommand {
         let stop = StopRequests.install()
         let policy = CheckpointPolicy(path: checkpointPath, everySeconds: checkpointEvery,
                                       stopRequested: { stop.requested }, log: { stderrLine($0) })
-        var sampler = SamplerSettings.trainingDefault(for: sde.sde)
-        if let method = self.sampler { sampler.method = method }
-        if let samplerSteps { sampler.steps = samplerSteps }
+        let sampler = resolvedSampler
         let origin = TrainingOrigin(task: task, simulationsSHA256: fileDigest, seed: seed, command: canonicalCommand)
         let trained = try stop.armed(checkpoint: checkpointPath) {
             try TrainedArchive.train(spec: spec, simulations: sims, settings: settings, config: config, sampler: sampler,

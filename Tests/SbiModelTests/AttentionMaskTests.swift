@@ -121,6 +121,18 @@ final class AttentionMaskTests: XCTestCase {
         XCTAssertGreaterThan(sparserSomewhere, 50, "the inversion keeps independences, not just a dense mask")
     }
 
+    /// Two series that drive each other give tokens at the same time that are each other's parent: no
+    /// latent token is then free of latent children, and the inversion still eliminates every one
+    /// (the parameter p attends the observation o through them instead of keeping its DAG row).
+    func testDirectedMaskWithACycleEliminatesEveryLatentToken() {
+        // p -> a, p -> b, a <-> b, a -> o, b -> o; o observed
+        let parents: [[Int]] = [[], [0, 2], [0, 1], [1, 2]]
+        let f = FaithfulInversion(parents: parentMatrix(parents), observed: [false, false, false, true])
+        XCTAssertEqual(Set(f.eliminationRows().map(\.0)), [0, 1, 2])
+        XCTAssertTrue(f.eliminationRows().allSatisfy { $0.1[3] || $0.0 == 0 } && f.mask()[0 * 4 + 3] + f.mask()[0 * 4 + 1] + f.mask()[0 * 4 + 2] > 0,
+                      "p attends something beyond itself: \(f.mask())")
+    }
+
     func isAcyclic(_ parents: [[Int]]) -> Bool {
         var state = [Int](repeating: 0, count: parents.count)  // 0 new, 1 on the path, 2 done
         func visit(_ v: Int) -> Bool {

@@ -50,6 +50,11 @@ final class ConstraintLanguageTests: XCTestCase {
         f = try form("2*max(beta@0:10) <= 1")
         XCTAssertEqual(f.terms, ["max:beta@0.0:10.0": 1]); XCTAssertEqual(f.upper, 0.5)
         XCTAssertEqual(try ConstraintExpression.parseList("gamma <= 0.3; ; delta >= 0.1;").count, 2)
+        // a max on the right-hand side, a constant before 'in'
+        f = try form("0.08 >= max(infected@30:50)")
+        XCTAssertEqual(f.terms, ["max:infected@30.0:50.0": 1]); XCTAssertEqual(f.lower, -.infinity); XCTAssertEqual(f.upper, 0.08)
+        f = try form("gamma + 1 in [0, 2]")
+        XCTAssertEqual(f.terms, ["gamma": 1]); XCTAssertEqual(f.lower, -1); XCTAssertEqual(f.upper, 1)
     }
 
     /// (expression, part of the message, the text the caret points at)
@@ -68,6 +73,8 @@ final class ConstraintLanguageTests: XCTestCase {
             ("gamma <= 1 2", "unexpected text", "2"),
             ("3 <= 4", "names no variable", "<="),
             ("infected@40 ~= 0.05 +- -1", "must be positive", "1"),
+            ("gamma <= max(", "expected a variable name", "("),
+            ("max(3) <= 1", "expected a variable name", "3"),
         ]
         for (text, fragment, pointed) in cases {
             XCTAssertThrowsError(try ConstraintExpression(parsing: text), text) { error in
@@ -102,7 +109,8 @@ final class ConstraintLanguageTests: XCTestCase {
         XCTAssertEqual(plan.tokens.count, before, "the query's beta tokens at 0, 5, 10 are reused")
         guard case .linear(let w) = plan.plannedConstraints[0].form else { return XCTFail("mean is linear") }
         XCTAssertEqual(w.map { plan.tokens[$0.node].time }, [0, 5, 10])
-        XCTAssertEqual(w.map(\.weight), [1.0 / 3, 1.0 / 3, 1.0 / 3])
+        XCTAssertEqual(w.map(\.weight), [1, 1, 1], "scaled to a largest weight of 1")
+        XCTAssertEqual(plan.plannedConstraints[0].lower, 0.9, accuracy: 1e-12, "mean >= 0.3 is sum >= 0.9")
         // infected is observed up to day 30 (16 tokens): 30..50 gets new latent tokens up to the trained 20 per variable
         try plan.constrain(ConstraintExpression(parsing: "max(infected@30:50) <= 0.08"))
         guard case .maximum(let m) = plan.plannedConstraints[1].form else { return XCTFail("max") }

@@ -76,8 +76,8 @@ final class BasicCommandTests: XCTestCase {
         let q = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
         XCTAssertEqual(q["samples"] as? Int, 1000)
         XCTAssertEqual(q["sampler_steps"] as? Int, 2)
-        XCTAssertEqual(q["sampler"] as? String, "sde")
-        XCTAssertEqual(q["network_evaluations"] as? Int, 1)
+        XCTAssertEqual(q["sampler"] as? String, "dpmpp2m-sde", "the shipped model's sampler")
+        XCTAssertEqual(q["network_evaluations"] as? Int, 2)
         XCTAssertGreaterThan(q["seconds"] as! Double, 0)
         // a noise-level sampler: 2 levels of DPM-Solver++(2M), 2 evaluations
         let d = try CLI.run(["bench", "query", "--model", model, "--sampler", "dpmpp2m", "--sampler-steps", "2", "--threads", "1", "--json"])

@@ -216,7 +216,7 @@ final class AccuracyBenchCommandTests: TemporaryDirectoryTestCase {
     func testAccuracyReportsBothClassifiersAndReusesItsModel() throws {
         let models = path("models")
         let arguments = ["bench", "accuracy", "--tasks", "two_moons", "--budget", "500", "--steps", "30",
-                         "--observations", "2", "--samples", "300", "--sampler-steps", "10", "--threads", "1",
+                         "--observations", "2", "--samples", "300", "--sampler", "sde", "--sampler-steps", "10", "--threads", "1",
                          "--models", models, "--json"]
         let first = try CLI.run(arguments)
         XCTAssertEqual(first.status, 0, first.stderr)
