@@ -40,6 +40,20 @@ final class HodgkinHuxleyTaskTests: XCTestCase {
         XCTAssertGreaterThan(f[3], f[1], "depolarised on average during the stimulus: \(f)")
     }
 
+    /// The integration stays stable over the prior: no trace of 200 prior draws, nor of the prior's
+    /// corner of largest sodium and smallest capacitance (where explicit Euler reached the +100 mV
+    /// clip), reaches the +-100 mV clip or rises past E_Na by more than the noise.
+    func testIntegrationStaysStableOverThePrior() {
+        var rng = RandomStream(seed: 12)
+        var clipped = 0
+        for k in 0..<201 {
+            let theta = k == 200 ? [1, 120, 10, 0.1, 70, -100, -60] : HodgkinHuxleyTask.parameters.map { rng.uniform($0.1, $0.2) }
+            let (v, _) = HodgkinHuxleyTask.trace(theta, &rng)
+            if v.contains(where: { abs($0) >= 100 || $0 > theta[4] + 2 }) { clipped += 1; print("unstable: draw \(k), theta \(theta), max \(v.max()!)") }
+        }
+        XCTAssertEqual(clipped, 0, "traces reaching the clip")
+    }
+
     /// Over 200 prior draws: every feature finite, spike counts whole, energy positive and larger
     /// (on average) for runs that spike more.
     func testFeaturesOverThePrior() {
