@@ -134,6 +134,19 @@ final class ConstraintLanguageTests: XCTestCase {
         XCTAssertEqual(c.fractionSatisfied([draw, draw.map { _ in 0.05 }]), 0.5)
     }
 
+    /// A range with fewer than two of the query's latent tokens keeps that one and adds the trained
+    /// density's grid around it, never a second token at a time the query already samples.
+    func testRangeTokensNeverDuplicateATime() throws {
+        var plan = QueryPlan(spec: spec)
+        try plan.target(node: 5, times: [0])
+        try plan.constrain(ConstraintExpression(parsing: "max(beta@0:10) <= 0.5"))
+        guard case .maximum(let m) = plan.plannedConstraints[0].form else { return XCTFail("max") }
+        let times = m.map { plan.tokens[$0].time! }
+        XCTAssertEqual(times.sorted(), [0, 10.0 / 3, 20.0 / 3, 10].sorted(), "\(times)")
+        XCTAssertEqual(Set(times).count, times.count, "no time twice")
+        XCTAssertTrue(m.contains(plan.targets[0]), "the query's own token at 0 is constrained")
+    }
+
     func testRefusesAtomsTheQueryCannotConstrain() throws {
         var plan = QueryPlan(spec: spec)
         try plan.observe(node: 0, value: 0.2)
