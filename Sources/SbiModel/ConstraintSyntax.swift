@@ -38,7 +38,7 @@ public struct ConstraintExpression: Sendable {
 
     /// Parses one expression; errors quote it and point at the offending token (exit 65).
     public init(parsing text: String) throws {
-        var parser = ConstraintParser(text: text)
+        var parser = try ConstraintParser(text: text)
         self = try parser.parseConstraint()
     }
 
@@ -113,13 +113,12 @@ func constraintTokens(_ text: String) throws -> [ConstraintToken] {
 /// A recursive-descent parser over `constraintTokens`.
 struct ConstraintParser {
     let text: String
-    var tokens: [ConstraintToken] = []
+    let tokens: [ConstraintToken]
     var position = 0
-    var lexError: SbiError?
 
-    init(text: String) {
+    init(text: String) throws {
         self.text = text
-        do { tokens = try constraintTokens(text) } catch { lexError = error as? SbiError }
+        tokens = try constraintTokens(text)
     }
 
     var current: ConstraintToken { tokens[position] }
@@ -151,7 +150,6 @@ struct ConstraintParser {
 
 extension ConstraintParser {
     mutating func parseConstraint() throws -> ConstraintExpression {
-        if let lexError { throw lexError }
         guard current.kind != .end else { throw fail("the constraint is empty") }
         let left = try parseSum()
         let relationToken = current

@@ -166,18 +166,19 @@ final class DenoisingObjective: @unchecked Sendable {
 
     /// Example e with a given layout and clean values: t, condition mask and noise.
     func place(example e: Int, tokens: [TokenRef], clean: [Float], rng: inout RandomStream) {
-        let sde = model.settings.sde
-        if !maker.timeNodes.isEmpty {
-            model.fill(batch, example: e, tokens: tokens, allowed: model.masks.mask(for: tokens, kind: model.settings.mask))
-        }
+        let sde = model.settings.sde, kind = model.settings.mask
         let t = rng.uniform(SDE.tMin, 1)
         batch.diffusionTime[e] = Float(t)
         let mu = Float(sde.mean(t)), sigma = Float(sde.std(t))
         let obs = batch.observed + e * capacity
         ConditionMaskSampler().sample(isData: tokens.map { maker.isDataNode[$0.node] }, into: obs, &rng)
-        if model.settings.mask == .directed {  // recomputed for this example's condition mask
-            let observed = (0..<tokens.count).map { obs[$0] != 0 }
-            model.setMask(batch, example: e, tokens: tokens.count, allowed: model.masks.mask(for: tokens, kind: .directed, observed: observed))
+        // the layout, once its mask is known (the directed mask depends on this condition mask);
+        // fixed layouts were filled once, so only a directed mask is set for them
+        if !maker.timeNodes.isEmpty || kind == .directed {
+            let observed = kind == .directed ? (0..<tokens.count).map { obs[$0] != 0 } : nil
+            let allowed = model.masks.mask(for: tokens, kind: kind, observed: observed)
+            if maker.timeNodes.isEmpty { model.setMask(batch, example: e, tokens: tokens.count, allowed: allowed) }
+            else { model.fill(batch, example: e, tokens: tokens, allowed: allowed) }
         }
         for i in 0..<tokens.count {
             let z = Float(rng.normal())
