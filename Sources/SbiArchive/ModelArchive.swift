@@ -174,7 +174,7 @@ public enum ModelArchive {
             guard c.parameters.count <= 100_000, c.predictiveNull.values.allSatisfy({ $0.count <= 1_000_000 }),
                   c.parameters.allSatisfy({ $0.sbc.cases > 0 && $0.sbc.draws > 0 && $0.sbc.difference.count == $0.sbc.points.count }),
                   (c.predictiveNullCases ?? [:]).values.allSatisfy({ cases in
-                      cases.count <= 1_000_000 && cases.allSatisfy { (0...1).contains($0.pValue) && (0...1).contains($0.largestGap) }
+                      cases.count <= 1_000_000 && cases.allSatisfy { (0...1).contains($0.pValue) && (0...1).contains($0.largestGap) && (0...1).contains($0.trailingGap ?? 0) }
                   }) else {
                 throw bad("calibration.json is inconsistent (sizes or SBC fields)")
             }

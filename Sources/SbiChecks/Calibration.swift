@@ -39,7 +39,7 @@ public enum Calibration {
         var predictive: [String: [PredictiveNullCase]] = [:]
     }
 
-    public static let design = "every data series at a uniformly random number of times between half its trained maximum and the maximum, at uniform random times over its domain, with an interior gap of 10-30% of the domain left out, or over the first 60-90% of the domain only (a third each; fixed-size data: every value); function-valued parameters queried at their trained maximum of evenly spaced times; the predictive null matched to a file on its series' largest gap"
+    public static let design = "every data series at a uniformly random number of times between half its trained maximum and the maximum, at uniform random times over its domain, with an interior gap of 10-30% of the domain left out, or over the first 60-90% of the domain only (a third each; fixed-size data: every value); function-valued parameters queried at their trained maximum of evenly spaced times; the predictive null matched to a file on its series' largest and trailing gaps"
 
     /// Measures the calibration of `model` on `heldOut` (dense rows never used in training).
     public static func measure(_ context: TrustContext, heldOut: [[Double]], size: CalibrationSize, settings: SamplerSettings,

@@ -41,7 +41,8 @@ public struct FileChecks: Sendable {
         }
         var raw: [String: PredictiveNullCase] = [:]
         for series in predictive {
-            raw[series.variable] = PredictiveNullCase(pValue: series.rawPValue, largestGap: series.largestGap)
+            raw[series.variable] = PredictiveNullCase(pValue: series.rawPValue, largestGap: series.largestGap,
+                                                         trailingGap: series.trailingGap)
             let null = series.replicates.count == comparable?.replicates ? comparable : nil
             checks.append(predictiveCheck(series, calibration: null))
         }
@@ -66,7 +67,8 @@ public struct FileChecks: Sendable {
     }
 
     static func predictiveCheck(_ series: PredictiveSeries, calibration: ModelCalibration?) -> Check {
-        let calibrated = calibration?.calibratedPredictivePValue(series.rawPValue, variable: series.variable, largestGap: series.largestGap)
+        let calibrated = calibration?.calibratedPredictivePValue(series.rawPValue, variable: series.variable,
+                                                                      largestGap: series.largestGap, trailingGap: series.trailingGap)
         let p = calibrated ?? series.rawPValue
         let kind = calibrated == nil ? "raw p" : "calibrated p"
         let detail = p < Verdict.checkThreshold

@@ -113,20 +113,26 @@ public struct ModelCalibration: Codable, Equatable, Sendable {
     }
 
     /// The calibrated p-value of a raw posterior predictive p-value of `variable` observed with
-    /// `largestGap`: the share of held-out cases at most as extreme, (1 + #{null <= raw}) / (n + 1),
-    /// among the half of the held-out cases (ties included) whose design is nearest the file's
-    /// (the raw p-value's null depends on the design); nil without a null.
-    public func calibratedPredictivePValue(_ raw: Double, variable: String, largestGap: Double) -> Double? {
-        let null = predictiveNullCases?[variable].map { Self.nearestHalf($0, to: largestGap) } ?? predictiveNull[variable]
+    /// `largestGap` and `trailingGap`: the share of held-out cases at most as extreme,
+    /// (1 + #{null <= raw}) / (n + 1), among the half of the held-out cases (ties included) whose
+    /// design is nearest the file's (the raw p-value's null depends on the design); nil without a null.
+    public func calibratedPredictivePValue(_ raw: Double, variable: String, largestGap: Double, trailingGap: Double = 0) -> Double? {
+        let design = PredictiveNullCase(pValue: raw, largestGap: largestGap, trailingGap: trailingGap)
+        let null = predictiveNullCases?[variable].map { Self.nearestHalf($0, to: design) } ?? predictiveNull[variable]
         guard let null, !null.isEmpty else { return nil }
         let atMost = null.filter { $0 <= raw }.count
         return Double(1 + atMost) / Double(null.count + 1)
     }
 
-    /// The p-values of the ceil(n/2) cases whose largest gap is nearest `gap`, and of any tied with the last of them.
-    public static func nearestHalf(_ cases: [PredictiveNullCase], to gap: Double) -> [Double] {
+    /// The p-values of the ceil(n/2) cases whose design is nearest `design`'s, and of any tied with
+    /// the last of them. Designs are compared on largest gap plus trailing gap (|d largest| + |d trailing|);
+    /// archives calibrated before trailing gaps were recorded are compared on the largest gap alone.
+    public static func nearestHalf(_ cases: [PredictiveNullCase], to design: PredictiveNullCase) -> [Double] {
         guard !cases.isEmpty else { return [] }
-        let distances = cases.map { abs($0.largestGap - gap) }
+        let withTrailing = cases.allSatisfy { $0.trailingGap != nil }
+        let distances = cases.map { c in
+            abs(c.largestGap - design.largestGap) + (withTrailing ? abs((c.trailingGap ?? 0) - (design.trailingGap ?? 0)) : 0)
+        }
         let cut = distances.sorted()[(cases.count + 1) / 2 - 1]
         return zip(cases, distances).filter { $0.1 <= cut }.map(\.0.pValue)
     }
@@ -148,10 +154,16 @@ public struct ModelCalibration: Codable, Equatable, Sendable {
     }
 }
 
-/// One held-out case of the predictive null: its raw p-value and the longest unobserved share of the series' domain.
+/// One held-out case of the predictive null: its raw p-value and its design, the longest unobserved
+/// share of the series' domain and the unobserved share after its last observation (a series cut
+/// short and one with an interior gap of the same length have different nulls).
 public struct PredictiveNullCase: Codable, Equatable, Sendable {
     public var pValue: Double
     public var largestGap: Double
-    public init(pValue: Double, largestGap: Double) { self.pValue = pValue; self.largestGap = largestGap }
-    enum CodingKeys: String, CodingKey { case pValue = "p_value", largestGap = "largest_gap" }
+    /// nil in archives calibrated before it was recorded
+    public var trailingGap: Double?
+    public init(pValue: Double, largestGap: Double, trailingGap: Double? = 0) {
+        self.pValue = pValue; self.largestGap = largestGap; self.trailingGap = trailingGap
+    }
+    enum CodingKeys: String, CodingKey { case pValue = "p_value", largestGap = "largest_gap", trailingGap = "trailing_gap" }
 }

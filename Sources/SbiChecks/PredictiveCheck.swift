@@ -22,6 +22,15 @@ public struct PredictiveSeries: Sendable {
     /// The longest stretch of the series' time domain without an observation (ends included), as a
     /// share of the domain; 0 for a fixed-size variable. The stored null is matched on it.
     public var largestGap: Double
+    /// The stretch of the domain after the last observation, as a share; 0 for a fixed-size variable.
+    public var trailingGap: Double
+}
+
+/// The stretch of [lower, upper] after the last of `times`, as a share (1 without times).
+public func trailingGap(_ times: [Double], lower: Double, upper: Double) -> Double {
+    guard upper > lower else { return 0 }
+    guard let last = times.max() else { return 1 }
+    return min(max((upper - last) / (upper - lower), 0), 1)
 }
 
 /// The design of a series: the longest stretch of [lower, upper] without one of `times`, as a share.
@@ -63,9 +72,11 @@ public enum PredictiveCheck {
             let reps = rows.map { row in positions.map { row[parameters.count + $0] } }
             let (statistic, p) = discrepancy(observed: observed, replicates: reps)
             let times = positions.map { plan.tokens[data[$0]].time }
-            let gap = spec.variables[v].time.map { largestGap(times.compactMap { $0 }, lower: $0.lower, upper: $0.upper) } ?? 0
+            let observedTimes = times.compactMap { $0 }, domain = spec.variables[v].time
+            let gap = domain.map { largestGap(observedTimes, lower: $0.lower, upper: $0.upper) } ?? 0
+            let trailing = domain.map { trailingGap(observedTimes, lower: $0.lower, upper: $0.upper) } ?? 0
             return PredictiveSeries(variable: spec.variables[v].name, times: times, observed: observed, replicates: reps,
-                                    statistic: statistic, rawPValue: p, largestGap: gap)
+                                    statistic: statistic, rawPValue: p, largestGap: gap, trailingGap: trailing)
         }
     }
 

@@ -6,34 +6,37 @@ import Glibc
 #endif
 
 public enum AtomicFile {
-    /// A temporary name beside `path` (a dotfile, so spool scanners ignore it): ".NAME.tmp-PID-RANDOM".
+    /// A temporary name beside `path` (a dotfile, so spool scanners ignore it):
+    /// ".NAME.tmp-HOST.BOOT.PID-RANDOM", so no worker on another host takes it for its own.
     public static func temporaryPath(for path: String) -> String {
         let url = URL(fileURLWithPath: path)
-        return url.deletingLastPathComponent().path + "/" + temporaryPrefix(url.lastPathComponent, process: getpid())
+        return url.deletingLastPathComponent().path + "/" + temporaryPrefix(url.lastPathComponent, owner: .current)
             + "\(UInt32.random(in: 0...UInt32.max))"
     }
 
-    /// ".NAME.tmp-PID-": NAME cut to its first 120 bytes (whole characters), so the temporary name
-    /// of any final name that fits the 255-byte limit fits it too.
-    private static func temporaryPrefix(_ name: String, process pid: pid_t) -> String {
+    /// ".NAME.tmp-HOST.BOOT.PID-": NAME cut to its first 120 bytes (whole characters), so with a
+    /// host of at most 63 bytes the temporary name of any final name that fits the 255-byte limit fits too.
+    private static func temporaryPrefix(_ name: String, owner: WorkerIdentity) -> String {
         var short = ""
         for c in name {
             guard short.utf8.count + String(c).utf8.count <= 120 else { break }
             short.append(c)
         }
-        return ".\(short).tmp-\(pid)-"
+        return ".\(short).tmp-\(owner)-"
     }
 
-    /// The process that writes (or wrote) a temporary file of this name; nil for other names.
-    public static func temporaryOwner(ofName name: String) -> pid_t? {
+    /// The worker that writes (or wrote) a temporary file of this name; nil for other names.
+    public static func temporaryOwner(ofName name: String) -> WorkerIdentity? {
         guard name.hasPrefix("."), let r = name.range(of: ".tmp-", options: .backwards) else { return nil }
-        return name[r.upperBound...].split(separator: "-").first.flatMap { pid_t($0) }
+        let rest = name[r.upperBound...]
+        guard let dash = rest.lastIndex(of: "-") else { return nil }
+        return WorkerIdentity.parse(String(rest[..<dash]))
     }
 
-    /// Removes the temporary files of `path` that process `pid` has left (a write cut short).
-    public static func removeTemporaries(of path: String, process pid: pid_t = getpid()) {
+    /// Removes the temporary files of `path` that `owner` (this process by default) has left (a write cut short).
+    public static func removeTemporaries(of path: String, owner: WorkerIdentity = .current) {
         let url = URL(fileURLWithPath: path)
-        let dir = url.deletingLastPathComponent().path, prefix = temporaryPrefix(url.lastPathComponent, process: pid)
+        let dir = url.deletingLastPathComponent().path, prefix = temporaryPrefix(url.lastPathComponent, owner: owner)
         for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where name.hasPrefix(prefix) {
             unlink(dir + "/" + name)
         }

@@ -1,8 +1,9 @@
-// Watch mode and cron mode over the spool: claim ready inbox files by rename into processing/,
-// run the pipeline on up to `jobs` at once, and move each input to done/ or failed/ once its
-// outputs (or its error report) are in the outbox. SIGTERM/SIGINT stop taking files and let the
-// current ones finish, or abandon them cleanly back to the inbox after the grace period; SIGHUP
-// re-reads the models. After a crash, files left in processing/ are taken again first.
+// Watch mode and cron mode over the spool, as one of any number of workers sharing it: claim ready
+// inbox files by rename into this worker's processing/WORKER/, run the pipeline on up to `jobs` at
+// once, and move each input to done/ or failed/ once its outputs (or its error report) are in the
+// outbox. SIGTERM/SIGINT stop taking files and let the current ones finish, or abandon them cleanly
+// back to the inbox after the grace period; SIGHUP re-reads the models. The claims of workers that
+// died (a crash, a lost host) are adopted and taken again first, one at a time.
 import Dispatch
 import Foundation
 import Logging
@@ -23,6 +24,8 @@ public struct DaemonOptions: Sendable {
     public var threadsPerJob = 1
     /// Starts of one file after which it is given up as poison.
     public var maxAttempts = 3
+    /// Seconds between renewals of this worker's lease; others adopt its claims once it is 3 periods old.
+    public var leasePeriod: TimeInterval = 10
     /// Seconds the current files may take to finish after SIGTERM before they are abandoned.
     public var shutdownGrace: TimeInterval = 30
     /// --samples, --seed, --steps for every file.
@@ -73,9 +76,16 @@ public final class Daemon: @unchecked Sendable {
     private var reloadRequested = false
     private var watcher: InboxWatcher!
     private var signalSources: [DispatchSourceSignal] = []
+    private var lease: WorkerLease!
+    private let stems: StemReservations
+    private var myFolder: String { spool.claimFolder(of: .current) }
 
-    /// One inbox file waiting to be run: claimed from the inbox, or recovered in processing/.
-    struct Pending { var name: String; var recovered: Bool }
+    /// One file waiting to be run: a ready inbox file (to claim), or an adopted claim (recovered).
+    struct Pending {
+        var name: String
+        var adopted: Claim?
+        var recovered: Bool { adopted != nil }
+    }
 
     /// The state of one run of the main loop.
     struct Loop {
@@ -87,10 +97,13 @@ public final class Daemon: @unchecked Sendable {
         /// After an output failure (a full or read-only outbox) no file is claimed until then;
         /// with --once, none at all any more.
         var claimsPausedUntil: Date? = nil
+        /// When the claims of dead workers are looked for next.
+        var nextAdoption = Date.distantPast
     }
 
     public init(options: DaemonOptions, logger: Logger, loadCatalog: @escaping @Sendable () throws -> ModelCatalog) throws {
         self.options = options; self.logger = logger; self.loadCatalog = loadCatalog
+        stems = StemReservations(outbox: options.outbox, owner: .current)
         try OutputSet.checkOutbox(options.outbox)
         spool = try SpoolFolders(inbox: options.inbox, state: options.state)
         try Self.checkPlacement(outbox: options.outbox, spool: spool)
@@ -116,18 +129,19 @@ public final class Daemon: @unchecked Sendable {
 
     /// Runs until the inbox is drained (--once) or a stop signal; returns the counts.
     public func run() throws -> DaemonSummary {
-        let instance = try InstanceLock(path: spool.lockFile, inbox: spool.inbox)
-        defer { withExtendedLifetime(instance) {} }
+        lease = try WorkerLease(spool: spool, period: options.leasePeriod)
+        defer { endLease() }
         let start = Date()
         watcher = InboxWatcher(inbox: spool.inbox, settle: options.settle, useInotify: options.useInotify, probe: options.probe)
         installSignalHandlers()
         defer { for s in signalSources { s.cancel() } }
         logger.info("start", metadata: ["inbox": "\(spool.inbox)", "outbox": "\(options.outbox)", "models": "\(currentCatalog.names.joined(separator: ","))",
                                         "models_file": "\(currentCatalog.modelsFile ?? "-")",
-                                        "jobs": "\(options.jobs)", "mode": "\(options.once ? "once" : "watch")", "inotify": "\(watcher.usesInotify)"])
+                                        "jobs": "\(options.jobs)", "mode": "\(options.once ? "once" : "watch")", "inotify": "\(watcher.usesInotify)",
+                                        "worker": "\(WorkerIdentity.current)"])
         removeStaleTemporaryFiles()
         var loop = Loop(drainDeadline: Date().addingTimeInterval(options.settle + watcher.invalidGrace + 1))
-        loop.queue = recoverProcessing(&loop.summary)     // names in processing/ to run again, first
+        adoptIfDue(&loop, now: Date())     // claims of dead workers run again, first
         while step(&loop) {}
         // outcomes that arrived after the last look
         accountFinished(&loop)
@@ -156,6 +170,7 @@ public final class Daemon: @unchecked Sendable {
             watcher.wait(timeout: deadline.timeIntervalSince(now))
             return true
         }
+        adoptIfDue(&loop, now: now)
         takeReady(&loop, now: now)
         if options.once && loop.queue.isEmpty && jobs.runningCount == 0 && jobs.unaccountedCount == 0 {
             if loop.settling.isEmpty || loop.claimsPausedUntil != nil { return false }
@@ -165,7 +180,7 @@ public final class Daemon: @unchecked Sendable {
                 return false
             }
         }
-        var timeout = options.rescan
+        var timeout = min(options.rescan, max(0.01, loop.nextAdoption.timeIntervalSinceNow))
         if let due = watcher.secondsToNextCheck(now: Date()) { timeout = min(timeout, due + 0.01) }
         if let paused = loop.claimsPausedUntil { timeout = min(timeout, max(0.01, paused.timeIntervalSinceNow)) }
         if options.once && !loop.settling.isEmpty { timeout = min(timeout, max(0.01, loop.drainDeadline.timeIntervalSinceNow)) }
@@ -186,11 +201,11 @@ public final class Daemon: @unchecked Sendable {
             loop.claimsPausedUntil = nil
         }
         for name in scan.ready where !loop.queue.contains(where: { $0.name == name && !$0.recovered }) {
-            loop.queue.append(Pending(name: name, recovered: false))
+            loop.queue.append(Pending(name: name, adopted: nil))
         }
         while let next = loop.queue.first, jobs.runningCount < (next.recovered || jobs.recoveredRunning ? 1 : options.jobs) {
             loop.queue.removeFirst()
-            if next.recovered { dispatch(next.name, recovered: true) } else if let claimed = claim(next.name) { dispatch(claimed, recovered: false) }
+            if let adopted = next.adopted { dispatch(adopted, recovered: true) } else if let claimed = claim(next.name) { dispatch(claimed, recovered: false) }
         }
     }
 
@@ -207,21 +222,24 @@ public final class Daemon: @unchecked Sendable {
 
     // MARK: - claiming and running
 
-    /// Moves an inbox file into processing/; nil when it vanished meanwhile.
-    private func claim(_ name: String) -> String? {
+    /// Moves an inbox file into this worker's claim folder; nil when another worker (or the user) took it first.
+    private func claim(_ name: String) -> Claim? {
         watcher.taken(name)
-        let target = SpoolFolders.freeName(name, in: spool.processing)
+        let claim = Claim(folder: myFolder, name: SpoolFolders.freeName(name, in: myFolder))
         do {
-            try SpoolFolders.move(spool.inbox + "/" + name, spool.processing + "/" + target)
-            return target
+            guard try SpoolFolders.claim(spool.inbox + "/" + name, as: claim.path) else {
+                logger.debug("claimed elsewhere", metadata: ["file": "\(name)"])
+                return nil
+            }
+            return claim
         } catch {
             logger.warning("claim failed", metadata: ["file": "\(name)", "error": "\(error)"])
             return nil
         }
     }
 
-    private func dispatch(_ name: String, recovered: Bool) {
-        let job = jobs.start(name, recovered: recovered)
+    private func dispatch(_ claim: Claim, recovered: Bool) {
+        let job = jobs.start(claim, recovered: recovered)
         let catalog = currentCatalog
         Thread.detachNewThread { [self] in
             jobs.finish(job, runJob(job, catalog: catalog))
@@ -232,21 +250,27 @@ public final class Daemon: @unchecked Sendable {
     private var currentCatalog: ModelCatalog { lock.lock(); defer { lock.unlock() }; return catalog }
 
     private func runJob(_ job: JobTable.Job, catalog: ModelCatalog) -> JobTable.Outcome {
-        let name = job.name, path = spool.processing + "/" + name
+        let name = job.name, claim = job.claim, path = claim.path
         do {
-            let attempt = try spool.recordAttempt(name)
+            let attempt = try claim.recordAttempt()
             logger.debug("taken", metadata: ["file": "\(name)", "attempt": "\(attempt)"])
             // an input that cannot be read (permissions, not a file) fails like a bad one
             let digest = Result { try InputFile.sha256(ofFile: path) }.mapError { e -> any Error in (e as? SbiError)?.about(name) ?? e }
-            let stem = reserveStem(for: name, sha256: (try? digest.get()) ?? "")
-            defer { jobs.releaseStem(stem) }
+            // an outbox that cannot take even a reservation (full, failing): the file is still read, so a
+            // bad one fails as it would, but no output of it is written
+            var unreserved: SbiError? = nil, stem = Pipeline.stem(of: claim.name)
+            do { stem = try reserveStem(for: claim, sha256: (try? digest.get()) ?? "") } catch {
+                unreserved = (error as? SbiError) ?? SbiError(.ioError, "\(error)")
+            }
+            defer { if unreserved == nil { stems.release(stem) } }
             var opts = ProcessOptions(outbox: options.outbox, overrides: options.overrides, threads: options.threadsPerJob)
-            opts.stem = stem; opts.gate = job.gate; opts.displayName = name; opts.inputSHA256 = try? digest.get()
+            opts.stem = stem; opts.gate = unreserved == nil ? job.gate : CommitGate { false }
+            opts.displayName = name; opts.inputSHA256 = try? digest.get()
             if case .executable = options.probe { opts.probe = options.probe }
             let spool = self.spool
             opts.afterCommit = {
-                try SpoolFolders.move(path, spool.done + "/" + SpoolFolders.freeName(name, in: spool.done))
-                spool.clearAttempts(name)
+                try SpoolFolders.publish(path, into: spool.done, as: name)
+                claim.clearBookkeeping()
             }
             do {
                 _ = try digest.get()
@@ -254,9 +278,9 @@ public final class Daemon: @unchecked Sendable {
             } catch let failure as OutputStageFailure {
                 return try putBack(job, failure.error)   // the outbox's fault: try the file again later
             } catch let e as SbiError where e.code == .temporary {
-                return try putBack(job, e)
+                return try putBack(job, unreserved ?? e)
             } catch {
-                return try fail(job, error, options: opts)
+                return try fail(job, error, options: opts, unreserved: unreserved)
             }
         } catch {
             // the spool itself failed (disk full, permissions): leave the file in processing/ for the next start
@@ -270,44 +294,54 @@ public final class Daemon: @unchecked Sendable {
     /// failed/; unless the gate closed. When the report itself cannot be written (a full or
     /// read-only outbox) the input still goes to failed/, the reason is logged, and the run's exit
     /// status names that cause.
-    private func fail(_ job: JobTable.Job, _ error: Error, options opts: ProcessOptions) throws -> JobTable.Outcome {
+    private func fail(_ job: JobTable.Job, _ error: Error, options opts: ProcessOptions, unreserved: SbiError?) throws -> JobTable.Outcome {
         let e = (error as? SbiError) ?? SbiError(.internalError, "\(error)", subject: job.name)
         var unreported: SbiError? = nil
         let ran = try job.gate.perform {
-            unreported = setAside(job.name, e, options: opts)
+            unreported = setAside(job.claim, e, options: opts, unreserved: unreserved)
         }
-        return ran ? .failed(e, unreported: unreported) : .abandoned
+        return ran ? .failed(e, unreported: unreported) : lostOrAbandoned(job)
+    }
+
+    /// A job whose gate would not open: closed for shutdown, or the claim adopted by another worker
+    /// while this one was stalled (its outputs are discarded; the adopter runs the file).
+    private func lostOrAbandoned(_ job: JobTable.Job) -> JobTable.Outcome {
+        guard !FileManager.default.fileExists(atPath: job.claim.path) else { return .abandoned }
+        logger.warning("claim lost", metadata: ["file": "\(job.name)", "outcome": "adopted by another worker while this one was stalled; outputs discarded"])
+        return .lost
     }
 
     /// A good file that could not be finished for a reason of the machine (its outputs could not be
     /// written, a test read could not start): back into the inbox, unless the gate closed.
     private func putBack(_ job: JobTable.Job, _ e: SbiError) throws -> JobTable.Outcome {
-        let path = spool.processing + "/" + job.name
         var back = job.name
         let ran = try job.gate.perform {
-            back = SpoolFolders.freeName(job.name, in: spool.inbox)
-            try SpoolFolders.move(path, spool.inbox + "/" + back)
-            spool.clearAttempts(job.name)
+            back = try SpoolFolders.publish(job.claim.path, into: spool.inbox, as: job.name)
+            job.claim.clearBookkeeping()
         }
-        guard ran else { return .abandoned }
+        guard ran else { return lostOrAbandoned(job) }
         logger.warning("returned", metadata: ["file": "\(job.name)", "returned_as": "\(back)", "error": "\(e.text)",
                                               "outcome": "returned to the inbox"])
         return .returned(e)
     }
 
-    /// Writes the error report of a processing/ file and moves it to failed/; returns the error of
+    /// Writes the error report of a claimed file and moves it to failed/; returns the error of
     /// a report that could not be written (the move happens regardless, and is what may throw).
-    private func setAside(_ name: String, _ e: SbiError, options opts: ProcessOptions) -> SbiError? {
-        let path = spool.processing + "/" + name
+    /// Without a stem reservation (`unreserved`: why not) no report is written.
+    private func setAside(_ claim: Claim, _ e: SbiError, options opts: ProcessOptions, unreserved: SbiError?) -> SbiError? {
+        let name = claim.name, path = claim.path
         var unreported: SbiError? = nil
-        do { try Pipeline.writeError(e, file: path, options: opts) } catch {
+        do {
+            if let unreserved { throw unreserved }
+            try Pipeline.writeError(e, file: path, options: opts)
+        } catch {
             unreported = (error as? SbiError) ?? SbiError(.ioError, "\(error)")
             logger.error("error report not written", metadata: ["file": "\(name)", "error": "\(unreported!.text)",
                                                                  "report_of": "\(e.text)", "outcome": "failed without report"])
         }
         do {
-            try SpoolFolders.move(path, spool.failed + "/" + SpoolFolders.freeName(name, in: spool.failed))
-            spool.clearAttempts(name)
+            try SpoolFolders.publish(path, into: spool.failed, as: name)
+            claim.clearBookkeeping()
         } catch {
             // rename within the spool failed too: the file stays in processing/ for the next start
             logger.error("spool error", metadata: ["file": "\(name)", "error": "\((error as? SbiError)?.text ?? "\(error)")"])
@@ -317,14 +351,15 @@ public final class Daemon: @unchecked Sendable {
     }
 
     /// Output names for a file: its stem, or STEM.1, STEM.2, ... when outputs of a different input
-    /// already use it. Outputs of the same input (an earlier, interrupted attempt) are replaced.
-    private func reserveStem(for name: String, sha256: String) -> String {
-        jobs.reserveStem(base: Pipeline.stem(of: name)) { stem in
+    /// already use it or another job (of any worker) holds it. Outputs of the same input (an
+    /// earlier, interrupted attempt) are replaced.
+    private func reserveStem(for claim: Claim, sha256: String) throws -> String {
+        try stems.reserve(base: Pipeline.stem(of: claim.name), claim: claim, sha256: sha256) { stem in
             switch OutputOwner.of(OutputSet(stem: stem, outbox: options.outbox)) {
             case .none: return true
             case .some(let owner) where owner == sha256: return true
             default:
-                logger.warning("name clash", metadata: ["file": "\(name)", "existing": "\(stem)", "reason": "outputs of another input use this name"])
+                logger.warning("name clash", metadata: ["file": "\(claim.name)", "existing": "\(stem)", "reason": "outputs of another input use this name"])
                 return false
             }
         }
@@ -342,7 +377,7 @@ public final class Daemon: @unchecked Sendable {
             summary.failed += 1
             if let unreported { summary.noteOutputFailure(unreported) }
             logger.error("failed", metadata: ["file": "\(name)", "outcome": "failed", "code": "\(e.code.rawValue)", "error": "\(e.text)"])
-        case .abandoned:
+        case .abandoned, .lost:
             summary.abandoned += 1
         case .returned(let e):
             summary.returned += 1
@@ -355,31 +390,55 @@ public final class Daemon: @unchecked Sendable {
 
     // MARK: - crash recovery, shutdown
 
-    /// Files left in processing/ by a crash: taken again, unless they were started maxAttempts times.
-    private func recoverProcessing(_ summary: inout DaemonSummary) -> [Pending] {
+    /// Every lease period: adopts the claims of dead workers and queues them to run first, one at a
+    /// time, unless they were started maxAttempts times already (then they are set aside as poison).
+    private func adoptIfDue(_ loop: inout Loop, now: Date) {
+        guard now >= loop.nextAdoption, loop.stopDeadline == nil else { return }
+        loop.nextAdoption = now.addingTimeInterval(options.leasePeriod)
+        let adoption = ClaimAdoption(spool: spool, lease: lease, stems: stems, outbox: options.outbox).adoptDead()
+        for (worker, reason) in adoption.workers {
+            logger.warning("adopted", metadata: ["from_worker": "\(worker)", "reason": "\(reason)"])
+        }
         var again: [Pending] = []
-        for name in SpoolFolders.inputs(in: spool.processing) {
-            let attempts = spool.attemptCount(name)
+        for claim in adoption.claims {
+            let attempts = claim.attemptCount
             if attempts >= options.maxAttempts {
-                let path = spool.processing + "/" + name
-                let e = SbiError(.badInput, "\(name): sbiwatch stopped \(attempts) times while processing this file; it is set aside as a poison file",
-                                 hint: "check the file (and the logs of those runs); to try again, move it from \(spool.failed) back into the inbox")
-                let sha = try? InputFile.sha256(ofFile: path)
-                let stem = reserveStem(for: name, sha256: sha ?? "")
-                defer { jobs.releaseStem(stem) }
-                var opts = ProcessOptions(outbox: options.outbox)
-                opts.stem = stem; opts.inputSHA256 = sha
-                if let unreported = setAside(name, e, options: opts) { summary.noteOutputFailure(unreported) }
-                // counted once it has left processing/ (a failed move leaves it for the next start)
-                guard !FileManager.default.fileExists(atPath: path) else { continue }
-                summary.failed += 1
-                logger.error("poison", metadata: ["file": "\(name)", "attempts": "\(attempts)", "outcome": "failed"])
+                setAsidePoison(claim, attempts: attempts, &loop.summary)
             } else {
-                logger.info("recovered", metadata: ["file": "\(name)", "attempts": "\(attempts)"])
-                again.append(Pending(name: name, recovered: true))
+                logger.info("recovered", metadata: ["file": "\(claim.name)", "attempts": "\(attempts)"])
+                again.append(Pending(name: claim.name, adopted: claim))
             }
         }
-        return again
+        loop.queue.insert(contentsOf: again, at: loop.queue.firstIndex { !$0.recovered } ?? loop.queue.endIndex)
+    }
+
+    /// A claim that stopped its workers `attempts` times: its error report, and failed/.
+    private func setAsidePoison(_ claim: Claim, attempts: Int, _ summary: inout DaemonSummary) {
+        let name = claim.name
+        let e = SbiError(.badInput, "\(name): sbiwatch stopped \(attempts) times while processing this file; it is set aside as a poison file",
+                         hint: "check the file (and the logs of those runs); to try again, move it from \(spool.failed) back into the inbox")
+        let sha = try? InputFile.sha256(ofFile: claim.path)
+        var opts = ProcessOptions(outbox: options.outbox)
+        opts.inputSHA256 = sha
+        var unreserved: SbiError? = nil
+        do { opts.stem = try reserveStem(for: claim, sha256: sha ?? "") } catch {
+            unreserved = (error as? SbiError) ?? SbiError(.ioError, "\(error)")
+        }
+        defer { if unreserved == nil, let stem = opts.stem { stems.release(stem) } }
+        if let unreported = setAside(claim, e, options: opts, unreserved: unreserved) { summary.noteOutputFailure(unreported) }
+        // counted once it has left processing/ (a failed move leaves it for the next start)
+        guard !FileManager.default.fileExists(atPath: claim.path) else { return }
+        summary.failed += 1
+        logger.error("poison", metadata: ["file": "\(name)", "attempts": "\(attempts)", "outcome": "failed"])
+    }
+
+    /// Ends the lease; it is removed only when no claim is left here (the rest wait for adoption).
+    private func endLease() {
+        guard let lease else { return }
+        ClaimAdoption.removeEmpty(myFolder)
+        let empty = !FileManager.default.fileExists(atPath: myFolder)
+        if !empty { logger.info("claims left for adoption", metadata: ["folder": "\(myFolder)"]) }
+        lease.end(removingLease: empty)
     }
 
     /// Closes the gates of unfinished files and puts them back into the inbox.
@@ -387,11 +446,11 @@ public final class Daemon: @unchecked Sendable {
         for job in jobs.runningJobs {
             job.gate.close()
             // a job that committed before the gate closed has moved its input already
-            let name = job.name, path = spool.processing + "/" + name
+            let name = job.name, path = job.claim.path
             guard jobs.isRunning(job), FileManager.default.fileExists(atPath: path) else { continue }
-            let back = SpoolFolders.freeName(name, in: spool.inbox)
-            if (try? SpoolFolders.move(path, spool.inbox + "/" + back)) != nil {
-                spool.clearAttempts(name)
+            if let back = try? SpoolFolders.publish(path, into: spool.inbox, as: name) {
+                if let stem = job.claim.recordedStem { stems.release(stem) }
+                job.claim.clearBookkeeping()
                 summary.abandoned += 1
                 logger.warning("abandoned", metadata: ["file": "\(name)", "outcome": "returned to the inbox", "returned_as": "\(back)"])
             }
@@ -399,17 +458,18 @@ public final class Daemon: @unchecked Sendable {
         removeOwnTemporaryFiles()
     }
 
-    /// Temporary outputs (".NAME.tmp-PID-N") of processes that no longer run.
+    /// Temporary outputs (".NAME.tmp-HOST.BOOT.PID-N") of processes of this machine that no longer
+    /// run (those of other hosts go with the adoption of their worker's claims).
     private func removeStaleTemporaryFiles() {
         for name in (try? FileManager.default.contentsOfDirectory(atPath: options.outbox)) ?? [] {
-            guard let pid = AtomicFile.temporaryOwner(ofName: name), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
+            guard let owner = AtomicFile.temporaryOwner(ofName: name), owner != .current, owner.isDeadProcessHere else { continue }
             unlink(options.outbox + "/" + name)
             logger.info("removed stale temporary file", metadata: ["file": "\(name)"])
         }
     }
 
     private func removeOwnTemporaryFiles() {
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: options.outbox)) ?? [] where AtomicFile.temporaryOwner(ofName: name) == getpid() {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: options.outbox)) ?? [] where AtomicFile.temporaryOwner(ofName: name) == .current {
             unlink(options.outbox + "/" + name)
         }
     }

@@ -85,15 +85,19 @@ public final class PreparedOutputs {
 
 /// Lets outputs be committed until it is closed; closing waits for a commit under way to finish,
 /// so afterwards a file's outputs are either all in place (with its afterCommit done) or none are.
+/// With a condition (the daemon's: the worker still holds the file's claim), a commit happens only
+/// while it holds; once it fails the gate stays closed.
 public final class CommitGate: @unchecked Sendable {
     private let lock = NSLock()
     private var closed = false
-    public init() {}
+    private let condition: (@Sendable () -> Bool)?
+    public init(condition: (@Sendable () -> Bool)? = nil) { self.condition = condition }
 
-    /// Runs body unless the gate is closed; returns whether it ran.
+    /// Runs body unless the gate is closed or its condition fails; returns whether it ran.
     @discardableResult
     public func perform(_ body: () throws -> Void) throws -> Bool {
         lock.lock(); defer { lock.unlock() }
+        if !closed, let condition, !condition() { closed = true }
         guard !closed else { return false }
         try body()
         return true

@@ -9,7 +9,7 @@ import SbiPipeline
 struct Watch: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Watch an inbox and turn every NetCDF file dropped into it into outputs in the outbox (the default command).",
-        discussion: "Files are claimed into STATE/processing/, their outputs written atomically to the outbox, and the input moved to STATE/done/ or STATE/failed/ (with STEM.error.json). With --once: drain the inbox and exit 0 if every file succeeded, 65 if any failed, 75 if some were still being written. SIGTERM/SIGINT finish the current files (or return them to the inbox after --shutdown-grace); SIGHUP re-reads --config.")
+        discussion: "Any number of workers, on any number of hosts, may share one inbox and state folder. Each claims files into its own STATE/processing/HOST.BOOT.PID/, writes their outputs atomically to the outbox, and moves each input to STATE/done/ or STATE/failed/ (with STEM.error.json); the claims of a worker that died are adopted by the others (see man sbiwatch, SPOOL). With --once: drain the inbox and exit 0 if every file succeeded, 65 if any failed, 75 if some were still being written. SIGTERM/SIGINT finish the current files (or return them to the inbox after --shutdown-grace); SIGHUP re-reads --config.")
 
     @Option(help: "The folder observation files arrive in.")
     var inbox: String
@@ -22,7 +22,7 @@ struct Watch: ParsableCommand {
 
     @OptionGroup var models: ModelOptions
 
-    @Option(help: "State folder with processing/, done/, failed/ and the lock (default: INBOX/.sbiwatch).")
+    @Option(help: "State folder with processing/, done/, failed/ and the workers' leases (default: INBOX/.sbiwatch).")
     var state: String?
 
     @Option(help: "Files processed at once, each sampling on its share of the cores (default: the processor count, at most 4).")
@@ -36,6 +36,9 @@ struct Watch: ParsableCommand {
 
     @Option(name: .customLong("max-attempts"), help: "Starts after which a file that keeps stopping sbiwatch goes to failed/.")
     var maxAttempts: Int = 3
+
+    @Option(help: "Seconds between renewals of this worker's lease; other workers adopt its claims once the lease is 3 periods old (same host: as soon as the process is gone).")
+    var lease: Double = 10
 
     @Option(name: .customLong("shutdown-grace"), help: "Seconds the current files may take to finish after SIGTERM before they go back to the inbox.")
     var shutdownGrace: Double = 30
@@ -55,8 +58,9 @@ struct Watch: ParsableCommand {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical") }
         guard LineLogHandler.Format(rawValue: logFormat) != nil else { throw ValidationError("--log-format must be text or json") }
         if let jobs, !(1...64).contains(jobs) { throw ValidationError("--jobs must be between 1 and 64") }
-        guard settle.isFinite, rescan.isFinite, shutdownGrace.isFinite, settle >= 0, rescan > 0, shutdownGrace >= 0, maxAttempts >= 1 else {
-            throw ValidationError("--settle and --shutdown-grace must be finite and not negative, --rescan finite and positive, --max-attempts at least 1")
+        guard settle.isFinite, rescan.isFinite, shutdownGrace.isFinite, settle >= 0, rescan > 0, shutdownGrace >= 0, maxAttempts >= 1,
+              lease.isFinite, (0.1...3600).contains(lease) else {
+            throw ValidationError("--settle and --shutdown-grace must be finite and not negative, --rescan finite and positive, --lease between 0.1 and 3600 seconds, --max-attempts at least 1")
         }
     }
 
@@ -69,7 +73,7 @@ struct Watch: ParsableCommand {
         options.state = state; options.once = once; options.settle = settle; options.rescan = rescan
         options.jobs = jobs ?? max(1, min(cores, 4))
         options.threadsPerJob = max(1, cores / options.jobs)
-        options.maxAttempts = maxAttempts; options.shutdownGrace = shutdownGrace
+        options.maxAttempts = maxAttempts; options.shutdownGrace = shutdownGrace; options.leasePeriod = lease
         options.overrides = sampling.overrides; options.useInotify = !noInotify
         // unclaimed files are checked in a child process of this binary (`sbiwatch probe-netcdf`)
         options.probe = .childProcess(executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path)

@@ -5,11 +5,13 @@ import SbiPipeline
 import XCTest
 
 final class JobTableTests: XCTestCase {
+    func claim(_ name: String) -> Claim { Claim(folder: "/spool/processing/w", name: name) }
+
     func failure(_ name: String) -> JobTable.Outcome { .failed(SbiError(.badInput, "bad", subject: name), unreported: nil) }
 
     func testStartFinishAndTakeEachOutcomeOnce() {
         let table = JobTable()
-        let a = table.start("a.nc", recovered: false), b = table.start("b.nc", recovered: false)
+        let a = table.start(claim("a.nc"), recovered: false), b = table.start(claim("b.nc"), recovered: false)
         XCTAssertEqual(table.runningCount, 2)
         XCTAssertFalse(table.recoveredRunning)
         table.finish(a, failure("a.nc"))
@@ -30,8 +32,8 @@ final class JobTableTests: XCTestCase {
     /// job limit holds).
     func testTwoJobsOfOneNameAreBothCounted() {
         let table = JobTable()
-        let old = table.start("x.nc", recovered: true)
-        let new = table.start("x.nc", recovered: false)
+        let old = table.start(claim("x.nc"), recovered: true)
+        let new = table.start(claim("x.nc"), recovered: false)
         XCTAssertEqual(table.runningCount, 2)
         XCTAssertTrue(table.recoveredRunning)
         table.finish(new, failure("x.nc"))
@@ -46,7 +48,7 @@ final class JobTableTests: XCTestCase {
 
     func testRecoveredJobsAreVisible() {
         let table = JobTable()
-        let r = table.start("r.nc", recovered: true)
+        let r = table.start(claim("r.nc"), recovered: true)
         XCTAssertTrue(table.recoveredRunning)
         XCTAssertEqual(table.runningJobs.map(\.name), ["r.nc"])
         table.finish(r, .abandoned)
@@ -54,23 +56,10 @@ final class JobTableTests: XCTestCase {
         XCTAssertTrue(table.runningJobs.isEmpty)
     }
 
-    /// A stem is held by one job at a time: the next reservation of the same base gets BASE.1,
-    /// a stem refused by the outbox check is skipped, and a released stem is free again.
-    func testStemReservations() {
-        let table = JobTable()
-        XCTAssertEqual(table.reserveStem(base: "s") { _ in true }, "s")
-        XCTAssertEqual(table.reserveStem(base: "s") { _ in true }, "s.1")
-        XCTAssertEqual(table.reserveStem(base: "s") { $0 != "s.2" }, "s.3")
-        XCTAssertTrue(table.isReserved("s.1"))
-        table.releaseStem("s")
-        XCTAssertFalse(table.isReserved("s"))
-        XCTAssertEqual(table.reserveStem(base: "s") { _ in true }, "s")
-    }
-
     /// Many threads finishing at once: every outcome is counted exactly once and nothing stays running.
     func testConcurrentFinishes() {
         let table = JobTable()
-        let jobs = (0..<200).map { table.start("f\($0).nc", recovered: false) }
+        let jobs = (0..<200).map { table.start(claim("f\($0).nc"), recovered: false) }
         var taken = 0
         let takenLock = NSLock()
         DispatchQueue.concurrentPerform(iterations: jobs.count) { i in

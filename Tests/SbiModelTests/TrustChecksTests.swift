@@ -117,11 +117,33 @@ final class TrustChecksTests: XCTestCase {
         XCTAssertEqual(gappyP, Double(1 + gappy.filter { $0.pValue <= 0.2 }.count) / 101, accuracy: 1e-12)
         XCTAssertGreaterThan(gappyP, 0.2)
         // every case ties (fixed-size data): the whole null is used
-        XCTAssertEqual(ModelCalibration.nearestHalf(whole, to: 0).count, 100)
+        XCTAssertEqual(ModelCalibration.nearestHalf(whole, to: PredictiveNullCase(pValue: 0.5, largestGap: 0)).count, 100)
         // archives without designs compare with the whole null
         c.predictiveNullCases = nil
         XCTAssertEqual(c.calibratedPredictivePValue(0.2, variable: "prey", largestGap: 0.38)!,
                        Double(1 + gappy.filter { $0.pValue <= 0.2 }.count) / 201, accuracy: 1e-12)
         XCTAssertNil(c.calibratedPredictivePValue(0.2, variable: "predator", largestGap: 0.38))
+    }
+
+    /// A series cut short and one with an interior gap of the same length are matched to their own
+    /// kind of held-out case; archives without trailing gaps fall back to the largest gap alone.
+    func testPredictiveNullSeparatesTrailingFromInteriorGaps() {
+        let interior = (0..<100).map { PredictiveNullCase(pValue: 0.3 + 0.7 * Double($0) / 99, largestGap: 0.25, trailingGap: 0.02) }
+        let cut = (0..<100).map { PredictiveNullCase(pValue: 0.01 + 0.69 * Double($0) / 99, largestGap: 0.3125, trailingGap: 0.3125) }
+        var c = ModelCalibration.skipped("test")
+        c.predictiveNullCases = ["dead": interior + cut]
+        let atMostInCut = cut.filter { $0.pValue <= 0.2 }.count
+        // a file cut short (trailing gap 0.28) is compared with the cut-short cases only
+        XCTAssertEqual(c.calibratedPredictivePValue(0.2, variable: "dead", largestGap: 0.28125, trailingGap: 0.28125)!,
+                       Double(1 + atMostInCut) / 101, accuracy: 1e-12)
+        // the same largest gap in the interior is compared with the interior cases: none is as extreme
+        XCTAssertEqual(c.calibratedPredictivePValue(0.2, variable: "dead", largestGap: 0.28125, trailingGap: 0.01)!,
+                       1.0 / 101, accuracy: 1e-12)
+        XCTAssertEqual(trailingGap([2, 9, 4], lower: 0, upper: 10), 0.1, accuracy: 1e-12)
+        XCTAssertEqual(trailingGap([], lower: 0, upper: 10), 1)
+        // an older archive without trailing gaps: nearest half by largest gap (0.28125 is as near 0.25 as 0.3125: all tie)
+        let old = (interior + cut).map { PredictiveNullCase(pValue: $0.pValue, largestGap: $0.largestGap, trailingGap: nil) }
+        XCTAssertEqual(ModelCalibration.nearestHalf(old, to: PredictiveNullCase(pValue: 0.2, largestGap: 0.28125, trailingGap: 0.28125)).count, 200)
+        XCTAssertEqual(ModelCalibration.nearestHalf(old, to: PredictiveNullCase(pValue: 0.2, largestGap: 0.3, trailingGap: 0.3)).count, 100)
     }
 }

@@ -3,53 +3,7 @@ import XCTest
 import SbiTestSupport
 
 /// The daemon and cron modes through the real binary, on real folders, with real signals.
-final class WatchCommandTests: TemporaryDirectoryTestCase {
-    var inbox: String { path("in") }
-    var outbox: String { path("out") }
-    var state: String { inbox + "/.sbiwatch" }
-
-    override func setUpWithError() throws {
-        try super.setUpWithError()
-        for d in [inbox, outbox, path("staging")] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
-    }
-
-    /// A simulated SIRD observation file in the staging folder (seed s).
-    func staged(_ name: String, seed: Int, model: String = "sird") throws -> String {
-        let p = path("staging/" + name)
-        let r = try CLI.run(["simulate", "--task", "sird", "--seed", "\(seed)", "--format", seed % 2 == 0 ? "nc4" : "classic",
-                             "--model-name", model, "--out", p])
-        XCTAssertEqual(r.status, 0, r.stderr)
-        return p
-    }
-
-    /// Drops a file into the inbox atomically (rename from the staging folder).
-    func drop(_ staged: String) throws {
-        let name = URL(fileURLWithPath: staged).lastPathComponent
-        XCTAssertEqual(rename(staged, inbox + "/" + name), 0)
-    }
-
-    func names(_ folder: String) -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
-    }
-
-    func hidden(_ folder: String) -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasPrefix(".") }.sorted()
-    }
-
-    func watchArguments(_ extra: [String] = []) -> [String] {
-        ["--inbox", inbox, "--outbox", outbox, "--model", "sird=\(TinyModels.sird)", "--samples", "3", "--settle", "0.3",
-         "--rescan", "1"] + extra
-    }
-
-    /// Waits until the condition holds (polling), failing after `timeout` seconds.
-    func waitFor(_ what: String, timeout: Double = 120, _ condition: () -> Bool) {
-        let end = Date().addingTimeInterval(timeout)
-        while !condition() {
-            if Date() > end { XCTFail("timed out waiting for \(what)"); return }
-            usleep(100_000)
-        }
-    }
-
+final class WatchCommandTests: SpoolTestCase {
     func testTwentyMixedFilesWhileRunning() throws {
         let daemon = try Background(watchArguments(["--jobs", "2"]))
         var good: [String] = [], bad: [String] = []
@@ -100,7 +54,7 @@ final class WatchCommandTests: TemporaryDirectoryTestCase {
         for start in stride(from: 0, to: data.count, by: chunk) {
             handle.write(data[start..<min(start + chunk, data.count)])
             usleep(400_000)
-            XCTAssertEqual(names(state + "/processing") + names(state + "/done") + names(state + "/failed"), [],
+            XCTAssertEqual(claimed() + names(state + "/done") + names(state + "/failed"), [],
                            "taken after \(start + chunk) of \(data.count) bytes")
         }
         try handle.close()
@@ -123,7 +77,7 @@ final class WatchCommandTests: TemporaryDirectoryTestCase {
             let daemon = try Background(watchArguments(["--jobs", "2", "--max-attempts", "100", "--samples", "200"]))
             if round % 2 == 0 {
                 // half the kills aim at a file in processing
-                waitFor("a file to be taken", timeout: 30) { !names(state + "/processing").isEmpty || names(inbox).isEmpty }
+                waitFor("a file to be taken", timeout: 30) { !claimed().isEmpty || names(inbox).isEmpty }
                 usleep(UInt32.random(in: 0...500_000, using: &generator))
             } else if round == 1 {
                 // one run lasts until a file is finished (however loaded the machine), so work goes on between kills
@@ -133,7 +87,7 @@ final class WatchCommandTests: TemporaryDirectoryTestCase {
             } else {
                 usleep(UInt32.random(in: 300_000...4_000_000, using: &generator))
             }
-            if !names(state + "/processing").isEmpty { killedMidFile += 1 }
+            if !claimed().isEmpty { killedMidFile += 1 }
             daemon.kill9()
             _ = daemon.wait()
             XCTAssertEqual(names(outbox).filter { $0.hasSuffix(".error.json") }, [], "round \(round): \(daemon.stderr)")
@@ -167,22 +121,31 @@ final class WatchCommandTests: TemporaryDirectoryTestCase {
         }
     }
 
-    func testSecondInstanceRefusesNamingTheHolder() throws {
-        let first = try Background(watchArguments())
-        waitFor("the first instance to hold the lock", timeout: 30) {
-            (try? String(contentsOfFile: state + "/lock", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) == "\(first.pid)"
-        }
-        let second = try CLI.run(watchArguments(["--once"]))
-        XCTAssertEqual(second.status, 75, second.stderr)
-        XCTAssert(second.stderr.contains("another sbiwatch (pid \(first.pid)) is already watching"), second.stderr)
-        first.terminate()
-        XCTAssertEqual(first.wait(), 0, first.stderr)
+    /// A daemon of an earlier, single-worker version holds STATE/lock exclusively: workers of this
+    /// version refuse to share the inbox with it, naming it (flock taken here, as that daemon did).
+    func testEarlierSingleWorkerDaemonIsRespected() throws {
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+        let fd = open(state + "/lock", O_RDWR | O_CREAT, 0o644)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        defer { close(fd) }
+        XCTAssertEqual(flock(fd, LOCK_EX | LOCK_NB), 0)
+        _ = "4242\n".withCString { write(fd, $0, 5) }
+        let refused = try CLI.run(watchArguments(["--once"]))
+        XCTAssertEqual(refused.status, 75, refused.stderr)
+        XCTAssert(refused.stderr.contains("earlier, single-worker version (pid 4242)"), refused.stderr)
+        flock(fd, LOCK_UN)
+        try drop(try staged("after.nc", seed: 12))
+        let ran = try CLI.run(watchArguments(["--once"]))
+        XCTAssertEqual(ran.status, 0, ran.stderr)
+        XCTAssertEqual(names(state + "/done"), ["after.nc"])
+        XCTAssertEqual(names(state + "/processing"), [], "the worker's claim folder is removed at exit")
+        XCTAssertEqual(names(state + "/workers") + hidden(state + "/workers"), [], "the lease is removed at exit")
     }
 
     func testSigtermFinishesTheCurrentFile() throws {
         let daemon = try Background(watchArguments(["--samples", "1500", "--jobs", "1", "--shutdown-grace", "120"]))
         try drop(try staged("busy.nc", seed: 8))
-        waitFor("the file to be taken", timeout: 60) { names(state + "/processing") == ["busy.nc"] }
+        waitFor("the file to be taken", timeout: 60) { claimed() == ["busy.nc"] }
         daemon.terminate()
         XCTAssertEqual(daemon.wait(), 0, daemon.stderr)
         XCTAssertEqual(names(state + "/done"), ["busy.nc"])
@@ -193,7 +156,7 @@ final class WatchCommandTests: TemporaryDirectoryTestCase {
     func testSigtermAbandonsCleanlyAfterTheGracePeriod() throws {
         let daemon = try Background(watchArguments(["--samples", "100000", "--jobs", "1", "--shutdown-grace", "0.5"]))
         try drop(try staged("long.nc", seed: 9))
-        waitFor("the file to be taken", timeout: 60) { names(state + "/processing") == ["long.nc"] }
+        waitFor("the file to be taken", timeout: 60) { claimed() == ["long.nc"] }
         usleep(300_000)
         daemon.terminate()
         XCTAssertEqual(daemon.wait(), 0, daemon.stderr)
@@ -281,9 +244,11 @@ final class Background: @unchecked Sendable {
     private var collected = Data()
     private let done = DispatchSemaphore(value: 0)
 
-    init(_ args: [String]) throws {
+    /// `environment` is added to this process's own (e.g. SBIWATCH_HOST to simulate a host).
+    init(_ args: [String], environment: [String: String] = [:]) throws {
         process.executableURL = CLI.binary
         process.arguments = args
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let err = Pipe()
         process.standardError = err
         process.standardOutput = FileHandle.nullDevice
