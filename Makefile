@@ -3,8 +3,11 @@
 #   make test   install missing Debian packages, build and run the whole test suite
 
 DEBIAN_PACKAGES := libnetcdf-dev libarchive-dev libopenblas-dev netcdf-bin pkg-config
-# What the tests use beyond the build: man (the install test renders the man page).
+# What the tests use beyond the build: man (the install test renders the man page), and a real
+# single-node Slurm for the generated job-array recipes (installed without recommends; where it
+# cannot be installed the Slurm test skips, saying so).
 TEST_PACKAGES := man-db
+SLURM_PACKAGES := slurmctld slurmd slurm-client munge
 SWIFT ?= swift
 # One BLAS thread: sbiwatch parallelises across the batch itself.
 export OPENBLAS_NUM_THREADS := 1
@@ -40,6 +43,8 @@ deps:
 
 test-deps:
 	@$(MAKE) -s apt-install PACKAGES="$(TEST_PACKAGES)"
+	@$(MAKE) -s apt-install PACKAGES="$(SLURM_PACKAGES)" APT_FLAGS=--no-install-recommends || \
+	  echo "warning: Slurm could not be installed; the Slurm recipe test will be skipped" >&2
 
 # Installs the Debian packages of PACKAGES that are missing (sudo unless root).
 apt-install:
@@ -47,7 +52,7 @@ apt-install:
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_FLAGS) $$missing; \
 	fi
 
 build: deps

@@ -11,7 +11,7 @@ struct Sbiwatch: ParsableCommand {
         commandName: "sbiwatch",
         abstract: "Turn observation files into posterior samples with one all-conditional diffusion model.",
         version: versionText(),
-        subcommands: [Watch.self, Process.self, Train.self, Calibrate.self, Sample.self, Inspect.self, Models.self, Simulate.self, Bench.self, ProbeNetCDF.self],
+        subcommands: [Watch.self, Process.self, Train.self, Calibrate.self, Sample.self, Inspect.self, Models.self, Simulate.self, Bench.self, Generate.self, ProbeNetCDF.self],
         defaultSubcommand: Watch.self)
 
     static func main() {

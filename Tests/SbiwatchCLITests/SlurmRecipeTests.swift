@@ -1,0 +1,173 @@
+import Foundation
+import XCTest
+import SbiTestSupport
+
+/// A real single-node Slurm (Debian's slurmctld and slurmd, munge), started here without systemd
+/// and bound to localhost, state and logs in a temporary folder; stopped by pid.
+final class LocalSlurm {
+    let root: String
+    var conf: String { root + "/slurm.conf" }
+    private var startedMunge = false
+
+    static let binaries = ["/usr/sbin/slurmctld", "/usr/sbin/slurmd", "/usr/sbin/munged", "/usr/bin/sbatch", "/usr/bin/sinfo"]
+
+    /// Why Slurm cannot run here, or nil.
+    static var unavailable: String? {
+        guard getuid() == 0 else { return "the Slurm test needs root (it starts slurmctld, slurmd and munged)" }
+        let missing = binaries.filter { access($0, X_OK) != 0 }
+        return missing.isEmpty ? nil : "Slurm is not installed (missing \(missing.joined(separator: ", "))); `make test-deps` installs slurmctld slurmd slurm-client munge"
+    }
+
+    init(root: String) throws {
+        self.root = root
+        for d in ["state", "spool", "logs"] { try FileManager.default.createDirectory(atPath: root + "/" + d, withIntermediateDirectories: true) }
+        try configuration.write(toFile: conf, atomically: true, encoding: .utf8)
+        try startMunge()
+        for (daemon, args) in [("/usr/sbin/slurmctld", ["-f", conf]), ("/usr/sbin/slurmd", ["-f", conf, "-N", "localhost"])] {
+            let r = try Tool.run(daemon, args)
+            guard r.status == 0 else { throw XCTSkip("\(daemon) did not start: \(r.stderr) \(log("slurmctld")) \(log("slurmd"))") }
+        }
+        let end = Date().addingTimeInterval(60)
+        while try run("/usr/bin/sinfo", ["-h", "-o", "%T"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) != "idle" {
+            guard Date() < end else { throw XCTSkip("the local Slurm node never became idle: \(log("slurmctld")) \(log("slurmd"))") }
+            usleep(250_000)
+        }
+    }
+
+    var configuration: String {
+        """
+        ClusterName=sbiwatchtest
+        SlurmctldHost=localhost
+        SlurmUser=root
+        SlurmdUser=root
+        AuthType=auth/munge
+        CredType=cred/munge
+        ProctrackType=proctrack/linuxproc
+        TaskPlugin=task/none
+        SelectType=select/cons_tres
+        SelectTypeParameters=CR_CPU
+        CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
+        StateSaveLocation=\(root)/state
+        SlurmdSpoolDir=\(root)/spool
+        SlurmctldPidFile=\(root)/slurmctld.pid
+        SlurmdPidFile=\(root)/slurmd.pid
+        SlurmctldLogFile=\(root)/slurmctld.log
+        SlurmdLogFile=\(root)/slurmd.log
+        ReturnToService=2
+        MpiDefault=none
+        JobAcctGatherType=jobacct_gather/none
+        AccountingStorageType=accounting_storage/none
+        SchedulerType=sched/backfill
+        MaxArraySize=1001
+        NodeName=localhost CPUs=2 State=UNKNOWN
+        PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+
+        """
+    }
+
+    /// munged as the munge user, after creating /run/munge (unless one runs already).
+    private func startMunge() throws {
+        if FileManager.default.fileExists(atPath: "/run/munge/munge.socket.2"), try Tool.run("/usr/bin/pgrep", ["-x", "munged"]).status == 0 { return }
+        try FileManager.default.createDirectory(atPath: "/run/munge", withIntermediateDirectories: true)
+        _ = try Tool.run("/bin/chown", ["munge:munge", "/run/munge"])
+        let r = try Tool.run("/usr/sbin/runuser", ["-u", "munge", "--", "/usr/sbin/munged"])
+        guard r.status == 0 else { throw XCTSkip("munged did not start: \(r.stderr)") }
+        startedMunge = true
+    }
+
+    /// A Slurm client command against this cluster.
+    func run(_ tool: String, _ args: [String]) throws -> RunResult {
+        try Tool.run(tool, args, environment: ["SLURM_CONF": conf])
+    }
+
+    func log(_ daemon: String) -> String { (try? String(contentsOfFile: "\(root)/\(daemon).log", encoding: .utf8)) ?? "" }
+
+    /// Stops the daemons by pid (munged only when started here).
+    func stop() {
+        var pids = ["slurmd", "slurmctld"].compactMap { name in
+            (try? String(contentsOfFile: "\(root)/\(name).pid", encoding: .utf8)).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        }
+        if startedMunge, let text = try? String(contentsOfFile: "/run/munge/munged.pid", encoding: .utf8),
+           let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)) { pids.append(pid) }
+        for pid in pids { kill(pid, SIGTERM) }
+        for pid in pids {
+            for _ in 0..<50 where kill(pid, 0) == 0 { usleep(100_000) }
+            if kill(pid, 0) == 0 { kill(pid, SIGKILL) }
+        }
+    }
+}
+
+/// The recipes of `sbiwatch generate slurm-array` and `slurm-workers`, submitted with `sbatch --wait`
+/// to a real local Slurm, on 12 files of which one is bad.
+final class SlurmRecipeTests: SpoolTestCase {
+    func testGeneratedRecipesRunOnARealSlurm() throws {
+        if let reason = LocalSlurm.unavailable { throw XCTSkip(reason) }
+        let slurm = try LocalSlurm(root: path("slurm"))
+        defer { slurm.stop() }
+        let files = try twelveFiles()
+        let models = path("models")
+        try "sird=\(TinyModels.sird)\n".write(toFile: models, atomically: true, encoding: .utf8)
+
+        // a fixed file list: chunks of 5 files make 3 array tasks
+        let list = path("list.txt"), arrayOut = path("array-out")
+        try FileManager.default.createDirectory(atPath: arrayOut, withIntermediateDirectories: true)
+        try (files.joined(separator: "\n") + "\n").write(toFile: list, atomically: true, encoding: .utf8)
+        let array = try generate(["slurm-array", "--files", list, "--outbox", arrayOut, "--config", models, "--samples", "20", "--chunk", "5",
+                                  "--", "--output=\(path("slurm/logs"))/array-%A_%a.log", "--chdir=\(path("."))"])
+        XCTAssert(array.contains("#SBATCH --array=0-2"), array)
+        let t0 = Date()
+        let arrayRun = try submit(array, slurm)
+        let arraySeconds = Date().timeIntervalSince(t0)
+        XCTAssertEqual(arrayRun.status, 65, "sbatch --wait: the worst task's status (the bad file's 65): \(arrayRun.stderr) \(logs())")
+        assertOutputs(arrayOut, goodStems: (0..<11).map { "region-\($0)" }, badStem: "broken")
+
+        // three workers drain one inbox holding the same 12 files
+        for f in files { try FileManager.default.copyItem(atPath: f, toPath: inbox + "/" + URL(fileURLWithPath: f).lastPathComponent) }
+        let workers = try generate(["slurm-workers", "--inbox", inbox, "--outbox", outbox, "--config", models, "--samples", "20", "--workers", "3",
+                                    "--", "--output=\(path("slurm/logs"))/workers-%A_%a.log", "--chdir=\(path("."))"])
+        XCTAssert(workers.contains("#SBATCH --array=0-2"), workers)
+        let t1 = Date()
+        let workersRun = try submit(workers, slurm)
+        let workersSeconds = Date().timeIntervalSince(t1)
+        XCTAssertEqual(workersRun.status, 65, "sbatch --wait: the worst worker's status (65: one file failed): \(workersRun.stderr) \(logs())")
+        assertOutputs(outbox, goodStems: (0..<11).map { "region-\($0)" }, badStem: "broken")
+        XCTAssertEqual(names(state + "/done").count, 11)
+        XCTAssertEqual(names(state + "/failed"), ["broken.nc"])
+        XCTAssertEqual(claimed(), [])
+        XCTAssertEqual(names(inbox), [])
+        print("slurm recipes on 12 files (20 samples each): slurm-array \(String(format: "%.1f", arraySeconds)) s, slurm-workers (3) \(String(format: "%.1f", workersSeconds)) s, each including sbatch --wait's polling")
+    }
+
+    /// 11 simulated files and one that is not NetCDF, in a folder of their own.
+    func twelveFiles() throws -> [String] {
+        var files = try (0..<11).map { try staged("region-\($0).nc", seed: 300 + $0) }
+        let bad = path("staging/broken.nc")
+        FileManager.default.createFile(atPath: bad, contents: Data("this is not NetCDF\n".utf8))
+        files.append(bad)
+        return files
+    }
+
+    func generate(_ args: [String]) throws -> String {
+        let r = try CLI.run(["generate"] + args)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        return r.stdout
+    }
+
+    func submit(_ script: String, _ slurm: LocalSlurm) throws -> RunResult {
+        let file = path("job-\(UUID().uuidString.prefix(6)).sh")
+        try script.write(toFile: file, atomically: true, encoding: .utf8)
+        return try slurm.run("/usr/bin/sbatch", ["--wait", file])
+    }
+
+    func logs() -> String {
+        let dir = path("slurm/logs")
+        return names(dir).map { "\($0): " + ((try? String(contentsOfFile: dir + "/" + $0, encoding: .utf8)) ?? "") }.joined(separator: "\n")
+    }
+
+    /// Each good stem's three outputs and the bad one's error report, nothing else (no temporary file).
+    func assertOutputs(_ outbox: String, goodStems: [String], badStem: String) {
+        let expected = goodStems.flatMap { [$0 + ".report.html", $0 + ".report.json", $0 + ".samples.nc"] } + [badStem + ".error.json"]
+        XCTAssertEqual(names(outbox), expected.sorted(), logs())
+        XCTAssertEqual(hidden(outbox), [])
+    }
+}
