@@ -29,8 +29,22 @@ struct ClaimAdoption {
             result.workers.append((name, reason))
             result.claims += settle(adopted: target, from: other)
         }
+        result.claims += adoptCommitting()
         result.claims += adoptLegacy()
         return result
+    }
+
+    /// Inputs a dead worker had seized to commit (it died between the seizure and done/): its
+    /// committing folder is adopted whole, like a claim folder, and its inputs run again.
+    func adoptCommitting() -> [Claim] {
+        var claims: [Claim] = []
+        for name in SpoolFolders.subfolders(of: spool.committing) where name != lease.identity.description {
+            guard let other = WorkerIdentity.parse(name), lease.goneReason(other) != nil else { continue }
+            let target = myFolder + "/" + Self.adoptedPrefix + name + ".committing"
+            guard (try? SpoolFolders.claim(spool.committing + "/" + name, as: target)) == true else { continue }
+            claims += settle(adopted: target, from: other)
+        }
+        return claims
     }
 
     /// After winning `folder` (the claims of `dead`): reservations handed over, leftovers removed,
@@ -44,9 +58,9 @@ struct ClaimAdoption {
             let inputs = Set(SpoolFolders.inputs(in: dir))
             for name in names where name.hasPrefix(".") && name.hasSuffix(".stem") {
                 let input = String(name.dropFirst().dropLast(5))
-                guard let stem = Claim(folder: dir, name: input).recordedStem else { continue }
-                stems.takeOver(stem, from: owners)
-                if !inputs.contains(input) { stems.release(stem); Claim(folder: dir, name: input).clearBookkeeping() }
+                let claim = Claim(folder: dir, name: input)
+                guard let r = claim.recordedReservation, stems.takeOver(r, from: owners) else { continue }
+                if !inputs.contains(input) { claim.finish(stems) }   // its input was done: the reservation is free
             }
             for name in names where AtomicFile.temporaryOwner(ofName: name) != nil { unlink(dir + "/" + name) }
             claims += inputs.sorted().map { Claim(folder: dir, name: $0) }
@@ -56,7 +70,7 @@ struct ClaimAdoption {
             unlink(WorkerLease.leasePath(spool, worker))
             unlink(WorkerLease.probePath(spool, worker))
         }
-        Self.removeEmpty(folder)
+        Self.removeEmpty(folder, stems: stems)
         return claims
     }
 
@@ -86,11 +100,13 @@ struct ClaimAdoption {
         [folder] + SpoolFolders.subfolders(of: folder).filter { $0.hasPrefix(adoptedPrefix) }.flatMap { folders(under: folder + "/" + $0) }
     }
 
-    /// Removes adopted folders under (and including) `folder` that hold no input any more.
-    static func removeEmpty(_ folder: String) {
+    /// Removes adopted folders under (and including) `folder` that hold no input any more, with the
+    /// bookkeeping of inputs that left (their reservations released first).
+    static func removeEmpty(_ folder: String, stems: StemReservations) {
         for dir in folders(under: folder).reversed() where SpoolFolders.inputs(in: dir).isEmpty && SpoolFolders.subfolders(of: dir).isEmpty {
-            for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where name.hasSuffix(".attempts") || name.hasSuffix(".stem") {
-                unlink(dir + "/" + name)
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where name.hasPrefix(".") {
+                if name.hasSuffix(".stem") { Claim(folder: dir, name: String(name.dropFirst().dropLast(5))).finish(stems) }
+                if name.hasSuffix(".attempts") || AtomicFile.temporaryOwner(ofName: name) != nil { unlink(dir + "/" + name) }
             }
             rmdir(dir)
         }

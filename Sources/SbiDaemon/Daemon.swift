@@ -225,8 +225,9 @@ public final class Daemon: @unchecked Sendable {
     /// Moves an inbox file into this worker's claim folder; nil when another worker (or the user) took it first.
     private func claim(_ name: String) -> Claim? {
         watcher.taken(name)
-        let claim = Claim(folder: myFolder, name: SpoolFolders.freeName(name, in: myFolder))
         do {
+            try standFirm()
+            let claim = Claim(folder: myFolder, name: SpoolFolders.freeName(name, in: myFolder))
             guard try SpoolFolders.claim(spool.inbox + "/" + name, as: claim.path) else {
                 logger.debug("claimed elsewhere", metadata: ["file": "\(name)"])
                 return nil
@@ -239,7 +240,7 @@ public final class Daemon: @unchecked Sendable {
     }
 
     private func dispatch(_ claim: Claim, recovered: Bool) {
-        let job = jobs.start(claim, recovered: recovered)
+        let job = jobs.start(claim, recovered: recovered, committing: spool.committingFolder(of: .current))
         let catalog = currentCatalog
         Thread.detachNewThread { [self] in
             jobs.finish(job, runJob(job, catalog: catalog))
@@ -250,7 +251,7 @@ public final class Daemon: @unchecked Sendable {
     private var currentCatalog: ModelCatalog { lock.lock(); defer { lock.unlock() }; return catalog }
 
     private func runJob(_ job: JobTable.Job, catalog: ModelCatalog) -> JobTable.Outcome {
-        let name = job.name, claim = job.claim, path = claim.path
+        let name = job.name, claim = job.claim, path = claim.path, seizure = job.seizure
         do {
             let attempt = try claim.recordAttempt()
             logger.debug("taken", metadata: ["file": "\(name)", "attempt": "\(attempt)"])
@@ -258,19 +259,20 @@ public final class Daemon: @unchecked Sendable {
             let digest = Result { try InputFile.sha256(ofFile: path) }.mapError { e -> any Error in (e as? SbiError)?.about(name) ?? e }
             // an outbox that cannot take even a reservation (full, failing): the file is still read, so a
             // bad one fails as it would, but no output of it is written
-            var unreserved: SbiError? = nil, stem = Pipeline.stem(of: claim.name)
-            do { stem = try reserveStem(for: claim, sha256: (try? digest.get()) ?? "") } catch {
+            var unreserved: SbiError? = nil, reservation: StemReservation? = nil
+            do { reservation = try reserveStem(for: claim, sha256: (try? digest.get()) ?? "") } catch {
                 unreserved = (error as? SbiError) ?? SbiError(.ioError, "\(error)")
             }
-            defer { if unreserved == nil { stems.release(stem) } }
+            let stem = reservation?.stem ?? Pipeline.stem(of: claim.name)
+            defer { if let reservation { stems.release(reservation) } }
             var opts = ProcessOptions(outbox: options.outbox, overrides: options.overrides, threads: options.threadsPerJob)
             opts.stem = stem; opts.gate = unreserved == nil ? job.gate : CommitGate { false }
             opts.displayName = name; opts.inputSHA256 = try? digest.get()
             if case .executable = options.probe { opts.probe = options.probe }
-            let spool = self.spool
+            let spool = self.spool, stems = self.stems
             opts.afterCommit = {
-                try SpoolFolders.publish(path, into: spool.done, as: name)
-                claim.clearBookkeeping()
+                try SpoolFolders.publish(seizure.path, into: spool.done, as: name)
+                claim.finish(stems)
             }
             do {
                 _ = try digest.get()
@@ -298,7 +300,7 @@ public final class Daemon: @unchecked Sendable {
         let e = (error as? SbiError) ?? SbiError(.internalError, "\(error)", subject: job.name)
         var unreported: SbiError? = nil
         let ran = try job.gate.perform {
-            unreported = setAside(job.claim, e, options: opts, unreserved: unreserved)
+            unreported = setAside(job.claim, at: job.path, e, options: opts, unreserved: unreserved)
         }
         return ran ? .failed(e, unreported: unreported) : lostOrAbandoned(job)
     }
@@ -306,7 +308,7 @@ public final class Daemon: @unchecked Sendable {
     /// A job whose gate would not open: closed for shutdown, or the claim adopted by another worker
     /// while this one was stalled (its outputs are discarded; the adopter runs the file).
     private func lostOrAbandoned(_ job: JobTable.Job) -> JobTable.Outcome {
-        guard !FileManager.default.fileExists(atPath: job.claim.path) else { return .abandoned }
+        guard !job.gate.isClosedByCaller, !FileManager.default.fileExists(atPath: job.path) else { return .abandoned }
         logger.warning("claim lost", metadata: ["file": "\(job.name)", "outcome": "adopted by another worker while this one was stalled; outputs discarded"])
         return .lost
     }
@@ -316,8 +318,8 @@ public final class Daemon: @unchecked Sendable {
     private func putBack(_ job: JobTable.Job, _ e: SbiError) throws -> JobTable.Outcome {
         var back = job.name
         let ran = try job.gate.perform {
-            back = try SpoolFolders.publish(job.claim.path, into: spool.inbox, as: job.name)
-            job.claim.clearBookkeeping()
+            back = try SpoolFolders.publish(job.path, into: spool.inbox, as: job.name)
+            job.claim.finish(stems)
         }
         guard ran else { return lostOrAbandoned(job) }
         logger.warning("returned", metadata: ["file": "\(job.name)", "returned_as": "\(back)", "error": "\(e.text)",
@@ -328,8 +330,8 @@ public final class Daemon: @unchecked Sendable {
     /// Writes the error report of a claimed file and moves it to failed/; returns the error of
     /// a report that could not be written (the move happens regardless, and is what may throw).
     /// Without a stem reservation (`unreserved`: why not) no report is written.
-    private func setAside(_ claim: Claim, _ e: SbiError, options opts: ProcessOptions, unreserved: SbiError?) -> SbiError? {
-        let name = claim.name, path = claim.path
+    private func setAside(_ claim: Claim, at path: String? = nil, _ e: SbiError, options opts: ProcessOptions, unreserved: SbiError?) -> SbiError? {
+        let name = claim.name, path = path ?? claim.path
         var unreported: SbiError? = nil
         do {
             if let unreserved { throw unreserved }
@@ -341,7 +343,7 @@ public final class Daemon: @unchecked Sendable {
         }
         do {
             try SpoolFolders.publish(path, into: spool.failed, as: name)
-            claim.clearBookkeeping()
+            claim.finish(stems)
         } catch {
             // rename within the spool failed too: the file stays in processing/ for the next start
             logger.error("spool error", metadata: ["file": "\(name)", "error": "\((error as? SbiError)?.text ?? "\(error)")"])
@@ -353,7 +355,7 @@ public final class Daemon: @unchecked Sendable {
     /// Output names for a file: its stem, or STEM.1, STEM.2, ... when outputs of a different input
     /// already use it or another job (of any worker) holds it. Outputs of the same input (an
     /// earlier, interrupted attempt) are replaced.
-    private func reserveStem(for claim: Claim, sha256: String) throws -> String {
+    private func reserveStem(for claim: Claim, sha256: String) throws -> StemReservation {
         try stems.reserve(base: Pipeline.stem(of: claim.name), claim: claim, sha256: sha256) { stem in
             switch OutputOwner.of(OutputSet(stem: stem, outbox: options.outbox)) {
             case .none: return true
@@ -395,12 +397,13 @@ public final class Daemon: @unchecked Sendable {
     private func adoptIfDue(_ loop: inout Loop, now: Date) {
         guard now >= loop.nextAdoption, loop.stopDeadline == nil else { return }
         loop.nextAdoption = now.addingTimeInterval(options.leasePeriod)
+        do { try standFirm() } catch { logger.error("spool error", metadata: ["error": "\(error)"]) }
         let adoption = ClaimAdoption(spool: spool, lease: lease, stems: stems, outbox: options.outbox).adoptDead()
         for (worker, reason) in adoption.workers {
             logger.warning("adopted", metadata: ["from_worker": "\(worker)", "reason": "\(reason)"])
         }
         var again: [Pending] = []
-        for claim in adoption.claims {
+        for claim in adoption.claims + leftovers(loop) {
             let attempts = claim.attemptCount
             if attempts >= options.maxAttempts {
                 setAsidePoison(claim, attempts: attempts, &loop.summary)
@@ -412,6 +415,22 @@ public final class Daemon: @unchecked Sendable {
         loop.queue.insert(contentsOf: again, at: loop.queue.firstIndex { !$0.recovered } ?? loop.queue.endIndex)
     }
 
+    /// Claims in this worker's own folder that no job runs and none waits for (a spool error left
+    /// them): taken again like adopted ones.
+    private func leftovers(_ loop: Loop) -> [Claim] {
+        let busy = Set(jobs.runningJobs.map(\.claim.path) + loop.queue.compactMap(\.adopted?.path))
+        return ClaimAdoption.folders(under: myFolder).flatMap { dir in SpoolFolders.inputs(in: dir).map { Claim(folder: dir, name: $0) } }
+            .filter { !busy.contains($0.path) }
+    }
+
+    /// Takes a fresh lease and claim folder when a stall let another worker adopt this one's.
+    private func standFirm() throws {
+        if try lease.ensureStanding() {
+            logger.warning("lease renewed", metadata: ["worker": "\(WorkerIdentity.current)",
+                                                       "reason": "this worker stalled past its lease and its claims were adopted by another worker"])
+        }
+    }
+
     /// A claim that stopped its workers `attempts` times: its error report, and failed/.
     private func setAsidePoison(_ claim: Claim, attempts: Int, _ summary: inout DaemonSummary) {
         let name = claim.name
@@ -420,11 +439,12 @@ public final class Daemon: @unchecked Sendable {
         let sha = try? InputFile.sha256(ofFile: claim.path)
         var opts = ProcessOptions(outbox: options.outbox)
         opts.inputSHA256 = sha
-        var unreserved: SbiError? = nil
-        do { opts.stem = try reserveStem(for: claim, sha256: sha ?? "") } catch {
+        var unreserved: SbiError? = nil, reservation: StemReservation? = nil
+        do { reservation = try reserveStem(for: claim, sha256: sha ?? "") } catch {
             unreserved = (error as? SbiError) ?? SbiError(.ioError, "\(error)")
         }
-        defer { if unreserved == nil, let stem = opts.stem { stems.release(stem) } }
+        opts.stem = reservation?.stem
+        defer { if let reservation { stems.release(reservation) } }
         if let unreported = setAside(claim, e, options: opts, unreserved: unreserved) { summary.noteOutputFailure(unreported) }
         // counted once it has left processing/ (a failed move leaves it for the next start)
         guard !FileManager.default.fileExists(atPath: claim.path) else { return }
@@ -435,7 +455,8 @@ public final class Daemon: @unchecked Sendable {
     /// Ends the lease; it is removed only when no claim is left here (the rest wait for adoption).
     private func endLease() {
         guard let lease else { return }
-        ClaimAdoption.removeEmpty(myFolder)
+        ClaimAdoption.removeEmpty(myFolder, stems: stems)
+        rmdir(spool.committingFolder(of: .current))
         let empty = !FileManager.default.fileExists(atPath: myFolder)
         if !empty { logger.info("claims left for adoption", metadata: ["folder": "\(myFolder)"]) }
         lease.end(removingLease: empty)
@@ -446,11 +467,10 @@ public final class Daemon: @unchecked Sendable {
         for job in jobs.runningJobs {
             job.gate.close()
             // a job that committed before the gate closed has moved its input already
-            let name = job.name, path = job.claim.path
+            let name = job.name, path = job.path
             guard jobs.isRunning(job), FileManager.default.fileExists(atPath: path) else { continue }
             if let back = try? SpoolFolders.publish(path, into: spool.inbox, as: name) {
-                if let stem = job.claim.recordedStem { stems.release(stem) }
-                job.claim.clearBookkeeping()
+                job.claim.finish(stems)
                 summary.abandoned += 1
                 logger.warning("abandoned", metadata: ["file": "\(name)", "outcome": "returned to the inbox", "returned_as": "\(back)"])
             }

@@ -1,4 +1,5 @@
-// Which inbox files are ready to take. Linux inotify (IN_CLOSE_WRITE, IN_MOVED_TO) wakes the loop
+// Which inbox files are ready to take. Linux inotify (IN_CLOSE_WRITE, IN_MOVED_TO, and IN_CREATE
+// for files linked in, as workers return them) wakes the loop
 // as soon as something arrives; every wake-up, and a periodic full rescan (network filesystems miss
 // events), lists the folder. A file is ready once its size and modification time have been stable
 // for the settle period and it opens as NetCDF; a stable file that never becomes valid NetCDF is
@@ -31,8 +32,8 @@ final class InboxWatcher {
         if useInotify {
             inotifyFD = inotify_init1(Int32(O_NONBLOCK | O_CLOEXEC))
             if inotifyFD >= 0 {
-                let closeWrite: UInt32 = 0x0000_0008, movedTo: UInt32 = 0x0000_0080
-                if inotify_add_watch(inotifyFD, inbox, closeWrite | movedTo) < 0 { close(inotifyFD); inotifyFD = -1 }
+                let closeWrite: UInt32 = 0x0000_0008, movedTo: UInt32 = 0x0000_0080, create: UInt32 = 0x0000_0100
+                if inotify_add_watch(inotifyFD, inbox, closeWrite | movedTo | create) < 0 { close(inotifyFD); inotifyFD = -1 }
             }
         }
         var fds: [Int32] = [0, 0]

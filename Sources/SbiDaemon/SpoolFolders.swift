@@ -14,6 +14,8 @@ public struct SpoolFolders: Sendable {
     public var processing: String { state + "/processing" }
     public var done: String { state + "/done" }
     public var failed: String { state + "/failed" }
+    /// Inputs at their commit point, in a folder per worker (see ClaimSeizure).
+    public var committing: String { state + "/committing" }
     /// Leases of the workers (WORKER.lease) and their clock probes.
     public var workers: String { state + "/workers" }
     /// Attempt counts of the single-worker layout of earlier versions (read when adopting its claims).
@@ -30,7 +32,7 @@ public struct SpoolFolders: Sendable {
         }
         self.inbox = inbox
         self.state = state.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? inbox + "/.sbiwatch"
-        for d in [self.state, processing, done, failed, workers] {
+        for d in [self.state, processing, done, failed, workers, committing] {
             do { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) } catch {
                 throw SbiError(.cannotCreate, "cannot create the state folder \(d): \(error.localizedDescription)", hint: "check the permissions of \(self.state)")
             }
@@ -39,6 +41,8 @@ public struct SpoolFolders: Sendable {
 
     /// The claim folder of `worker`.
     public func claimFolder(of worker: WorkerIdentity) -> String { processing + "/" + worker.description }
+    /// Where `worker` seizes inputs it commits.
+    public func committingFolder(of worker: WorkerIdentity) -> String { committing + "/" + worker.description }
 
     /// Names in a folder that are inputs: regular files, not dotfiles or editor/temporary files.
     public static func inputs(in folder: String) -> [String] {
@@ -177,9 +181,11 @@ public struct Claim: Hashable, Sendable {
     /// The stem reserved for this input's outputs (written before the reservation is made).
     var stemPath: String { folder + "/." + name + ".stem" }
 
-    /// The stem the claim's outputs were reserved under, if one was.
-    var recordedStem: String? {
-        (try? String(contentsOfFile: stemPath, encoding: .utf8)).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.flatMap { $0.isEmpty ? nil : $0 }
+    /// The stem reservation the claim recorded ("STEM TOKEN"), if it made one.
+    var recordedReservation: StemReservation? {
+        guard let text = try? String(contentsOfFile: stemPath, encoding: .utf8) else { return nil }
+        let parts = text.split(whereSeparator: \.isWhitespace)
+        return parts.count == 2 ? StemReservation(stem: String(parts[0]), token: String(parts[1])) : nil
     }
 
     /// Increments and returns the attempt count (durably).
@@ -195,6 +201,10 @@ public struct Claim: Hashable, Sendable {
         return n
     }
 
-    /// Removes the claim's bookkeeping once the input has left the folder.
-    func clearBookkeeping() { unlink(attemptsPath); unlink(stemPath) }
+    /// Once the input has left the folder: releases its stem reservation, then removes its
+    /// bookkeeping (in that order, so a crash between leaves the reservation findable).
+    func finish(_ stems: StemReservations) {
+        if let r = recordedReservation { stems.release(r) }
+        unlink(attemptsPath); unlink(stemPath)
+    }
 }

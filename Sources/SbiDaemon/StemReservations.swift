@@ -1,75 +1,78 @@
-// Output stems reserved on disk, so two workers never write the same STEM: OUTBOX/.STEM.sbiwatch-stem,
-// created with O_EXCL and holding "WORKER SHA256" (the reserving worker and the input's digest).
-// The claim records the stem first (.NAME.stem beside it), so a dead worker's reservations are
-// found, and handed over, by whoever adopts its claims; nobody else ever removes one.
+// Output stems reserved on disk, so two jobs (of any workers) never write the same STEM:
+// OUTBOX/.STEM.sbiwatch-stem holds "WORKER SHA256 TOKEN" (the reserving worker, the input's digest
+// and a token of the claim), written under a temporary name and linked into place, so it is never
+// seen empty and never replaces another. The claim records stem and token first (.NAME.stem beside
+// it), so a dead worker's reservations are found, and handed over, by whoever adopts its claims; a
+// reservation is only ever released with its claim's token.
 import Foundation
 import SbiCore
 import SbiPipeline
 
-struct StemReservations {
+/// One reservation: the stem and the token of the claim that holds it.
+struct StemReservation: Equatable, Sendable {
+    var stem: String
+    var token: String
+}
+
+struct StemReservations: Sendable {
     let outbox: String
     let owner: WorkerIdentity
 
     func path(_ stem: String) -> String { outbox + "/." + stem + ".sbiwatch-stem" }
 
-    /// The holder and input digest of a reservation.
-    func holder(_ stem: String) -> (worker: WorkerIdentity, sha256: String)? {
+    /// The holder, input digest and claim token of a reservation.
+    func holder(_ stem: String) -> (worker: WorkerIdentity, sha256: String, token: String)? {
         guard let text = try? String(contentsOfFile: path(stem), encoding: .utf8) else { return nil }
         let parts = text.split(whereSeparator: \.isWhitespace)
-        guard parts.count == 2, let worker = WorkerIdentity.parse(String(parts[0])) else { return nil }
-        return (worker, String(parts[1]))
+        guard parts.count == 3, let worker = WorkerIdentity.parse(String(parts[0])) else { return nil }
+        return (worker, String(parts[1]), String(parts[2]))
     }
 
-    /// The first of BASE, BASE.1, ... that is reserved for nobody else (or for this very input by
-    /// this worker, after an adoption) and that `isFree` accepts (no outputs of another input).
-    /// A stem the claim recorded already (an adopted claim, whose reservation was handed over) is kept.
-    func reserve(base: String, claim: Claim, sha256: String, isFree: (String) -> Bool) throws -> String {
-        if let recorded = claim.recordedStem, try take(recorded, sha256: sha256) {
-            if isFree(recorded) { return recorded }
+    /// The first of BASE, BASE.1, ... that no other claim holds and that `isFree` accepts (no
+    /// outputs of another input). A stem the claim recorded already (an adopted claim, whose
+    /// reservation was handed over) is kept.
+    func reserve(base: String, claim: Claim, sha256: String, isFree: (String) -> Bool) throws -> StemReservation {
+        let token = claim.recordedReservation?.token ?? String(UInt64.random(in: 1...UInt64.max), radix: 16)
+        if let recorded = claim.recordedReservation, try take(recorded, sha256: sha256) {
+            if isFree(recorded.stem) { return recorded }
             release(recorded)
         }
         for k in 0... {
-            let stem = k == 0 ? base : "\(base).\(k)"
-            try AtomicFile.write(Data("\(stem)\n".utf8), to: claim.stemPath)
-            guard try take(stem, sha256: sha256) else { continue }
-            if isFree(stem) { return stem }
-            release(stem)
+            let r = StemReservation(stem: k == 0 ? base : "\(base).\(k)", token: token)
+            try AtomicFile.write(Data("\(r.stem) \(r.token)\n".utf8), to: claim.stemPath)
+            guard try take(r, sha256: sha256) else { continue }
+            if isFree(r.stem) { return r }
+            release(r)
         }
         fatalError("unreachable")
     }
 
-    /// Creates the reservation of `stem`; true when created, or already this worker's for this input.
-    private func take(_ stem: String, sha256: String) throws -> Bool {
+    /// Creates the reservation (or finds it already this worker's for this claim); false when another holds it.
+    private func take(_ r: StemReservation, sha256: String) throws -> Bool {
         let digest = sha256.isEmpty ? "-" : sha256
-        let fd = open(path(stem), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else {
-            guard errno == EEXIST else {
-                throw SbiError(.cannotCreate, "cannot reserve the output name \(stem) in \(outbox): \(String(cString: strerror(errno)))",
-                               hint: "check that the outbox is writable")
-            }
-            guard let h = holder(stem) else { return false }
-            return h.worker == owner && h.sha256 == digest
+        let tmp = try AtomicFile.prepare(Data("\(owner) \(digest) \(r.token)\n".utf8), for: path(r.stem))
+        defer { unlink(tmp) }
+        if link(tmp, path(r.stem)) == 0 { return true }
+        guard errno == EEXIST else {
+            throw SbiError(.cannotCreate, "cannot reserve the output name \(r.stem) in \(outbox): \(String(cString: strerror(errno)))",
+                           hint: "check that the outbox is writable and has free space")
         }
-        let text = "\(owner) \(digest)\n"
-        let written = text.withCString { write(fd, $0, strlen($0)) }
-        let synced = fsync(fd) == 0
-        close(fd)
-        guard written == text.utf8.count, synced else {
-            unlink(path(stem))
-            throw SbiError(.ioError, "cannot reserve the output name \(stem) in \(outbox): \(String(cString: strerror(errno)))",
-                           hint: "check free space in the outbox")
-        }
-        return true
+        guard let h = holder(r.stem) else { return false }
+        return h.worker == owner && h.token == r.token
     }
 
-    /// Gives up a reservation of this worker's.
-    func release(_ stem: String) {
-        if holder(stem)?.worker == owner { unlink(path(stem)) }
+    /// Gives up a reservation of this worker's claim (by token; another claim's is left alone).
+    func release(_ r: StemReservation) {
+        guard let h = holder(r.stem), h.worker == owner, h.token == r.token else { return }
+        unlink(path(r.stem))
     }
 
-    /// Hands the reservation of `stem` from a dead worker among `from` over to this one.
-    func takeOver(_ stem: String, from dead: Set<WorkerIdentity>) {
-        guard let h = holder(stem), dead.contains(h.worker) else { return }
-        try? AtomicFile.write(Data("\(owner) \(h.sha256)\n".utf8), to: path(stem))
+    /// Hands the reservation `r` of a dead worker among `dead` over to this one (same claim token);
+    /// false when it could not be written (the record is kept for a later try).
+    @discardableResult
+    func takeOver(_ r: StemReservation, from dead: Set<WorkerIdentity>) -> Bool {
+        guard let h = holder(r.stem), h.token == r.token else { return true }   // not (or no longer) this claim's
+        guard dead.contains(h.worker) else { return h.worker == owner }
+        return (try? AtomicFile.write(Data("\(owner) \(h.sha256) \(r.token)\n".utf8), to: path(r.stem))) != nil
     }
 }

@@ -2,8 +2,8 @@
 // mtime refreshed every `period` seconds (the heartbeat). Another worker judges it gone:
 // - on the same machine (same host and boot): when it can flock the lease (the kernel released it
 //   at the worker's death) or, without a lease file, when the pid no longer runs;
-// - on another host: when the lease is older than 3 periods, measured against the filesystem's
-//   own clock (the judge touches a probe file and compares mtimes), so clock skew between hosts
+// - on another host: when the lease is 3 periods past its last due renewal (4 periods old),
+//   measured against the filesystem's own clock (the judge touches a probe file and compares mtimes), so clock skew between hosts
 //   cannot make a live worker look dead.
 // Every worker also holds STATE/lock shared, which an earlier single-worker version held exclusively.
 import Dispatch
@@ -14,47 +14,96 @@ public final class WorkerLease: @unchecked Sendable {
     public let identity: WorkerIdentity
     public let period: TimeInterval
     let spool: SpoolFolders
-    private let leaseFD: Int32
+    private let lock = NSLock()
+    private var leaseFD: Int32
     private let spoolLockFD: Int32
     private let probeFD: Int32
     private let heartbeat: DispatchSourceTimer
 
-    /// Leases older than this many periods belong to workers taken for dead.
+    /// A lease this many periods past its last due renewal belongs to a worker taken for dead: a
+    /// live worker's lease is at most one period old, so a worker stalled for up to 3 periods keeps it.
     public static let expiryPeriods = 3.0
 
     public static func leasePath(_ spool: SpoolFolders, _ worker: WorkerIdentity) -> String { spool.workers + "/" + worker.description + ".lease" }
     static func probePath(_ spool: SpoolFolders, _ worker: WorkerIdentity) -> String { spool.workers + "/.probe-" + worker.description }
 
+    /// Takes the lease (flock'ed before it becomes visible), then creates the claim folder.
     public init(spool: SpoolFolders, identity: WorkerIdentity = .current, period: TimeInterval) throws {
         self.spool = spool; self.identity = identity; self.period = period
+        let lockFD = try Self.lockShared(spool)
+        do { leaseFD = try Self.takeLease(spool, identity, period: period) } catch { close(lockFD); throw error }
+        spoolLockFD = lockFD
+        probeFD = open(Self.probePath(spool, identity), O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        heartbeat = DispatchSource.makeTimerSource(queue: .global())
+        try ensureClaimFolder()
+        heartbeat.schedule(deadline: .now() + period, repeating: period, leeway: .milliseconds(50))
+        heartbeat.setEventHandler { [weak self] in self?.renew() }
+        heartbeat.resume()
+    }
+
+    /// A lease file written and flock'ed under a temporary name, then linked into place, so no
+    /// judge ever sees it unlocked or empty. A lease of this identity left by a dead process (its
+    /// flock free) is taken over; one held by a live process is refused.
+    static func takeLease(_ spool: SpoolFolders, _ identity: WorkerIdentity, period: TimeInterval) throws -> Int32 {
+        let path = leasePath(spool, identity)
+        let refuse = { (reason: String) in
+            SbiError(.temporary, "cannot take the lease \(path): \(reason)",
+                     hint: "another process runs as worker \(identity.description); check SBIWATCH_HOST and the permissions of \(spool.workers)")
+        }
+        let tmp = AtomicFile.temporaryPath(for: path)
+        let fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw refuse(String(cString: strerror(errno))) }
+        defer { unlink(tmp) }
+        let text = "worker \(identity)\nperiod \(period)\n"
+        _ = flock(fd, LOCK_EX | LOCK_NB)
+        _ = text.withCString { pwrite(fd, $0, strlen($0), 0) }
+        fsync(fd)
+        if link(tmp, path) == 0 { return fd }
+        close(fd)
+        guard errno == EEXIST else { throw refuse(String(cString: strerror(errno))) }
+        // a lease of this very identity exists: a live holder keeps it, a dead one's is taken over
+        let old = open(path, O_RDWR | O_CLOEXEC)
+        guard old >= 0, flock(old, LOCK_EX | LOCK_NB) == 0 else {
+            if old >= 0 { close(old) }
+            throw refuse("held by a running process")
+        }
+        _ = ftruncate(old, 0)
+        _ = text.withCString { pwrite(old, $0, strlen($0), 0) }
+        fsync(old)
+        return old
+    }
+
+    private func ensureClaimFolder() throws {
         let folder = spool.claimFolder(of: identity)
         do { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
             throw SbiError(.cannotCreate, "cannot create the claim folder \(folder): \(error.localizedDescription)",
                            hint: "check the permissions of \(spool.processing)")
         }
-        let lockFD = try Self.lockShared(spool)
-        let path = Self.leasePath(spool, identity)
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0, flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            let reason = String(cString: strerror(errno))
-            if fd >= 0 { close(fd) }
-            close(lockFD)
-            throw SbiError(.temporary, "cannot take the lease \(path): \(reason)",
-                           hint: "another process runs as worker \(identity.description); check SBIWATCH_HOST and the permissions of \(spool.workers)")
-        }
-        let text = "worker \(identity)\nperiod \(period)\n"
-        _ = ftruncate(fd, 0)
-        _ = text.withCString { pwrite(fd, $0, strlen($0), 0) }
-        fsync(fd)
-        spoolLockFD = lockFD
-        leaseFD = fd
-        probeFD = open(Self.probePath(spool, identity), O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        heartbeat = DispatchSource.makeTimerSource(queue: .global())
-        heartbeat.schedule(deadline: .now() + period, repeating: period, leeway: .milliseconds(50))
-        heartbeat.setEventHandler { _ = futimens(fd, nil) }
-        heartbeat.resume()
     }
 
+    private func renew() {
+        lock.lock(); let fd = leaseFD; lock.unlock()
+        _ = futimens(fd, nil)
+    }
+
+    /// After a stall long enough for another worker to adopt this one's claims (its lease unlinked,
+    /// its folder moved): takes a fresh lease and claim folder, so the worker goes on claiming.
+    /// Returns whether they had been lost.
+    @discardableResult
+    public func ensureStanding() throws -> Bool {
+        var st = stat()
+        lock.lock(); let fd = leaseFD; lock.unlock()
+        let leaseLinked = fstat(fd, &st) == 0 && st.st_nlink > 0
+        let folderThere = FileManager.default.fileExists(atPath: spool.claimFolder(of: identity))
+        guard !leaseLinked || !folderThere else { return false }
+        if !leaseLinked {
+            let fresh = try Self.takeLease(spool, identity, period: period)
+            lock.lock(); let old = leaseFD; leaseFD = fresh; lock.unlock()
+            close(old)
+        }
+        try ensureClaimFolder()
+        return true
+    }
     /// Shared flock on STATE/lock; refused while a daemon of an earlier version holds it exclusively.
     private static func lockShared(_ spool: SpoolFolders) throws -> Int32 {
         let fd = open(spool.lockFile, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
@@ -78,7 +127,8 @@ public final class WorkerLease: @unchecked Sendable {
             unlink(Self.probePath(spool, identity))
             unlink(Self.leasePath(spool, identity))
         }
-        flock(leaseFD, LOCK_UN); close(leaseFD); close(spoolLockFD)
+        lock.lock(); let fd = leaseFD; lock.unlock()
+        flock(fd, LOCK_UN); close(fd); close(spoolLockFD)
         if probeFD >= 0 { close(probeFD) }
     }
 
@@ -97,13 +147,22 @@ public final class WorkerLease: @unchecked Sendable {
             let fd = open(path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { return other.isDeadProcessHere ? "its process \(other.pid) no longer runs" : nil }
             defer { close(fd) }
-            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { return nil }
-            flock(fd, LOCK_UN)
-            return "its process \(other.pid) no longer holds its lease"
+            // shared, so it works on a read-only descriptor also where NFS emulates flock with fcntl locks
+            if flock(fd, LOCK_SH | LOCK_NB) == 0 {
+                flock(fd, LOCK_UN)
+                return "its process \(other.pid) no longer holds its lease"
+            }
+            if errno == EWOULDBLOCK { return nil }
+            // locks that do not work here: judge by the lease's age, as for another host
         }
-        guard let now = filesystemNow(), let refreshed = Self.freshModificationTime(path) ?? Self.freshModificationTime(spool.claimFolder(of: other)) else { return nil }
+        guard let now = filesystemNow() else { return nil }
+        // a worker takes its lease before it makes folders, and removes it last: neither left means
+        // it has gone (what remains is a committing folder whose claim folder was adopted already)
+        guard let refreshed = Self.freshModificationTime(path) ?? Self.freshModificationTime(spool.claimFolder(of: other)) else {
+            return "it left neither a lease nor a claim folder"
+        }
         let age = Double(now.tv_sec - refreshed.tv_sec) + Double(now.tv_nsec - refreshed.tv_nsec) / 1e9
-        let limit = Self.expiryPeriods * max(period, Self.recordedPeriod(path) ?? period)
+        let limit = (Self.expiryPeriods + 1) * max(period, Self.recordedPeriod(path) ?? period)
         return age > limit ? "its lease was last renewed \(Int(age)) s ago (limit \(Int(limit)) s, by the filesystem's clock)" : nil
     }
 

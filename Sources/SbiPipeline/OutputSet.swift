@@ -103,7 +103,11 @@ public final class CommitGate: @unchecked Sendable {
         return true
     }
 
-    public func close() { lock.lock(); closed = true; lock.unlock() }
+    /// Whether `close()` closed it (shutdown), rather than its condition failing.
+    public var isClosedByCaller: Bool { lock.lock(); defer { lock.unlock() }; return closedByCaller }
+    private var closedByCaller = false
+
+    public func close() { lock.lock(); closed = true; closedByCaller = true; lock.unlock() }
 }
 
 /// Which input the outputs under a stem were made from (its SHA-256), if any outputs exist.

@@ -22,8 +22,8 @@ struct BenchSpool: ParsableCommand {
     @Option(help: "Worker counts, comma-separated.")
     var workers: String = "1,2,4"
 
-    @Option(help: "Posterior samples per file.")
-    var samples: Int = 200
+    @Option(help: "Posterior samples per file (default: the file's or the model's, as in the demo).")
+    var samples: Int?
 
     @OptionGroup var output: BenchOutput
 
@@ -63,7 +63,7 @@ struct BenchSpool: ParsableCommand {
             let p = Foundation.Process()
             p.executableURL = binary
             p.arguments = ["--inbox", inbox, "--outbox", outbox, "--config", config, "--once", "--jobs", "1",
-                           "--settle", "0.2", "--samples", "\(samples)"]
+                           "--settle", "0.2"] + (samples.map { ["--samples", "\($0)"] } ?? [])
             p.standardError = FileHandle.nullDevice; p.standardOutput = FileHandle.nullDevice
             try p.run()
             return p
