@@ -112,23 +112,15 @@ final class SlurmRecipeTests: SpoolTestCase {
         let list = path("list.txt"), arrayOut = path("array-out")
         try FileManager.default.createDirectory(atPath: arrayOut, withIntermediateDirectories: true)
         try (files.joined(separator: "\n") + "\n").write(toFile: list, atomically: true, encoding: .utf8)
-        let array = try generate(["slurm-array", "--files", list, "--outbox", arrayOut, "--config", models, "--samples", "20", "--chunk", "5",
-                                  "--", "--output=\(path("slurm/logs"))/array-%A_%a.log", "--chdir=\(path("."))"])
-        XCTAssert(array.contains("#SBATCH --array=0-2"), array)
-        let t0 = Date()
-        let arrayRun = try submit(array, slurm)
-        let arraySeconds = Date().timeIntervalSince(t0)
+        let (arrayRun, arraySeconds) = try runRecipe(["slurm-array", "--files", list, "--outbox", arrayOut, "--config", models,
+                                                      "--samples", "20", "--chunk", "5"], tasks: 3, slurm)
         XCTAssertEqual(arrayRun.status, 65, "sbatch --wait: the worst task's status (the bad file's 65): \(arrayRun.stderr) \(logs())")
         assertOutputs(arrayOut, goodStems: (0..<11).map { "region-\($0)" }, badStem: "broken")
 
         // three workers drain one inbox holding the same 12 files
         for f in files { try FileManager.default.copyItem(atPath: f, toPath: inbox + "/" + URL(fileURLWithPath: f).lastPathComponent) }
-        let workers = try generate(["slurm-workers", "--inbox", inbox, "--outbox", outbox, "--config", models, "--samples", "20", "--workers", "3",
-                                    "--", "--output=\(path("slurm/logs"))/workers-%A_%a.log", "--chdir=\(path("."))"])
-        XCTAssert(workers.contains("#SBATCH --array=0-2"), workers)
-        let t1 = Date()
-        let workersRun = try submit(workers, slurm)
-        let workersSeconds = Date().timeIntervalSince(t1)
+        let (workersRun, workersSeconds) = try runRecipe(["slurm-workers", "--inbox", inbox, "--outbox", outbox, "--config", models,
+                                                          "--samples", "20", "--workers", "3"], tasks: 3, slurm)
         XCTAssertEqual(workersRun.status, 65, "sbatch --wait: the worst worker's status (65: one file failed): \(workersRun.stderr) \(logs())")
         assertOutputs(outbox, goodStems: (0..<11).map { "region-\($0)" }, badStem: "broken")
         XCTAssertEqual(names(state + "/done").count, 11)
@@ -145,6 +137,16 @@ final class SlurmRecipeTests: SpoolTestCase {
         FileManager.default.createFile(atPath: bad, contents: Data("this is not NetCDF\n".utf8))
         files.append(bad)
         return files
+    }
+
+    /// Generates a recipe (its log files and working folder set by sbatch options), checks its
+    /// array size, submits it with `sbatch --wait` and times it.
+    func runRecipe(_ args: [String], tasks: Int, _ slurm: LocalSlurm) throws -> (RunResult, Double) {
+        let script = try generate(args + ["--", "--output=\(path("slurm/logs"))/\(args[0])-%A_%a.log", "--chdir=\(path("."))"])
+        XCTAssert(script.contains("#SBATCH --array=0-\(tasks - 1)\n"), script)
+        let start = Date()
+        let result = try submit(script, slurm)
+        return (result, Date().timeIntervalSince(start))
     }
 
     func generate(_ args: [String]) throws -> String {
