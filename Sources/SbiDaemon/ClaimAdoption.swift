@@ -29,6 +29,7 @@ struct ClaimAdoption {
             result.workers.append((name, reason))
             result.claims += settle(adopted: target, from: other)
         }
+        removeAbandonedLeaseTemporaries()
         result.claims += adoptCommitting()
         result.claims += adoptLegacy()
         return result
@@ -74,11 +75,23 @@ struct ClaimAdoption {
         return claims
     }
 
-    /// Temporary outputs of the dead workers in the outbox.
+    /// Leases half taken by workers that died before linking them into place (no claim folder of
+    /// theirs exists to adopt): removed once older than a lease lives, or at once on this machine.
+    func removeAbandonedLeaseTemporaries() {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: spool.workers)) ?? [] {
+            guard let owner = AtomicFile.temporaryOwner(ofName: name), owner != lease.identity else { continue }
+            let path = spool.workers + "/" + name
+            if owner.isDeadProcessHere || lease.isOlderThanALease(path) { unlink(path) }
+        }
+    }
+
+    /// Temporary files of the dead workers: outputs in the outbox, a lease being taken in workers/.
     func removeTemporaries(of owners: Set<WorkerIdentity>) {
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: outbox)) ?? [] {
-            guard let owner = AtomicFile.temporaryOwner(ofName: name), owners.contains(owner) else { continue }
-            unlink(outbox + "/" + name)
+        for folder in [outbox, spool.workers] {
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] {
+                guard let owner = AtomicFile.temporaryOwner(ofName: name), owners.contains(owner) else { continue }
+                unlink(folder + "/" + name)
+            }
         }
     }
 

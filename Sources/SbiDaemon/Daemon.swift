@@ -403,7 +403,7 @@ public final class Daemon: @unchecked Sendable {
             logger.warning("adopted", metadata: ["from_worker": "\(worker)", "reason": "\(reason)"])
         }
         var again: [Pending] = []
-        for claim in adoption.claims + leftovers(loop) {
+        for claim in adoption.claims + leftovers(loop, besides: adoption.claims) {
             let attempts = claim.attemptCount
             if attempts >= options.maxAttempts {
                 setAsidePoison(claim, attempts: attempts, &loop.summary)
@@ -415,10 +415,10 @@ public final class Daemon: @unchecked Sendable {
         loop.queue.insert(contentsOf: again, at: loop.queue.firstIndex { !$0.recovered } ?? loop.queue.endIndex)
     }
 
-    /// Claims in this worker's own folder that no job runs and none waits for (a spool error left
-    /// them): taken again like adopted ones.
-    private func leftovers(_ loop: Loop) -> [Claim] {
-        let busy = Set(jobs.runningJobs.map(\.claim.path) + loop.queue.compactMap(\.adopted?.path))
+    /// Claims in this worker's own folder that no job runs, none waits for and `adopted` (this
+    /// pass's adoptions, already under it) does not hold (a spool error left them): taken again.
+    private func leftovers(_ loop: Loop, besides adopted: [Claim]) -> [Claim] {
+        let busy = Set(jobs.runningJobs.map(\.claim.path) + loop.queue.compactMap(\.adopted?.path) + adopted.map(\.path))
         return ClaimAdoption.folders(under: myFolder).flatMap { dir in SpoolFolders.inputs(in: dir).map { Claim(folder: dir, name: $0) } }
             .filter { !busy.contains($0.path) }
     }

@@ -38,7 +38,7 @@ final class JobTable: @unchecked Sendable {
     private var finished: [(String, Outcome)] = []
 
     /// Records a job for `claim` as running; it seizes its input into `committing` before committing.
-    func start(_ claim: Claim, recovered: Bool, committing: String = "/nonexistent") -> Job {
+    func start(_ claim: Claim, recovered: Bool, committing: String) -> Job {
         let job = Job(claim: claim, recovered: recovered, committing: committing)
         lock.lock(); running[ObjectIdentifier(job)] = job; lock.unlock()
         return job

@@ -69,14 +69,6 @@ public struct SpoolFolders: Sendable {
             || [".tmp", ".part", ".partial", ".swp", ".crdownload", ".filepart"].contains { name.lowercased().hasSuffix($0) }
     }
 
-    /// rename(2) that reports failure as an SbiError.
-    public static func move(_ from: String, _ to: String) throws {
-        guard rename(from, to) == 0 else {
-            throw SbiError(.ioError, "cannot move \(from) to \(to): \(String(cString: strerror(errno)))", hint: "check that both are on one filesystem and writable")
-        }
-        syncFolders(of: [from, to])
-    }
-
     /// Claims `from` by renaming it to `to` (a name in a folder only this worker writes to). Returns
     /// false when another worker was first (ENOENT), true when the rename happened, including an
     /// NFS rename that was retransmitted after it succeeded (ENOENT, yet `to` is there and `from` gone).

@@ -161,9 +161,21 @@ public final class WorkerLease: @unchecked Sendable {
         guard let refreshed = Self.freshModificationTime(path) ?? Self.freshModificationTime(spool.claimFolder(of: other)) else {
             return "it left neither a lease nor a claim folder"
         }
-        let age = Double(now.tv_sec - refreshed.tv_sec) + Double(now.tv_nsec - refreshed.tv_nsec) / 1e9
+        let age = Self.seconds(from: refreshed, to: now)
         let limit = (Self.expiryPeriods + 1) * max(period, Self.recordedPeriod(path) ?? period)
         return age > limit ? "its lease was last renewed \(Int(age)) s ago (limit \(Int(limit)) s, by the filesystem's clock)" : nil
+    }
+
+    /// Whether the file at `path` was last modified longer ago than a lease lives (by the
+    /// filesystem's clock): a lease being taken exists for an instant, so one that old was left by
+    /// a worker that died taking it.
+    func isOlderThanALease(_ path: String) -> Bool {
+        guard let now = filesystemNow(), let modified = Self.freshModificationTime(path) else { return false }
+        return Self.seconds(from: modified, to: now) > (Self.expiryPeriods + 1) * period
+    }
+
+    static func seconds(from a: timespec, to b: timespec) -> Double {
+        Double(b.tv_sec - a.tv_sec) + Double(b.tv_nsec - a.tv_nsec) / 1e9
     }
 
     /// mtime read through a fresh open (NFS revalidates attributes on open: close-to-open consistency).

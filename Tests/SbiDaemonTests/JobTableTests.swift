@@ -11,7 +11,7 @@ final class JobTableTests: XCTestCase {
 
     func testStartFinishAndTakeEachOutcomeOnce() {
         let table = JobTable()
-        let a = table.start(claim("a.nc"), recovered: false), b = table.start(claim("b.nc"), recovered: false)
+        let a = table.start(claim("a.nc"), recovered: false, committing: "/spool/committing/w"), b = table.start(claim("b.nc"), recovered: false, committing: "/spool/committing/w")
         XCTAssertEqual(table.runningCount, 2)
         XCTAssertFalse(table.recoveredRunning)
         table.finish(a, failure("a.nc"))
@@ -32,8 +32,8 @@ final class JobTableTests: XCTestCase {
     /// job limit holds).
     func testTwoJobsOfOneNameAreBothCounted() {
         let table = JobTable()
-        let old = table.start(claim("x.nc"), recovered: true)
-        let new = table.start(claim("x.nc"), recovered: false)
+        let old = table.start(claim("x.nc"), recovered: true, committing: "/spool/committing/w")
+        let new = table.start(claim("x.nc"), recovered: false, committing: "/spool/committing/w")
         XCTAssertEqual(table.runningCount, 2)
         XCTAssertTrue(table.recoveredRunning)
         table.finish(new, failure("x.nc"))
@@ -48,7 +48,7 @@ final class JobTableTests: XCTestCase {
 
     func testRecoveredJobsAreVisible() {
         let table = JobTable()
-        let r = table.start(claim("r.nc"), recovered: true)
+        let r = table.start(claim("r.nc"), recovered: true, committing: "/spool/committing/w")
         XCTAssertTrue(table.recoveredRunning)
         XCTAssertEqual(table.runningJobs.map(\.name), ["r.nc"])
         table.finish(r, .abandoned)
@@ -59,7 +59,7 @@ final class JobTableTests: XCTestCase {
     /// Many threads finishing at once: every outcome is counted exactly once and nothing stays running.
     func testConcurrentFinishes() {
         let table = JobTable()
-        let jobs = (0..<200).map { table.start(claim("f\($0).nc"), recovered: false) }
+        let jobs = (0..<200).map { table.start(claim("f\($0).nc"), recovered: false, committing: "/spool/committing/w") }
         var taken = 0
         let takenLock = NSLock()
         DispatchQueue.concurrentPerform(iterations: jobs.count) { i in

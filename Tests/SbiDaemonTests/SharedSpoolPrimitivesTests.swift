@@ -105,6 +105,12 @@ final class SharedSpoolPrimitivesTests: TemporaryDirectoryTestCase {
             XCTAssertEqual(utimes(WorkerLease.leasePath(spool, worker), &times), 0)
         }
         write("partial", outbox + "/.x.samples.nc.tmp-\(dead)-123")
+        // a lease half taken by a worker that died doing so (old), and one being taken now (fresh)
+        let stale = spool.workers + "/.\(WorkerIdentity(host: "ghost", boot: "b3", pid: 13)).lease.tmp-\(WorkerIdentity(host: "ghost", boot: "b3", pid: 13))-1"
+        let fresh = spool.workers + "/.\(alive).lease.tmp-\(alive)-2"
+        write("worker", stale); write("worker", fresh)
+        var old = [timeval(tv_sec: time(nil) - 100, tv_usec: 0), timeval(tv_sec: time(nil) - 100, tv_usec: 0)]
+        XCTAssertEqual(utimes(stale, &old), 0)
         let result = ClaimAdoption(spool: spool, lease: lease, stems: stems, outbox: outbox).adoptDead()
         XCTAssertEqual(result.workers.map(\.worker), [dead.description])
         XCTAssert(result.workers[0].reason.contains("last renewed"), result.workers[0].reason)
@@ -117,6 +123,8 @@ final class SharedSpoolPrimitivesTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(stems.holder("x-busy-node")?.worker, alive)
         XCTAssertFalse(FileManager.default.fileExists(atPath: outbox + "/.x.samples.nc.tmp-\(dead)-123"))
         XCTAssertFalse(FileManager.default.fileExists(atPath: WorkerLease.leasePath(spool, dead)))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: stale), "a lease left half taken")
+        XCTAssert(FileManager.default.fileExists(atPath: fresh), "a lease being taken now was removed")
         XCTAssertEqual(read(spool.claimFolder(of: alive) + "/x.nc"), "input of busy-node", "a live worker's claim was taken")
         // the adopted claim is kept under its recorded stem by its new owner
         XCTAssertEqual(try stems.reserve(base: "x", claim: adopted, sha256: "sha") { _ in true }.stem, "x-lost-node")

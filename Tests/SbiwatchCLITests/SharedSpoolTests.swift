@@ -80,6 +80,8 @@ final class SharedSpoolTests: SpoolTestCase {
         let pausedID = URL(fileURLWithPath: paused.folder).lastPathComponent
         XCTAssertFalse(logs.joined().contains("from_worker=\(pausedID)"), "the paused worker's claims were adopted")
         XCTAssert(logs.joined().contains("its lease was last renewed"), "no claim was adopted across hosts by lease expiry")
+        // no worker stalled past its lease, so none may have lost a claim (nor run one twice)
+        XCTAssertFalse(logs.joined().contains("claim lost"), "a claim was run twice or lost")
         try assertEveryFileDoneOnce(files)
     }
 
