@@ -51,6 +51,15 @@ func requireFolder(_ path: String, _ option: String) throws {
     }
 }
 
+/// Recipes are line formats (#SBATCH lines, unit files, a crontab line, the header comment): an
+/// argument with a line break would start a line of its own, so none may hold one.
+func checkSingleLine(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) throws {
+    if let bad = arguments.first(where: { $0.contains(where: \.isNewline) }) {
+        throw SbiError(.usage, "the argument \(bad.debugDescription) holds a line break, which would break the recipe's lines",
+                       hint: "give every path and option on one line")
+    }
+}
+
 /// The generating command, for the recipe's header.
 func generatedBy() -> String {
     "sbiwatch \(sbiwatchVersion): " + Recipes.commandLine(["sbiwatch"] + CommandLine.arguments.dropFirst())
@@ -81,6 +90,7 @@ extension Generate {
         var sbatchOptions: [String] = []
 
         func run() throws {
+            try checkSingleLine()
             let list = try FileList.read(files)
             let layout = try ArrayLayout.plan(files: list.count, chunk: chunk, maxArraySize: maxArraySize ?? SlurmConfig.maxArraySize() ?? 1001)
             if let maxRunning, maxRunning < 1 { throw SbiError(.usage, "--max-running must be at least 1") }
@@ -111,6 +121,7 @@ extension Generate {
 
         func run() throws {
             guard (1...100_000).contains(workers) else { throw SbiError(.usage, "--workers must be between 1 and 100000") }
+            try checkSingleLine()
             print(Recipes.slurmWorkers(target: try recipe.target(inbox: inbox, state: state), workers: workers,
                                        sbatchOptions: sbatchOptions, generatedBy: generatedBy()), terminator: "")
         }
@@ -135,6 +146,7 @@ extension Generate {
         var onCalendar = "*-*-* 02:00"
 
         func run() throws {
+            try checkSingleLine()
             print(Recipes.systemd(target: try recipe.target(inbox: inbox), user: user,
                                   workingDirectory: absolute(workingDirectory ?? FileManager.default.currentDirectoryPath),
                                   onCalendar: onCalendar, generatedBy: generatedBy()), terminator: "")
@@ -156,6 +168,7 @@ extension Generate {
         var log: String = "sbiwatch.log"
 
         func run() throws {
+            try checkSingleLine()
             guard schedule.split(separator: " ").count == 5 || schedule.hasPrefix("@") else {
                 throw SbiError(.usage, "--schedule '\(schedule)' is not five cron fields or an @ keyword", hint: "e.g. --schedule '0 2 * * *' or --schedule @daily")
             }

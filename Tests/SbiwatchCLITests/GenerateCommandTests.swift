@@ -89,6 +89,13 @@ final class GenerateCommandTests: SpoolTestCase {
         let line = cron.split(separator: "\n").last.map(String.init) ?? ""
         XCTAssert(line.hasPrefix("15 1 * * *  "), cron)
         XCTAssert(line.contains("in\\%put") && line.contains("--once --log-format json 2>>\(path("logs/sbiwatch.log"))"), cron)
+        // an argument with a line break would start a line of the recipe of its own: refused, in every recipe
+        for args in [["slurm-workers", "--inbox", "in", "--outbox", "out", "--config", "models", "--workers", "1", "--", "--comment=x\ntouch y"],
+                     ["systemd", "--inbox", "in", "--outbox", "out", "--config", "models", "--user", "x\ntouch"],
+                     ["crontab", "--inbox", "in", "--outbox", "out", "--config", "models", "--log", "a\nb"]] {
+            let refused = try generate(args, status: 64)
+            XCTAssert(refused.stderr.contains("holds a line break"), refused.stderr)
+        }
         let badSchedule = try generate(["crontab", "--inbox", "in", "--outbox", "out", "--config", "models", "--schedule", "daily"], status: 64)
         XCTAssert(badSchedule.stderr.contains("is not five cron fields"), badSchedule.stderr)
     }
