@@ -9,6 +9,41 @@ struct RunResult {
     var stderr: String
 }
 
+/// A child that outlived its time limit (the test fails instead of hanging the suite).
+struct ChildTimeout: Error, CustomStringConvertible {
+    var command: String
+    var seconds: Double
+    var stderr: String
+    var description: String { "`\(command)` still ran after \(Int(seconds)) s and was killed; its stderr: \(stderr)" }
+}
+
+/// Reads a pipe on a thread of its own as data arrives, so the child never blocks on a full pipe
+/// and what was read is there even when the pipe never reaches EOF.
+final class PipeCollector: @unchecked Sendable {
+    let pipe = Pipe()
+    private let lock = NSLock()
+    private var data = Data()
+    private let finished = DispatchSemaphore(value: 0)
+
+    func start() {
+        DispatchQueue.global().async { [self] in
+            while true {
+                let d = pipe.fileHandleForReading.availableData
+                if d.isEmpty { break }
+                lock.lock(); data.append(d); lock.unlock()
+            }
+            finished.signal()
+        }
+    }
+
+    /// What was read, after waiting up to `seconds` for EOF.
+    func text(waiting seconds: Double) -> String {
+        if finished.wait(timeout: .now() + seconds) == .success { finished.signal() }
+        lock.lock(); defer { lock.unlock() }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
 enum CLI {
     /// The binary built next to the test bundle (.build/<config>/sbiwatch).
     static var binary: URL { RepositoryPaths.builtBinary }
@@ -17,8 +52,12 @@ enum CLI {
     static var repository: URL { RepositoryPaths.root }
 
     /// Runs the built binary (or `executable`) with the test's environment plus `environment`.
+    /// Never hangs the suite: a child still running after `timeout` seconds is killed and the call
+    /// throws, and once the child has exited its pipes are read for at most 5 s more, so a daemon it
+    /// left behind holding them (munged keeps its inherited stderr) cannot block the test.
     @discardableResult
-    static func run(_ args: [String], environment: [String: String] = [:], cwd: URL? = nil, executable: URL? = nil) throws -> RunResult {
+    static func run(_ args: [String], environment: [String: String] = [:], cwd: URL? = nil, executable: URL? = nil,
+                    timeout: TimeInterval = 900) throws -> RunResult {
         let p = Process()
         p.executableURL = executable ?? binary
         p.arguments = args
@@ -27,21 +66,28 @@ enum CLI {
         for (k, v) in environment { env[k] = v }
         p.environment = env
         if let cwd { p.currentDirectoryURL = cwd }
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out; p.standardError = err
+        let out = PipeCollector(), err = PipeCollector()
+        p.standardOutput = out.pipe; p.standardError = err.pipe
         try p.run()
-        // read both pipes fully before waiting, so a chatty child cannot block on a full pipe
-        final class Box: @unchecked Sendable { var data = Data() }
-        let errBox = Box()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async { errBox.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        let errData = errBox.data
+        out.start(); err.start()
+        let name = ([p.executableURL?.lastPathComponent ?? "?"] + args).joined(separator: " ")
+        guard waitForExit(p, timeout: timeout) else {
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            throw ChildTimeout(command: name, seconds: timeout, stderr: err.text(waiting: 1))
+        }
+        return RunResult(status: p.terminationStatus, stdout: out.text(waiting: 5), stderr: err.text(waiting: 5))
+    }
+
+    /// Polls until the process has exited; false after `timeout` seconds.
+    static func waitForExit(_ p: Process, timeout: TimeInterval) -> Bool {
+        let end = Date().addingTimeInterval(timeout)
+        while p.isRunning {
+            if Date() > end { return false }
+            usleep(20_000)
+        }
         p.waitUntilExit()
-        return RunResult(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                         stderr: String(decoding: errData, as: UTF8.self))
+        return true
     }
 
     /// Compares `text` with fixtures/golden/NAME; SBIWATCH_UPDATE_GOLDEN=1 rewrites the file instead.

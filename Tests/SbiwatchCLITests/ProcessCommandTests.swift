@@ -425,7 +425,8 @@ final class ProcessCommandTests: TemporaryDirectoryTestCase {
 
 /// Runs a system tool (ncdump, ncgen).
 enum Tool {
-    static func run(_ executable: String, _ args: [String], environment: [String: String] = [:], cwd: URL? = nil) throws -> RunResult {
-        try CLI.run(args, environment: environment, cwd: cwd, executable: URL(fileURLWithPath: executable))
+    static func run(_ executable: String, _ args: [String], environment: [String: String] = [:], cwd: URL? = nil,
+                    timeout: TimeInterval = 900) throws -> RunResult {
+        try CLI.run(args, environment: environment, cwd: cwd, executable: URL(fileURLWithPath: executable), timeout: timeout)
     }
 }

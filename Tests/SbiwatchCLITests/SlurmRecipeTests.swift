@@ -24,7 +24,7 @@ final class LocalSlurm {
         try configuration.write(toFile: conf, atomically: true, encoding: .utf8)
         try startMunge()
         for (daemon, args) in [("/usr/sbin/slurmctld", ["-f", conf]), ("/usr/sbin/slurmd", ["-f", conf, "-N", "localhost"])] {
-            let r = try Tool.run(daemon, args)
+            let r = try daemonize(daemon, args)
             guard r.status == 0 else { throw XCTSkip("\(daemon) did not start: \(r.stderr) \(log("slurmctld")) \(log("slurmd"))") }
         }
         let end = Date().addingTimeInterval(60)
@@ -70,14 +70,49 @@ final class LocalSlurm {
         if FileManager.default.fileExists(atPath: "/run/munge/munge.socket.2"), try Tool.run("/usr/bin/pgrep", ["-x", "munged"]).status == 0 { return }
         try FileManager.default.createDirectory(atPath: "/run/munge", withIntermediateDirectories: true)
         _ = try Tool.run("/bin/chown", ["munge:munge", "/run/munge"])
-        let r = try Tool.run("/usr/sbin/runuser", ["-u", "munge", "--", "/usr/sbin/munged"])
+        let r = try daemonize("/usr/sbin/runuser", ["-u", "munge", "--", "/usr/sbin/munged"])
         guard r.status == 0 else { throw XCTSkip("munged did not start: \(r.stderr)") }
         startedMunge = true
     }
 
+    /// Starts a daemon that forks into the background and waits (at most 60 s) for its foreground
+    /// part to exit. Spawned and reaped here with posix_spawn and waitpid, its output in a file:
+    /// munged keeps its inherited stderr open (a pipe of ours would never reach EOF), and Foundation's
+    /// Process left `runuser` unreaped, a zombie it still reported as running. The file's text is the
+    /// result's stderr.
+    func daemonize(_ executable: String, _ args: [String]) throws -> RunResult {
+        let output = root + "/logs/" + URL(fileURLWithPath: executable).lastPathComponent + ".out"
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // nothing else of ours is inherited (a pipe another test reads must reach EOF)
+        let open = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap { Int32($0) }
+        for fd in open where fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
+        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + args).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+        guard rc == 0 else { throw XCTSkip("\(executable) could not be started: \(String(cString: strerror(rc)))") }
+        var status: Int32 = 0
+        let end = Date().addingTimeInterval(60)
+        while waitpid(pid, &status, WNOHANG) == 0 {
+            guard Date() < end else {
+                kill(pid, SIGKILL); _ = waitpid(pid, &status, 0)
+                throw XCTSkip("\(executable) did not return within 60 s: \(log("slurmctld")) \(log("slurmd"))")
+            }
+            usleep(50_000)
+        }
+        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        let exit: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return RunResult(status: exit, stdout: "", stderr: text)
+    }
+
     /// A Slurm client command against this cluster.
-    func run(_ tool: String, _ args: [String]) throws -> RunResult {
-        try Tool.run(tool, args, environment: ["SLURM_CONF": conf])
+    func run(_ tool: String, _ args: [String], timeout: TimeInterval = 120) throws -> RunResult {
+        try Tool.run(tool, args, environment: ["SLURM_CONF": conf], timeout: timeout)
     }
 
     func log(_ daemon: String) -> String { (try? String(contentsOfFile: "\(root)/\(daemon).log", encoding: .utf8)) ?? "" }
@@ -158,7 +193,12 @@ final class SlurmRecipeTests: SpoolTestCase {
     func submit(_ script: String, _ slurm: LocalSlurm) throws -> RunResult {
         let file = path("job-\(UUID().uuidString.prefix(6)).sh")
         try script.write(toFile: file, atomically: true, encoding: .utf8)
-        return try slurm.run("/usr/bin/sbatch", ["--wait", file])
+        // a job that never leaves the queue fails the test after 10 minutes, with the daemons' logs
+        do { return try slurm.run("/usr/bin/sbatch", ["--wait", file], timeout: 600) } catch let timeout as ChildTimeout {
+            _ = try? slurm.run("/usr/bin/scancel", ["--full", "-u", "root"])
+            throw ChildTimeout(command: timeout.command, seconds: timeout.seconds,
+                               stderr: timeout.stderr + (try slurm.run("/usr/bin/squeue", ["-a"]).stdout) + slurm.log("slurmctld") + slurm.log("slurmd"))
+        }
     }
 
     func logs() -> String {

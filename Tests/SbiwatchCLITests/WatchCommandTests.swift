@@ -269,10 +269,15 @@ final class Background: @unchecked Sendable {
     func kill9() { kill(pid, SIGKILL) }
     func signal(_ s: Int32) { kill(pid, s) }
 
-    /// Waits for the exit and returns the status.
-    func wait() -> Int32 {
-        process.waitUntilExit()
-        done.wait()
+    /// Waits for the exit and returns the status. A process still running after `timeout` seconds
+    /// is killed (the test fails with its stderr rather than hanging the suite).
+    func wait(timeout: TimeInterval = 600) -> Int32 {
+        if !CLI.waitForExit(process, timeout: timeout) {
+            XCTFail("sbiwatch \(process.arguments ?? []) still ran after \(Int(timeout)) s; killed. stderr: \(stderr)")
+            kill9()
+            process.waitUntilExit()
+        }
+        _ = done.wait(timeout: .now() + 5)
         return process.terminationStatus
     }
 }
