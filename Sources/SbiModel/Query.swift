@@ -9,6 +9,8 @@ public struct QueryPlan: Sendable {
     public private(set) var tokens: [TokenRef]
     public private(set) var observed: [Int: Double] = [:]
     public private(set) var constraints: [any GuidanceConstraint] = []
+    /// The interval observations among `constraints` (the rest come from the constraint language).
+    private var intervalObservations: [any GuidanceConstraint] = []
     /// Constraints given in the constraint language, resolved onto tokens (for the report's satisfaction figures).
     public private(set) var plannedConstraints: [PlannedConstraint] = []
     /// Reported values, in order: a sampled token, or a value interpolated between two sampled ones.
@@ -45,6 +47,10 @@ public struct QueryPlan: Sendable {
     }
 
     public var conditioning: Conditioning { Conditioning(observed: observed, constraints: constraints) }
+
+    /// The conditioning without the constraint-language constraints: observations, exact and by
+    /// interval, only (what the same query gives when nothing else is asked of it).
+    public var unconstrainedConditioning: Conditioning { Conditioning(observed: observed, constraints: intervalObservations) }
 
     func tokenIndex(ofFixedNode node: Int) -> Int? { tokens.firstIndex { $0.node == node && $0.time == nil } }
 
@@ -89,6 +95,7 @@ public struct QueryPlan: Sendable {
                            hint: "give either an exact value or an interval for it, not both")
         }
         constraints.append(IntervalConstraint(node: i, lower: lower, upper: upper))
+        intervalObservations.append(constraints[constraints.count - 1])
     }
 
     /// Constrains a time-indexed variable at one time to [lower, upper] (a latent token guided into it).
@@ -96,6 +103,7 @@ public struct QueryPlan: Sendable {
         try checkTime(time, node: node)
         tokens.append(TokenRef(node: node, time: time))
         constraints.append(IntervalConstraint(node: tokens.count - 1, lower: lower, upper: upper))
+        intervalObservations.append(constraints[constraints.count - 1])
     }
 
     /// Adds a latent token (sampled, not reported) and returns its index.

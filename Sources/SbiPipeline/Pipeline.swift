@@ -145,7 +145,7 @@ public enum Pipeline {
             clock.mark("write")
             report.timingsSeconds = clock.timings
             try prepared.prepare(try report.encoded(), for: outputs.json)
-            let page = ReportPage.render(report, draws: draws.rows, scalarTokens: columns.parameterTokens(spec: spec))
+            let page = ReportPage.render(report, draws: draws.rows, unconstrained: draws.unconstrained, scalarTokens: columns.parameterTokens(spec: spec))
             try prepared.prepare(Data(page.utf8), for: outputs.html)
             committed = try prepared.commit(gate: options.gate, afterCommit: options.afterCommit)
         } catch let e as SbiError where e.code == .cannotCreate || e.code == .ioError {

@@ -82,6 +82,9 @@ public struct Report: Codable, Sendable {
     public var observed: Observed
     /// The file's constraints (sbiwatch_constraints) and how many draws satisfy each; nil without any.
     public var constraints: [ConstraintSummary]? = nil
+    /// Where the file has constraints: the scalar parameters of the same query sampled without
+    /// them (observations only), beside `parameters`, which obey them. Nil without constraints.
+    public var unconstrainedParameters: [String: ScalarSummary]? = nil
     /// Per observed data variable: the posterior predictive band at the observed points.
     public var posteriorPredictive: [String: PredictiveBand]
     public var diagnostics: Diagnostics
@@ -91,6 +94,7 @@ public struct Report: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case format, created, input, model, sampler, parameters, functions, predictions, observed, diagnostics, constraints
         case posteriorPredictive = "posterior_predictive"
+        case unconstrainedParameters = "unconstrained_parameters"
         case timingsSeconds = "timings_seconds"
         case sbiwatchVersion = "sbiwatch_version"
     }
@@ -108,8 +112,18 @@ public struct Report: Codable, Sendable {
 /// One constraint of a file and the fraction of the draws that satisfy it.
 public struct ConstraintSummary: Codable, Equatable, Sendable {
     public var expression: String
+    /// The fraction of the (guided) draws that satisfy it.
     public var satisfied: Double
-    public init(expression: String, satisfied: Double) { self.expression = expression; self.satisfied = satisfied }
+    /// The fraction of the draws of the same query without any constraint that satisfy it.
+    public var satisfiedWithout: Double?
+    public init(expression: String, satisfied: Double, satisfiedWithout: Double? = nil) {
+        self.expression = expression; self.satisfied = satisfied; self.satisfiedWithout = satisfiedWithout
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case expression, satisfied
+        case satisfiedWithout = "satisfied_without_constraints"
+    }
 }
 
 /// What a bad input file produced instead of results: STEM.error.json.

@@ -25,14 +25,20 @@ extension Report {
                            seed: request.seed, resampling: request.settings.resampling),
             parameters: parameters, functions: functions, predictions: predictions,
             observed: Self.observed(obs),
-            constraints: obs.plan.plannedConstraints.isEmpty ? nil : obs.plan.plannedConstraints.map {
-                ConstraintSummary(expression: $0.expression, satisfied: rounded($0.fractionSatisfied(draws.rows)))
+            constraints: obs.plan.plannedConstraints.isEmpty ? nil : obs.plan.plannedConstraints.map { c in
+                ConstraintSummary(expression: c.expression, satisfied: rounded(c.fractionSatisfied(draws.rows)),
+                                  satisfiedWithout: draws.unconstrained.map { rounded(c.fractionSatisfied($0)) })
             },
             posteriorPredictive: Self.predictiveBands(checks),
             diagnostics: .init(verdict: checks.verdict.level.rawValue, reasons: checks.verdict.reasons,
                                combinedPValue: checks.verdict.combinedPValue.map(rounded), checks: checks.checks.map(Self.roundedCheck),
                                warnings: warnings, notes: obs.notes),
             timingsSeconds: [:], sbiwatchVersion: SbiCore.sbiwatchVersion)
+        if let free = draws.unconstrained {
+            var ignored: [String] = []
+            unconstrainedParameters = Self.scalarSummaries(columns, Draws(rows: free, request: request), spec: obs.plan.spec,
+                                                           warnings: &ignored)
+        }
     }
 
     /// Per sampled scalar (a parameter, or an element of a vector); warns when many samples leave the prior's range.

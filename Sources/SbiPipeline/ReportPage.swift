@@ -8,8 +8,9 @@ import SbiCore
 
 enum ReportPage {
     /// scalarTokens: parameter label -> its token in the draws.
-    static func render(_ r: Report, draws: [[Double]], scalarTokens: [String: [Int]]) -> String {
-        header(r) + verdict(r) + warnings(r) + summary(r) + marginals(r, draws: draws, scalarTokens: scalarTokens) + bands(r) + footer(r)
+    static func render(_ r: Report, draws: [[Double]], unconstrained: [[Double]]? = nil, scalarTokens: [String: [Int]]) -> String {
+        header(r) + verdict(r) + warnings(r) + summary(r)
+            + marginals(r, draws: draws, unconstrained: unconstrained, scalarTokens: scalarTokens) + bands(r) + footer(r)
     }
 
     /// The page head, the style sheet and the title line.
@@ -70,20 +71,25 @@ enum ReportPage {
     /// The table of parameters and the observed scalars.
     static func summary(_ r: Report) -> String {
         var h = ""
-        h += "<h2 id=\"summary\">Parameters</h2>\n<table><tr><th>parameter</th><th>mean</th><th>sd</th><th>5%</th><th>25%</th><th>median</th><th>75%</th><th>95%</th><th>prior range</th><th>contraction</th><th>units</th></tr>\n"
+        h += "<h2 id=\"summary\">Parameters</h2>\n<table><tr><th>parameter</th><th>mean</th><th>sd</th><th>5%</th><th>25%</th><th>median</th><th>75%</th><th>95%</th><th>prior range</th><th>contraction</th><th>units</th>"
+        h += (r.unconstrainedParameters != nil ? "<th>without the constraints: median [5%, 95%]</th>" : "") + "</tr>\n"
         for (name, s) in r.parameters.sorted(by: { $0.key < $1.key }) {
             let mark = s.calibrationCaution.map { " <span title=\"\(esc($0))\">&#9888; calibration failed</span>" } ?? ""
             h += "<tr><td>\(esc(name))\(mark)</td>" + [s.mean, s.sd, s.q05, s.q25, s.q50, s.q75, s.q95].map { "<td>\(num($0))</td>" }.joined()
             h += "<td>\(s.priorRange.map { "[\(num($0[0])), \(num($0[1]))]" } ?? "")</td><td>\(s.contraction.map(num) ?? "")</td>"
-            h += "<td>\(esc(s.units ?? ""))</td></tr>\n"
+            h += "<td>\(esc(s.units ?? ""))</td>"
+            if let free = r.unconstrainedParameters { h += "<td>" + (free[name].map { "\(num($0.q50)) [\(num($0.q05)), \(num($0.q95))]" } ?? "") + "</td>" }
+            h += "</tr>\n"
         }
         h += "</table>\n<p class=\"meta\">contraction: 1 - posterior variance / prior variance (1: the data pinned it down; 0: nothing learnt)</p>\n"
         for (name, f) in r.functions.sorted(by: { $0.key < $1.key }) {
             if let c = f.calibrationCaution { h += "<div class=\"warn\">\(esc(name)): \(esc(c))</div>\n" }
         }
         if let constraints = r.constraints {
-            h += "<h2 id=\"constraints\">Constraints</h2>\n<table><tr><th>constraint</th><th>samples satisfying it</th></tr>\n"
-            for c in constraints { h += "<tr><td><code>\(esc(c.expression))</code></td><td>\(num(100 * c.satisfied))%</td></tr>\n" }
+            h += "<h2 id=\"constraints\">Constraints</h2>\n<table><tr><th>constraint</th><th>samples satisfying it</th><th>without the constraints</th></tr>\n"
+            for c in constraints {
+                h += "<tr><td><code>\(esc(c.expression))</code></td><td>\(num(100 * c.satisfied))%</td><td>\(c.satisfiedWithout.map { num(100 * $0) + "%" } ?? "")</td></tr>\n"
+            }
             h += "</table>\n<p class=\"meta\">sampled with guidance (man sbiwatch, CONSTRAINTS); a soft equality counts as satisfied within its tolerance</p>\n"
         }
         if !r.observed.scalars.isEmpty || !r.observed.intervals.isEmpty {
@@ -95,14 +101,16 @@ enum ReportPage {
     }
 
     /// Marginal histograms and the pair plot of the scalar parameters.
-    static func marginals(_ r: Report, draws: [[Double]], scalarTokens: [String: [Int]]) -> String {
+    static func marginals(_ r: Report, draws: [[Double]], unconstrained: [[Double]]?, scalarTokens: [String: [Int]]) -> String {
         var h = ""
         let scalarColumns = scalarTokens.sorted { $0.key < $1.key }.filter { !$0.value.isEmpty }
         if !scalarColumns.isEmpty {
-            h += "<h2 id=\"marginals\">Marginal posteriors</h2>\n<p class=\"meta\">the axis spans the prior's range where it is bounded (grey ends mark it); red: the median</p>\n"
+            let outlined = unconstrained != nil ? "; black outline: the same query without the file's constraints (bars obey them)" : ""
+            h += "<h2 id=\"marginals\">Marginal posteriors</h2>\n<p class=\"meta\">the axis spans the prior's range where it is bounded (grey ends mark it); red: the median\(outlined)</p>\n"
             for (name, tokens) in scalarColumns {
                 let prior = r.parameters[name]?.priorRange.map { ($0[0], $0[1]) }
-                h += "<div class=\"fig\">" + histogram(draws.map { $0[tokens[0]] }, title: name, width: 220, height: 150, prior: prior) + "</div>\n"
+                h += "<div class=\"fig\">" + histogram(draws.map { $0[tokens[0]] }, title: name, width: 220, height: 150, prior: prior,
+                                                       without: unconstrained?.map { $0[tokens[0]] }) + "</div>\n"
             }
         }
         // pair plot
@@ -182,15 +190,20 @@ enum ReportPage {
 
     static func p(_ x: Double) -> String { String(format: "%.1f", x) }
 
-    /// values: samples of one scalar. A 30-bin histogram with the median marked.
+    /// values: samples of one scalar. A 30-bin histogram with the median marked; `without`, samples
+    /// of the same scalar without the file's constraints, drawn as an outline on the same scale.
     static func histogram(_ values: [Double], title: String, width: Double, height: Double, axes: Bool = true,
-                          prior: (Double, Double)? = nil) -> String {
-        var (lo, hi) = range(values)
+                          prior: (Double, Double)? = nil, without: [Double]? = nil) -> String {
+        var (lo, hi) = range(values + (without ?? []))
         if let (a, b) = prior, a.isFinite, b.isFinite, b > a { lo = min(lo, a); hi = max(hi, b) }
         let bins = 30
-        var counts = [Int](repeating: 0, count: bins)
-        for v in values where v.isFinite { counts[min(bins - 1, max(0, Int((v - lo) / (hi - lo) * Double(bins))))] += 1 }
-        let top = Double(counts.max() ?? 1)
+        func binned(_ xs: [Double]) -> [Int] {
+            var counts = [Int](repeating: 0, count: bins)
+            for v in xs where v.isFinite { counts[min(bins - 1, max(0, Int((v - lo) / (hi - lo) * Double(bins))))] += 1 }
+            return counts
+        }
+        let counts = binned(values), outline = without.map(binned)
+        let top = Double(max(counts.max() ?? 1, outline?.max() ?? 1))
         let left = 10.0, right = width - 10, bottom = height - (axes ? 22 : 4), topY = axes ? 18.0 : 4
         var s = "<svg width=\"\(p(width))\" height=\"\(p(height))\" role=\"img\" aria-label=\"histogram of \(esc(title))\">"
         if axes { s += "<text x=\"\(p(width / 2))\" y=\"12\" text-anchor=\"middle\">\(esc(title))</text>" }
@@ -198,6 +211,14 @@ enum ReportPage {
         for (i, c) in counts.enumerated() where c > 0 {
             let hgt = Double(c) / top * (bottom - topY)
             s += "<rect x=\"\(p(left + Double(i) * bw))\" y=\"\(p(bottom - hgt))\" width=\"\(p(bw - 0.5))\" height=\"\(p(hgt))\" fill=\"#4a7ab5\"/>"
+        }
+        if let outline {
+            var path = "M\(p(left)) \(p(bottom))"
+            for (i, c) in outline.enumerated() {
+                let y = bottom - Double(c) / top * (bottom - topY)
+                path += " L\(p(left + Double(i) * bw)) \(p(y)) L\(p(left + Double(i + 1) * bw)) \(p(y))"
+            }
+            s += "<path d=\"\(path) L\(p(right)) \(p(bottom))\" fill=\"none\" stroke=\"#333\" stroke-width=\"1.2\"/>"
         }
         let med = quantile(values.filter(\.isFinite).sorted(), 0.5)
         let mx = left + (med - lo) / (hi - lo) * (right - left)

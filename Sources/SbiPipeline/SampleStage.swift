@@ -8,6 +8,9 @@ public struct Draws {
     /// (samples, completed tokens) in physical units: see `QueryPlan.complete`.
     public var rows: [[Double]]
     public var request: SamplingRequest
+    /// Where the file has constraints (sbiwatch_constraints): draws of the same query without them,
+    /// completed likewise, so the report can show what the constraints changed. Nil otherwise.
+    public var unconstrained: [[Double]]? = nil
 }
 
 extension Draws {
@@ -16,19 +19,36 @@ extension Draws {
     public static func sample(_ read: ReadObservation, input: InputFile, threads: Int?,
                               progress: ((Int, Int) -> Void)? = nil) throws -> Draws {
         let plan = read.observation.plan, request = read.request
+        let rows = try run(read, plan.conditioning, settings: request.settings, key: RandomKey(seed: request.seed),
+                           input: input, threads: threads, progress: progress)
+        var draws = Draws(rows: rows, request: request)
+        if !plan.plannedConstraints.isEmpty {
+            let free = plan.unconstrainedConditioning
+            var settings = request.settings
+            if free.constraints.isEmpty { settings.resampling = 0 }
+            draws.unconstrained = try run(read, free, settings: settings, key: RandomKey(seed: request.seed).split(0xF4EE),
+                                          input: input, threads: threads, progress: progress)
+        }
+        return draws
+    }
+
+    /// One sampling run of the file's tokens under `conditioning`, completed (interpolated values
+    /// appended) and checked finite.
+    static func run(_ read: ReadObservation, _ conditioning: Conditioning, settings: SamplerSettings, key: RandomKey,
+                    input: InputFile, threads: Int?, progress: ((Int, Int) -> Void)?) throws -> [[Double]] {
+        let plan = read.observation.plan
         let raw: [[Double]]
         do {
-            raw = try Sampler.sample(read.model.model, tokens: plan.tokens, plan.conditioning, count: request.samples,
-                                     settings: request.settings, key: RandomKey(seed: request.seed), threads: threads, progress: progress)
+            raw = try Sampler.sample(read.model.model, tokens: plan.tokens, conditioning, count: read.request.samples,
+                                     settings: settings, key: key, threads: threads, progress: progress)
         } catch let e as SbiError {
             throw SbiError(e.code == .usage ? .badInput : e.code, e.message, hint: e.hint, subject: input.displayName)
         }
         let rows = plan.complete(raw)
-        let targets = plan.targets
-        for d in rows { for t in targets where !d[t].isFinite {
+        for d in rows { for t in plan.targets where !d[t].isFinite {
             throw SbiError(.internalError, "the sampler produced a non-finite value for \(plan.label(ofToken: t))",
                            hint: "report this with the file and model; try --seed with another value meanwhile", subject: input.displayName)
         } }
-        return Draws(rows: rows, request: request)
+        return rows
     }
 }

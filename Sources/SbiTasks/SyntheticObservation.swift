@@ -5,6 +5,8 @@
 //   beta(t) grid (days 0..50).
 // - lotka_volterra_irregular: prey and predator at 20 random times each on [0, 15], prey with a
 //   missing stretch [6, 9]; queries of both series on a 0.25 grid.
+// - hodgkin_huxley: the 7 voltage features of a recorded neuron; the energy token is not measured
+//   (left out, its true value an attribute), so a budget on it is a constraint (--constraint).
 // - benchmark tasks: x as a vector variable (the posterior query).
 // A fraction of values (--missing) is replaced by the _FillValue -999. The true parameters are
 // global attributes true_NAME (ignored by `process`).
@@ -21,6 +23,8 @@ public enum SyntheticObservation {
         var queries: [String: [Double]] = [:]    // variable -> query times
         var timeUnits: String? = nil
         var dropWindow: (String, Double, Double)? = nil
+        /// Data variables not measured: left out of the file, their true values attributes true_NAME.
+        var unmeasured: Set<String> = []
     }
 
     /// The observation times of a file of `task` (series name -> times), as `write` draws them.
@@ -45,6 +49,8 @@ public enum SyntheticObservation {
             d.dropWindow = ("prey", 6, 9)
             let grid = stride(from: 0.0, through: 15, by: 0.25).map { $0 }
             d.queries["prey"] = grid; d.queries["predator"] = grid
+        case "hodgkin_huxley":
+            d.unmeasured = ["energy"]
         default:
             for v in task.spec.variables where v.kind == .data {
                 if let axis = v.time { d.observed[v.name] = (0..<axis.maxPoints).map { _ in rng.uniform(axis.lower, axis.upper) }.sorted() }
@@ -56,7 +62,8 @@ public enum SyntheticObservation {
     /// Writes one simulated observation file; returns the true values of the scalar parameters.
     @discardableResult
     public static func write(task: any SimulationTask, to path: String, seed: UInt64, missing: Double,
-                             format: NetCDFWriter.Format = .netcdf4Classic, modelName: String?) throws -> [(String, Double)] {
+                             format: NetCDFWriter.Format = .netcdf4Classic, modelName: String?,
+                             constraints: [String] = []) throws -> [(String, Double)] {
         guard missing >= 0, missing < 1 else { throw SbiError(.usage, "--missing must be in [0, 1)") }
         var rng = RandomStream(key: RandomKey(seed: seed).split(7))
         let spec = task.spec
@@ -71,7 +78,7 @@ public enum SyntheticObservation {
             var writes: [(Int32, [Double])] = []
             for (k, v) in spec.variables.enumerated() {
                 let dense = Array(row[offsets[k]..<(offsets[k] + v.denseWidth)])
-                if v.kind == .parameter {
+                if v.kind == .parameter || design.unmeasured.contains(v.name) {
                     if v.time == nil { for (e, x) in dense.enumerated() { truth.append((v.size == 1 ? v.name : "\(v.name)[\(e)]", x)) } }
                 } else {
                     writes += try defineObserved(v, dense: dense, design: design, missing: missing, in: w, rng: &rng)
@@ -82,6 +89,7 @@ public enum SyntheticObservation {
             try w.setAttribute("featureType", "timeSeries")
             try w.setAttribute("title", "simulated \(task.name) observations (seed \(seed), missing fraction \(missing))")
             if let modelName { try w.setAttribute("sbiwatch_model", modelName) }
+            if !constraints.isEmpty { try w.setAttribute("sbiwatch_constraints", constraints.joined(separator: "; ")) }
             for (name, x) in truth { try w.setAttribute("true_" + name.replacingOccurrences(of: "[", with: "_").replacingOccurrences(of: "]", with: ""), [x]) }
             try w.endDefinitions()
             for (id, values) in writes { try w.write(values, variable: id) }

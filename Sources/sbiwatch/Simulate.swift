@@ -28,6 +28,9 @@ struct Simulate: ParsableCommand {
     @Option(name: .customLong("model-name"), help: "The sbiwatch_model attribute of an observation file (default: sird for sird, lotka-volterra for lotka_volterra_irregular, else the task name).")
     var modelName: String?
 
+    @Option(name: .customLong("constraint"), help: ArgumentHelp("A constraint written into the observation file's sbiwatch_constraints attribute (repeatable; man sbiwatch, CONSTRAINTS).", valueName: "expr"))
+    var constraints: [String] = []
+
     @Option(help: "Seed of the simulation.")
     var seed: UInt64 = 0
 
@@ -38,6 +41,10 @@ struct Simulate: ParsableCommand {
         guard count >= 1 else { throw ValidationError("--count must be positive") }
         guard missing >= 0, missing < 1 else { throw ValidationError("--missing must be at least 0 and below 1") }
         guard ["nc4", "classic", "64bit"].contains(format) else { throw ValidationError("--format must be nc4, classic or 64bit") }
+        guard constraints.isEmpty || !trainingSet else { throw ValidationError("--constraint is for observation files, not training sets") }
+        for c in constraints where c.contains(";") || c.contains("\n") {
+            throw ValidationError("--constraint takes one expression without ';' or line breaks (give --constraint once per expression): \(c)")
+        }
     }
 
     func run() throws {
@@ -49,8 +56,9 @@ struct Simulate: ParsableCommand {
             return
         }
         let formats: [String: NetCDFWriter.Format] = ["nc4": .netcdf4Classic, "classic": .classic, "64bit": .offset64]
-        let name = modelName ?? ["sird": "sird", "lotka_volterra_irregular": "lotka-volterra"][task] ?? task
-        let truth = try SyntheticObservation.write(task: t, to: out, seed: seed, missing: missing, format: formats[format]!, modelName: name)
+        let name = modelName ?? ["sird": "sird", "lotka_volterra_irregular": "lotka-volterra", "hodgkin_huxley": "hodgkin-huxley"][task] ?? task
+        let truth = try SyntheticObservation.write(task: t, to: out, seed: seed, missing: missing, format: formats[format]!, modelName: name,
+                                                   constraints: constraints)
         stderrLine("wrote a simulated \(task) observation file to \(out) (true values: \(truth.map { "\($0.0) = \(String(format: "%.4g", $0.1))" }.joined(separator: ", ")))")
     }
 }

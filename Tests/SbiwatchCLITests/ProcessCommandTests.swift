@@ -210,6 +210,77 @@ final class ProcessCommandTests: TemporaryDirectoryTestCase {
         XCTAssert(refused.stderr.contains("the model has no variable 'kappa'") && refused.stderr.contains("^^^^^"), refused.stderr)
     }
 
+    /// A file with constraints is also sampled without them, and the report shows both: on the
+    /// shipped gaussian-linear model with x = 0 the posterior of theta[0] is N(0, 0.05), so
+    /// `theta[0] >= 0.3` holds for about 9% of free draws; guided, nearly all obey it, theta[0]
+    /// moves up and the slack coordinates stay near 0.
+    func testConstrainedReportShowsThePosteriorWithAndWithoutTheConstraints() throws {
+        let out = path("out")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let file = try ncgen("""
+        netcdf budget {
+        dimensions:
+          x_index = 10 ;
+        variables:
+          double x(x_index) ;
+        // global attributes:
+          :sbiwatch_model = "gaussian-linear" ; :sbiwatch_samples = 400 ; :sbiwatch_seed = 3 ;
+          :sbiwatch_constraints = "theta[0] >= 0.3" ;
+        data:
+          x = 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 ;
+        }
+        """, "budget")
+        let pins = CLI.repository.appendingPathComponent("fixtures/models/PINS").path
+        let r = try CLI.run(["process", file, "--config", pins, "--outbox", out, "--threads", "2"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let report = try json(out + "/budget.report.json")
+        let constraint = try XCTUnwrap((report["constraints"] as? [[String: Any]])?.first)
+        let with = constraint["satisfied"] as! Double, without = try XCTUnwrap(constraint["satisfied_without_constraints"] as? Double)
+        XCTAssertGreaterThan(with, 0.9)
+        XCTAssertLessThan(without, 0.2, "free draws of N(0, 0.05) exceed 0.3 about 9% of the time")
+        let guided = report["parameters"] as! [String: [String: Any]]
+        let free = try XCTUnwrap(report["unconstrained_parameters"] as? [String: [String: Any]], "the free posterior is reported")
+        XCTAssertEqual(Set(free.keys), Set(guided.keys))
+        let median = { (p: [String: [String: Any]], k: String) in p[k]!["q50"] as! Double }
+        XCTAssertEqual(median(free, "theta[0]"), 0, accuracy: 0.1)
+        XCTAssertGreaterThan(median(guided, "theta[0]"), 0.3)
+        for k in 1..<10 {
+            XCTAssertEqual(median(free, "theta[\(k)]"), 0, accuracy: 0.1)
+            XCTAssertEqual(median(guided, "theta[\(k)]"), 0, accuracy: 0.1, "a slack coordinate stays where it was")
+        }
+        let html = try String(contentsOfFile: out + "/budget.report.html", encoding: .utf8)
+        XCTAssert(html.contains("black outline: the same query without the file's constraints"), "the marginals show both")
+        XCTAssert(html.contains("<th>without the constraints</th>") && html.contains("without the constraints: median [5%, 95%]"))
+        XCTAssert(html.contains("<path d=\"M"), "the free marginal is drawn as an outline")
+    }
+
+    /// `simulate --task hodgkin_huxley --constraint`: a recorded neuron's 7 voltage features, the
+    /// energy token left out (its true value an attribute) and the budget in sbiwatch_constraints;
+    /// `process` samples the energy with the parameters and reports the budget with and without it.
+    func testHodgkinHuxleyFileWithAnEnergyBudget() throws {
+        let file = path("neuron.nc"), out = path("out"), model = path("hh.sbim")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let t = try CLI.run(["train", "--task", "hodgkin_huxley", "--budget", "100", "--steps", "3", "--batch-size", "8",
+                             "--sampler-steps", "5", "--calibration-cases", "0", "--out", model])
+        XCTAssertEqual(t.status, 0, t.stderr)
+        let s = try CLI.run(["simulate", "--task", "hodgkin_huxley", "--seed", "5", "--constraint", "energy <= 3000", "--out", file])
+        XCTAssertEqual(s.status, 0, s.stderr)
+        let header = try Tool.run("/usr/bin/ncdump", ["-h", file]).stdout
+        for needle in ["double spikes ;", "double stim_kurtosis ;", ":sbiwatch_model = \"hodgkin-huxley\"", ":sbiwatch_constraints = \"energy <= 3000\"", ":true_energy = ", ":true_gNa = "] {
+            XCTAssert(header.contains(needle), "\(needle) missing from\n\(header)")
+        }
+        XCTAssertFalse(header.contains("double energy"), "the energy is not measured")
+        XCTAssertEqual(try CLI.run(["simulate", "--task", "hodgkin_huxley", "--constraint", "energy <= 1; gNa <= 90", "--out", path("x.nc")]).status, 64)
+        let r = try CLI.run(["process", file, "--model", "hodgkin-huxley=\(model)", "--outbox", out, "--samples", "30", "--threads", "1"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let report = try json(out + "/neuron.report.json")
+        XCTAssertEqual((report["constraints"] as? [[String: Any]])?.first?["expression"] as? String, "energy <= 3000")
+        XCTAssertNotNil((report["constraints"] as? [[String: Any]])?.first?["satisfied_without_constraints"] as? Double)
+        let free = try XCTUnwrap(report["unconstrained_parameters"] as? [String: Any])
+        XCTAssertEqual(Set(free.keys), ["Cm", "gNa", "gK", "gL", "ENa", "EK", "EL"])
+        XCTAssertEqual(((report["observed"] as! [String: Any])["scalars"] as! [String: Double]).count, 7, "the 7 voltage features are observed")
+    }
+
     func testSameInputModelAndSeedGiveIdenticalBytes() throws {
         let obs = path("det.nc")
         XCTAssertEqual(try CLI.run(["simulate", "--task", "sird", "--missing", "0.1", "--seed", "9", "--out", obs]).status, 0)
