@@ -11,19 +11,7 @@ import SbiTestSupport
 /// are added, a missing series gives a valid wider posterior, and beta(t) comes back on any grid,
 /// smooth.
 final class ShippedTimeSeriesModelTests: XCTestCase {
-    static var cache: [String: LoadedModel] = [:]
-
-    func shipped(_ name: String) throws -> LoadedModel {
-        if let m = Self.cache[name] { return m }
-        let folder = RepositoryPaths.root.appendingPathComponent("fixtures/models")
-        let pins = try String(contentsOf: folder.appendingPathComponent("PINS"), encoding: .utf8)
-        guard let line = pins.split(separator: "\n").first(where: { $0.hasPrefix(name + ".sbim@sha256:") }) else {
-            throw SbiError(.configuration, "fixtures/models/PINS lists no \(name).sbim")
-        }
-        let m = try ModelArchive.load(folder.appendingPathComponent(String(line)).path)
-        Self.cache[name] = m
-        return m
-    }
+    func shipped(_ name: String) throws -> LoadedModel { try ShippedModels.load(name) }
 
     /// One simulation of a task (dense row) and evenly spread observation times on [lo, hi].
     func simulate(_ task: any SimulationTask, seed: UInt64) -> [Double] {
