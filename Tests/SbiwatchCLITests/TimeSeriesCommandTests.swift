@@ -5,8 +5,25 @@ import SbiTestSupport
 /// Time-indexed variables through the real binary: a training set written by `simulate`, a tiny model
 /// trained from it, function queries on several grids and refusal outside the time domain.
 final class TimeSeriesCommandTests: TemporaryDirectoryTestCase {
-
-
+    /// `inspect` and the model card inside the archive describe each variable of the shipped SIRD
+    /// model: kind, scalar or function of time, time domain, prior range, units; the card also says
+    /// what the model is for and carries the calibration table.
+    func testInspectAndModelCardDescribeEachVariable() throws {
+        let archive = CLI.repository.appendingPathComponent("fixtures/models/sird.sbim").path
+        let inspect = try CLI.run(["inspect", archive])
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        let card = try Tool.run("/bin/tar", ["xzf", archive, "-O", "README.md"])
+        XCTAssertEqual(card.status, 0, card.stderr)
+        for text in [inspect.stdout, card.stdout.replacingOccurrences(of: "`", with: "")] {
+            for line in ["gamma: parameter, a scalar; prior range [0, 0.5]; units 1/day",
+                         "beta: parameter, a function of time on [0, 50] days, queried at up to 20 times directly",
+                         "infected: data, a time series on [0, 50] days, up to 20 observation times per file",
+                         "| gamma | pass |", "Worst coverage deviation from nominal"] {
+                XCTAssert(text.contains(line), "\(line) missing from\n\(text)")
+            }
+        }
+        XCTAssert(card.stdout.contains("## Intended use\n\nAmortized posterior inference of gamma, delta, I0, beta"), card.stdout)
+    }
 
     func testTrainingSetTrainAndGridQueries() throws {
         let sims = dir.appendingPathComponent("sird.nc").path
