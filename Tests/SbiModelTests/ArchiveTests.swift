@@ -165,3 +165,22 @@ final class ArchiveTests: TemporaryDirectoryTestCase {
         }
     }
 }
+
+/// `train --simulations` holds a split out of training and early stopping for its calibration pass:
+/// a fifth of the rows (at most 1,500), disjoint from the training rows, up to 500 of them references,
+/// the same split for the same seed and another for another seed.
+final class CalibrationSplitTests: XCTestCase {
+    func testHeldOutRowsNeverReachTraining() {
+        for count in [200, 1000, 20000] {
+            let split = CalibrationSplit(count: count, seed: 4)
+            let held = split.references + split.cases
+            XCTAssertEqual(held.count, min(count / 5, 1500))
+            XCTAssertEqual(split.references.count, min(500, held.count / 2))
+            XCTAssertTrue(Set(held).isDisjoint(with: split.training))
+            XCTAssertEqual(Set(held).union(split.training), Set(0..<count), "every row is used once")
+            XCTAssertEqual(Set(held).count, held.count)
+            XCTAssertEqual(CalibrationSplit(count: count, seed: 4), split)
+            XCTAssertNotEqual(CalibrationSplit(count: count, seed: 5), split)
+        }
+    }
+}

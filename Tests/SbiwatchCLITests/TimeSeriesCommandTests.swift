@@ -46,6 +46,18 @@ final class TimeSeriesCommandTests: TemporaryDirectoryTestCase {
         XCTAssert(inspect.stdout.contains("sbiwatch train --simulations sird.nc --seed 0 --steps 3"), inspect.stdout)
         XCTAssert(inspect.stdout.contains("simulation file"), inspect.stdout)
 
+        // with a calibration pass, a fifth of the file is held out of training for it, and the card says so
+        let calibrated = dir.appendingPathComponent("sird-cal.sbim").path
+        let big = dir.appendingPathComponent("sird-200.nc").path
+        XCTAssertEqual(try CLI.run(["simulate", "--task", "sird", "--count", "200", "--training-set", "--seed", "5", "--out", big]).status, 0)
+        let cal = try CLI.run(["train", "--simulations", big, "--steps", "3", "--batch-size", "8", "--sampler-steps", "3",
+                               "--calibration-cases", "20", "--out", calibrated])
+        XCTAssertEqual(cal.status, 0, cal.stderr)
+        XCTAssert(cal.stderr.contains("holding out 40 of 200 simulations for calibration"), cal.stderr)
+        let card = try CLI.run(["inspect", calibrated]).stdout
+        XCTAssert(card.contains("Measured on 20 held-out simulations (a held-out split of sird-200.nc"), card)
+        XCTAssert(card.contains("160 simulations"), "trained on the rest: \(card)")
+
         let csv = dir.appendingPathComponent("q.csv").path
         for points in [10, 100, 400] {
             let r = try CLI.run(["sample", "--model", model, "--observe", "infected=1:0.1,4.5:0.12,9:0.2", "--observe", "dead=9:0.01",
