@@ -16,7 +16,7 @@ final class InstallTests: TemporaryDirectoryTestCase {
     /// The shipped fixture files, asking for 40 samples each (their sbiwatch_samples attribute) so the run is short.
     func copyFixtures(into folder: String) throws {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        for stem in ["region-17_2026-11-21", "pond-3_2026-11-21"] {
+        for stem in ["region-17_2026-11-21", "pond-3_2026-11-21", "neuron-7_2026-11-21"] {
             let cdl = try String(contentsOf: CLI.repository.appendingPathComponent("fixtures/inbox/\(stem).cdl"), encoding: .utf8)
             let fewer = cdl.replacingOccurrences(of: "// global attributes:\n", with: "// global attributes:\n\t\t:sbiwatch_samples = 40 ;\n")
             XCTAssertNotEqual(fewer, cdl)
@@ -34,7 +34,8 @@ final class InstallTests: TemporaryDirectoryTestCase {
         let files = ["bin/sbiwatch", "share/man/man1/sbiwatch.1", "share/bash-completion/completions/sbiwatch",
                      "share/zsh/site-functions/_sbiwatch", "share/fish/vendor_completions.d/sbiwatch.fish",
                      "share/sbiwatch/models/models", "share/sbiwatch/models/sird.sbim",
-                     "share/sbiwatch/models/lotka-volterra.sbim", "share/sbiwatch/models/gaussian-linear.sbim"]
+                     "share/sbiwatch/models/lotka-volterra.sbim", "share/sbiwatch/models/gaussian-linear.sbim",
+                     "share/sbiwatch/models/hodgkin-huxley.sbim"]
         for f in files { XCTAssert(FileManager.default.fileExists(atPath: root + "/" + f), "\(f) not installed") }
         let sbiwatch = root + "/bin/sbiwatch"
         let work = dir.appendingPathComponent("work")
@@ -45,7 +46,7 @@ final class InstallTests: TemporaryDirectoryTestCase {
         let watch = try Tool.run(sbiwatch, ["--inbox", "data/in", "--outbox", "data/out", "--once"], environment: env, cwd: work)
         XCTAssertEqual(watch.status, 0, watch.stderr)
         XCTAssert(watch.stderr.contains("models_file=\(root)/share/sbiwatch/models/models"), "the daemon logs the models file: \(watch.stderr)")
-        for stem in ["region-17_2026-11-21", "pond-3_2026-11-21"] {
+        for stem in ["region-17_2026-11-21", "pond-3_2026-11-21", "neuron-7_2026-11-21"] {
             let report = try JSONSerialization.jsonObject(with: Data(contentsOf: work.appendingPathComponent("data/out/\(stem).report.json"))) as! [String: Any]
             let model = report["model"] as! [String: Any]
             XCTAssertEqual(model["models_file"] as? String, root + "/share/sbiwatch/models/models", stem)
