@@ -6,9 +6,22 @@
 public protocol GuidanceConstraint: Sendable {
     /// The nodes the constraint touches (they must be latent).
     var nodes: [Int] { get }
-    /// Adds d/dx log c(x) to grad for one sample. x and grad hold all nodes of the sample;
-    /// `sharpness[i]` is 1 / (sigma_t * std_i)^2, the sharpness of a soft step in node i's units.
-    func addLogGradient(x: UnsafePointer<Double>, sharpness: UnsafePointer<Double>, grad: UnsafeMutablePointer<Double>)
+    /// Adds d/dx log c(x) to grad for one sample. x and grad hold all nodes of the sample.
+    func addLogGradient(x: UnsafePointer<Double>, scale: GuidanceScale, grad: UnsafeMutablePointer<Double>)
+}
+
+/// How sharp guidance is at one step, per node, in the node's own units. The method's soft step
+/// log sigmoid(k (x - a)) has k = 1 / sigma_t^2 in the network's normalised units (z = (x - mean) / std),
+/// which is k = 1 / (sigma_t^2 std) in x's units: the same pull on a variable whatever its scale (an
+/// energy in nC/cm2 and a fraction of a population alike).
+public struct GuidanceScale {
+    /// sharpness[i] = 1 / (sigma_t^2 std_i): k of a soft step on node i.
+    public let sharpness: UnsafePointer<Double>
+    /// noiseVariance[i] = (sigma_t std_i)^2: the variance of the noise on node i at this step.
+    public let noiseVariance: UnsafePointer<Double>
+    public init(sharpness: UnsafePointer<Double>, noiseVariance: UnsafePointer<Double>) {
+        self.sharpness = sharpness; self.noiseVariance = noiseVariance
+    }
 }
 
 @inline(__always)
@@ -23,8 +36,8 @@ public struct IntervalConstraint: GuidanceConstraint {
     public init(node: Int, lower: Double, upper: Double) { self.node = node; self.lower = lower; self.upper = upper }
     public var nodes: [Int] { [node] }
 
-    public func addLogGradient(x: UnsafePointer<Double>, sharpness: UnsafePointer<Double>, grad: UnsafeMutablePointer<Double>) {
-        let k = sharpness[node], v = x[node]
+    public func addLogGradient(x: UnsafePointer<Double>, scale: GuidanceScale, grad: UnsafeMutablePointer<Double>) {
+        let k = scale.sharpness[node], v = x[node]
         var g = 0.0
         // d/dx log sigmoid(z) = 1 - sigmoid(z)
         if lower.isFinite { g += k * (1 - sigmoid(k * (v - lower))) }
@@ -33,13 +46,21 @@ public struct IntervalConstraint: GuidanceConstraint {
     }
 }
 
-/// The noise variance of w . x0_hat at this step: sum_i w_i^2 / sharpness_i (for one node with
-/// weight 1 it is 1 / sharpness, the interval's own scale).
+/// The noise variance of w . x0_hat at this step: sum_i w_i^2 noiseVariance_i.
 @inline(__always)
-func combinationVariance(_ weights: [(node: Int, weight: Double)], _ sharpness: UnsafePointer<Double>) -> Double {
+func combinationVariance(_ weights: [(node: Int, weight: Double)], _ scale: GuidanceScale) -> Double {
     var v = 0.0
-    for (i, w) in weights { v += w * w / sharpness[i] }
+    for (i, w) in weights { v += w * w * scale.noiseVariance[i] }
     return v
+}
+
+/// The soft step's k for w . x: 1 / sqrt(sum_i w_i^2 / sharpness_i^2), so k (b - w . x) is the same
+/// for any positive multiple of the row, and for one node with weight 1 it is that node's sharpness.
+@inline(__always)
+func combinationSharpness(_ weights: [(node: Int, weight: Double)], _ scale: GuidanceScale) -> Double {
+    var v = 0.0
+    for (i, w) in weights { v += w * w / (scale.sharpness[i] * scale.sharpness[i]) }
+    return 1 / v.squareRoot()
 }
 
 /// sum_i w_i x_i over the weighted nodes.
@@ -51,7 +72,7 @@ func weightedSum(_ weights: [(node: Int, weight: Double)], _ x: UnsafePointer<Do
 }
 
 /// lower <= sum_i w_i x_i <= upper (either bound may be infinite):
-/// log c = log sigmoid(k (w.x - lower)) + log sigmoid(k (upper - w.x)), k = 1 / combinationVariance.
+/// log c = log sigmoid(k (w.x - lower)) + log sigmoid(k (upper - w.x)), k = combinationSharpness.
 public struct LinearBoundConstraint: GuidanceConstraint {
     public var weights: [(node: Int, weight: Double)]
     public var lower: Double
@@ -61,8 +82,8 @@ public struct LinearBoundConstraint: GuidanceConstraint {
     }
     public var nodes: [Int] { weights.map(\.node) }
 
-    public func addLogGradient(x: UnsafePointer<Double>, sharpness: UnsafePointer<Double>, grad: UnsafeMutablePointer<Double>) {
-        let dot = weightedSum(weights, x), k = 1 / combinationVariance(weights, sharpness)
+    public func addLogGradient(x: UnsafePointer<Double>, scale: GuidanceScale, grad: UnsafeMutablePointer<Double>) {
+        let dot = weightedSum(weights, x), k = combinationSharpness(weights, scale)
         var slope = 0.0
         if lower.isFinite { slope += k * (1 - sigmoid(k * (dot - lower))) }
         if upper.isFinite { slope -= k * (1 - sigmoid(k * (upper - dot))) }
@@ -82,32 +103,32 @@ public struct SoftLinearEqualityConstraint: GuidanceConstraint {
     }
     public var nodes: [Int] { weights.map(\.node) }
 
-    public func addLogGradient(x: UnsafePointer<Double>, sharpness: UnsafePointer<Double>, grad: UnsafeMutablePointer<Double>) {
+    public func addLogGradient(x: UnsafePointer<Double>, scale: GuidanceScale, grad: UnsafeMutablePointer<Double>) {
         let dot = weightedSum(weights, x)
-        let precision = 1 / (tolerance * tolerance / 4 + combinationVariance(weights, sharpness))
+        let precision = 1 / (tolerance * tolerance / 4 + combinationVariance(weights, scale))
         for (i, w) in weights { grad[i] -= precision * (dot - target) * w }
     }
 }
 
 /// max_i x_i >= bound (or, with `minimum`, min_i x_i <= bound): "at least one value crosses the bound".
-/// The extremum is a soft maximum, tau log sum exp(x_i / tau) with tau = sqrt(mean_i 1 / sharpness_i),
+/// The extremum is a soft maximum, tau log sum exp(x_i / tau) with tau = sqrt(mean_i noiseVariance_i),
 /// so its gradient spreads over the values near the top; log c = log sigmoid(k (softmax - bound)),
-/// k = 1 / tau^2. (max <= bound and min >= bound are one interval per value instead.)
+/// k = 1 / mean_i (1 / sharpness_i). (max <= bound and min >= bound are one interval per value instead.)
 public struct ExtremumConstraint: GuidanceConstraint {
     public var nodes: [Int]
     public var bound: Double
     public var minimum: Bool
     public init(nodes: [Int], bound: Double, minimum: Bool) { self.nodes = nodes; self.bound = bound; self.minimum = minimum }
 
-    public func addLogGradient(x: UnsafePointer<Double>, sharpness: UnsafePointer<Double>, grad: UnsafeMutablePointer<Double>) {
+    public func addLogGradient(x: UnsafePointer<Double>, scale: GuidanceScale, grad: UnsafeMutablePointer<Double>) {
         guard !nodes.isEmpty else { return }
         let s = minimum ? -1.0 : 1.0  // min x = -max(-x)
-        let tau2 = nodes.reduce(0) { $0 + 1 / sharpness[$1] } / Double(nodes.count), tau = tau2.squareRoot()
+        let tau2 = nodes.reduce(0) { $0 + scale.noiseVariance[$1] } / Double(nodes.count), tau = tau2.squareRoot()
         let top = nodes.map { s * x[$0] }.max()!
         let weights = nodes.map { exp((s * x[$0] - top) / tau) }
         let total = weights.reduce(0, +)
         let softMax = top + tau * log(total)
-        let k = 1 / tau2
+        let k = Double(nodes.count) / nodes.reduce(0) { $0 + 1 / scale.sharpness[$1] }
         let slope = k * (1 - sigmoid(k * (softMax - s * bound)))
         for (j, i) in nodes.enumerated() { grad[i] += s * slope * weights[j] / total }
     }

@@ -248,8 +248,10 @@ public enum Sampler {
                             _ t: Double, _ n: Int, _ score: inout [Double]) {
         let mu = sde.mean(t), sigma = sde.std(t)
         var x0 = [Double](repeating: 0, count: d), grad = [Double](repeating: 0, count: d)
-        let sharpness = (0..<d).map { i in 1 / (sigma * sigma * norm.std[i] * norm.std[i]) }
-        sharpness.withUnsafeBufferPointer { k in
+        let sharpness = (0..<d).map { i in 1 / (sigma * sigma * norm.std[i]) }
+        let noiseVariance = (0..<d).map { i in sigma * sigma * norm.std[i] * norm.std[i] }
+        sharpness.withUnsafeBufferPointer { k in noiseVariance.withUnsafeBufferPointer { v in
+            let scale = GuidanceScale(sharpness: k.baseAddress!, noiseVariance: v.baseAddress!)
             for e in 0..<n {
                 for i in 0..<d {
                     let z0 = (x[e * d + i] + sigma * sigma * score[e * d + i]) / mu
@@ -258,11 +260,11 @@ public enum Sampler {
                 }
                 x0.withUnsafeBufferPointer { xp in
                     grad.withUnsafeMutableBufferPointer { gp in
-                        for c in conditioning.constraints { c.addLogGradient(x: xp.baseAddress!, sharpness: k.baseAddress!, grad: gp.baseAddress!) }
+                        for c in conditioning.constraints { c.addLogGradient(x: xp.baseAddress!, scale: scale, grad: gp.baseAddress!) }
                     }
                 }
                 for i in 0..<d where grad[i] != 0 { score[e * d + i] += grad[i] * norm.std[i] }
             }
-        }
+        } }
     }
 }

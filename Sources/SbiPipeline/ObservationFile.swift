@@ -54,6 +54,8 @@ public final class ObservationFile {
     public let modelName: String?
     public let samples: Int?
     public let seed: UInt64?
+    /// The global attribute sbiwatch_resampling: RePaint steps per step under guidance (default 5).
+    public let resampling: Int?
     /// The global attribute sbiwatch_constraints: constraint-language expressions separated by ';'.
     public let constraintText: String?
 
@@ -64,6 +66,7 @@ public final class ObservationFile {
             modelName = try file.textAttribute("sbiwatch_model")?.trimmingCharacters(in: .whitespaces)
             samples = try Self.integerAttribute(file, "sbiwatch_samples", range: 1...100_000)
             seed = try Self.integerAttribute(file, "sbiwatch_seed", range: 0...Int(Int32.max)).map(UInt64.init)
+            resampling = try Self.integerAttribute(file, "sbiwatch_resampling", range: 0...100)
             constraintText = try file.textAttribute("sbiwatch_constraints")
         } catch { file.close(); throw error }
     }

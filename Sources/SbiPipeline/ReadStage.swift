@@ -20,10 +20,10 @@ public struct SamplingOverrides: Sendable, Equatable {
     }
 
     /// These overrides over the file's attributes over the model's sampler. Interval observations
-    /// (guidance) get at least 5 resampling steps.
+    /// and constraints (guidance) get the file's sbiwatch_resampling steps, or at least 5.
     func request(file: ObservationFile, model: SamplerSettings, constrained: Bool) -> SamplingRequest {
         var settings = model.overriding(steps: steps)
-        if constrained { settings.resampling = max(settings.resampling, 5) }
+        if constrained { settings.resampling = file.resampling ?? max(settings.resampling, 5) }
         return SamplingRequest(samples: samples ?? file.samples ?? Pipeline.defaultSamples,
                                seed: seed ?? file.seed ?? 0, settings: settings)
     }

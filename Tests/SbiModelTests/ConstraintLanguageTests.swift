@@ -176,26 +176,34 @@ final class ConstraintLanguageTests: XCTestCase {
 
     /// d/dx log c against central differences of log c, at points where each term is active.
     func testGuidanceGradientsMatchFiniteDifferences() {
-        let sharp: [Double] = [40, 90, 25, 60]
+        // per node: sharpness 1 / (sigma^2 std), noise variance (sigma std)^2, at sigma = 0.1
+        let std: [Double] = [0.5, 0.2, 2, 0.8], sigma = 0.1
+        let sharp = std.map { 1 / (sigma * sigma * $0) }, noise = std.map { sigma * sigma * $0 * $0 }
         let sig = { (z: Double) in log(z >= 0 ? 1 / (1 + exp(-z)) : exp(z) / (1 + exp(z))) }
         let wts: [(node: Int, weight: Double)] = [(0, 1.5), (2, -0.7), (3, 0.4)]
-        let variance = wts.reduce(0) { $0 + $1.weight * $1.weight / sharp[$1.node] }
+        let variance = wts.reduce(0) { $0 + $1.weight * $1.weight * noise[$1.node] }
+        let k = 1 / wts.reduce(0) { $0 + $1.weight * $1.weight / (sharp[$1.node] * sharp[$1.node]) }.squareRoot()
         let dot = { (x: [Double]) in wts.reduce(0) { $0 + $1.weight * x[$1.node] } }
         let cases: [(any GuidanceConstraint, ([Double]) -> Double)] = [
+            (IntervalConstraint(node: 1, lower: 0.245, upper: 0.3),
+             { x in sig(sharp[1] * (x[1] - 0.245)) + sig(sharp[1] * (0.3 - x[1])) }),
             (LinearBoundConstraint(weights: wts, lower: -0.2, upper: 0.1),
-             { x in let k = 1 / variance; return sig(k * (dot(x) + 0.2)) + sig(k * (0.1 - dot(x))) }),
+             { x in sig(k * (dot(x) + 0.2)) + sig(k * (0.1 - dot(x))) }),
             (SoftLinearEqualityConstraint(weights: wts, target: 0.05, tolerance: 0.03),
              { x in -(dot(x) - 0.05) * (dot(x) - 0.05) / (2 * (0.03 * 0.03 / 4 + variance)) }),
             (ExtremumConstraint(nodes: [0, 1, 3], bound: 0.3, minimum: false),
-             { x in self.softExtremumLog(x, [0, 1, 3], 0.3, 1, sharp) }),
+             { x in self.softExtremumLog(x, [0, 1, 3], 0.3, 1, sharp, noise) }),
             (ExtremumConstraint(nodes: [1, 2], bound: -0.1, minimum: true),
-             { x in self.softExtremumLog(x, [1, 2], -0.1, -1, sharp) }),
+             { x in self.softExtremumLog(x, [1, 2], -0.1, -1, sharp, noise) }),
         ]
         let x: [Double] = [0.12, 0.25, -0.08, 0.3]
         for (c, logC) in cases {
             var grad = [Double](repeating: 0, count: 4)
-            x.withUnsafeBufferPointer { xp in sharp.withUnsafeBufferPointer { kp in grad.withUnsafeMutableBufferPointer { gp in
-                c.addLogGradient(x: xp.baseAddress!, sharpness: kp.baseAddress!, grad: gp.baseAddress!)
+            x.withUnsafeBufferPointer { xp in sharp.withUnsafeBufferPointer { kp in noise.withUnsafeBufferPointer { vp in
+                grad.withUnsafeMutableBufferPointer { gp in
+                    c.addLogGradient(x: xp.baseAddress!, scale: GuidanceScale(sharpness: kp.baseAddress!, noiseVariance: vp.baseAddress!),
+                                     grad: gp.baseAddress!)
+                }
             } } }
             for i in 0..<4 {
                 var up = x, down = x
@@ -207,11 +215,35 @@ final class ConstraintLanguageTests: XCTestCase {
         }
     }
 
-    /// log sigmoid(k (s * softmax(s x) - s * bound)) with tau^2 = mean 1 / sharpness, k = 1 / tau^2 (s = -1: min).
-    func softExtremumLog(_ x: [Double], _ nodes: [Int], _ bound: Double, _ s: Double, _ sharp: [Double]) -> Double {
-        let tau2 = nodes.reduce(0) { $0 + 1 / sharp[$1] } / Double(nodes.count), tau = tau2.squareRoot()
+    /// The soft step is as sharp in the network's normalised units whatever a variable's scale: the
+    /// pull on z = x / std (d log c / dz = std d log c / dx) is the same for std 0.05 and std 2,500.
+    func testGuidanceIsScaleFree() {
+        let sigma = 0.3
+        func pullInNormalisedUnits(std: Double) -> Double {
+            let sharp = [1 / (sigma * sigma * std)], noise = [sigma * sigma * std * std]
+            var grad = [0.0]
+            let x = [1.2 * std]   // z = 1.2 against a bound at z = 1
+            let c = LinearBoundConstraint(weights: [(0, 1)], lower: -.infinity, upper: 1 * std)
+            x.withUnsafeBufferPointer { xp in sharp.withUnsafeBufferPointer { kp in noise.withUnsafeBufferPointer { vp in
+                grad.withUnsafeMutableBufferPointer { gp in
+                    c.addLogGradient(x: xp.baseAddress!, scale: GuidanceScale(sharpness: kp.baseAddress!, noiseVariance: vp.baseAddress!),
+                                     grad: gp.baseAddress!)
+                }
+            } } }
+            return grad[0] * std
+        }
+        let unit = pullInNormalisedUnits(std: 1)
+        XCTAssertLessThan(unit, -1, "the bound pulls z back")
+        for std in [0.05, 2556.0] { XCTAssertEqual(pullInNormalisedUnits(std: std), unit, accuracy: 1e-9 * abs(unit)) }
+    }
+
+    /// log sigmoid(k (s * softmax(s x) - s * bound)) with tau^2 = mean noise variance and
+    /// k = 1 / mean (1 / sharpness) (s = -1: min).
+    func softExtremumLog(_ x: [Double], _ nodes: [Int], _ bound: Double, _ s: Double, _ sharp: [Double], _ noise: [Double]) -> Double {
+        let tau2 = nodes.reduce(0) { $0 + noise[$1] } / Double(nodes.count), tau = tau2.squareRoot()
+        let k = Double(nodes.count) / nodes.reduce(0) { $0 + 1 / sharp[$1] }
         let soft = tau * log(nodes.reduce(0) { $0 + exp(s * x[$1] / tau) })
-        let z = (soft - s * bound) / tau2
+        let z = k * (soft - s * bound)
         return log(z >= 0 ? 1 / (1 + exp(-z)) : exp(z) / (1 + exp(z)))
     }
 }
