@@ -123,6 +123,7 @@ final class GaussianLinearAccuracyTests: XCTestCase {
         let exactCov = covariance(accepted.map(\.0), accepted.map(\.1)), modelCov = covariance(draws.map { $0[0] }, draws.map { $0[1] })
         let report = "exact means \(exact0.mean), \(exact1.mean) var \(exact0.variance), \(exact1.variance) cov \(exactCov); "
             + "guided \(model0.mean), \(model1.mean) var \(model0.variance), \(model1.variance) cov \(modelCov)"
+        print("polytope on gaussian-linear: " + report)
         XCTAssertEqual(model0.mean, exact0.mean, accuracy: 0.06, report)
         XCTAssertEqual(model1.mean, exact1.mean, accuracy: 0.06, report)
         XCTAssertEqual(model0.variance, exact0.variance, accuracy: 0.35 * exact0.variance, report)
