@@ -28,8 +28,10 @@ public struct FileChecks: Sendable {
 
     /// Checks `draws` (completed draws of `plan`) against the model of `context`; the predictive
     /// replicates use `settings` and `key`.
-    public static func run(_ context: TrustContext, plan: QueryPlan, draws: [[Double]], settings: SamplerSettings,
-                           key: RandomKey, replicates: Int = PredictiveCheck.defaultReplicates,
+    /// `reported`: the draws the report summarises, when they differ from the checked `draws` (a file
+    /// with constraints is checked with its free draws); the contraction is theirs.
+    public static func run(_ context: TrustContext, plan: QueryPlan, draws: [[Double]], reported: [[Double]]? = nil,
+                           settings: SamplerSettings, key: RandomKey, replicates: Int = PredictiveCheck.defaultReplicates,
                            threads: Int? = nil) throws -> FileChecks {
         var checks: [Check] = []
         if let ood = outOfDistribution(context, plan: plan) { checks.append(ood) }
@@ -48,7 +50,7 @@ public struct FileChecks: Sendable {
         }
         let failures = context.calibration.map { $0.measured ? $0.failed() : [] } ?? []
         return FileChecks(checks: checks, verdict: Verdict(checks: checks, modelCautions: modelCautions(context, failures: failures)),
-                          predictive: predictive, contraction: contraction(context, plan: plan, draws: draws),
+                          predictive: predictive, contraction: contraction(context, plan: plan, draws: reported ?? draws),
                           rawPredictive: raw, calibrationFailures: failures)
     }
 

@@ -19,15 +19,19 @@ extension Draws {
     public static func sample(_ read: ReadObservation, input: InputFile, threads: Int?,
                               progress: ((Int, Int) -> Void)? = nil) throws -> Draws {
         let plan = read.observation.plan, request = read.request
+        let twice = !plan.plannedConstraints.isEmpty, n = request.samples
+        // with constraints the free run follows: progress counts both runs' samples
+        let first = progress.map { p in { (k: Int, _: Int) in p(k, twice ? 2 * n : n) } }
         let rows = try run(read, plan.conditioning, settings: request.settings, key: RandomKey(seed: request.seed),
-                           input: input, threads: threads, progress: progress)
+                           input: input, threads: threads, progress: first)
         var draws = Draws(rows: rows, request: request)
-        if !plan.plannedConstraints.isEmpty {
+        if twice {
             let free = plan.unconstrainedConditioning
             var settings = request.settings
             if free.constraints.isEmpty { settings.resampling = 0 }
+            let second = progress.map { p in { (k: Int, _: Int) in p(n + k, 2 * n) } }
             draws.unconstrained = try run(read, free, settings: settings, key: RandomKey(seed: request.seed).split(0xF4EE),
-                                          input: input, threads: threads, progress: progress)
+                                          input: input, threads: threads, progress: second)
         }
         return draws
     }

@@ -59,7 +59,8 @@ public enum SyntheticObservation {
         return d
     }
 
-    /// Writes one simulated observation file; returns the true values of the scalar parameters.
+    /// Writes one simulated observation file; returns the true values of the scalar parameters and
+    /// of the data values left unmeasured (the energy of hodgkin_huxley).
     @discardableResult
     public static func write(task: any SimulationTask, to path: String, seed: UInt64, missing: Double,
                              format: NetCDFWriter.Format = .netcdf4Classic, modelName: String?,

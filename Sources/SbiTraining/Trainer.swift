@@ -140,8 +140,6 @@ struct ExampleMaker: Sendable {
     }
 }
 
-/// Draws noised training examples into one batch and evaluates the weighted denoising
-/// score matching loss on them.
 /// The directed attention masks of a fixed layout (every example has the same tokens), keyed by
 /// the condition mask: a pure function of it, so each is computed once (the minimal faithful
 /// inversion costs O(T^4) per example) and training stays bit-identical. At most `capacity` masks
@@ -165,6 +163,8 @@ final class DirectedMaskCache: @unchecked Sendable {
     }
 }
 
+/// Draws noised training examples into one batch and evaluates the weighted denoising
+/// score matching loss on them.
 final class DenoisingObjective: @unchecked Sendable {
     let model: ScoreModel
     let batch: TokenBatch

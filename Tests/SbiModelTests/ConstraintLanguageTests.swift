@@ -235,6 +235,22 @@ final class ConstraintLanguageTests: XCTestCase {
         let unit = pullInNormalisedUnits(std: 1)
         XCTAssertLessThan(unit, -1, "the bound pulls z back")
         for std in [0.05, 2556.0] { XCTAssertEqual(pullInNormalisedUnits(std: std), unit, accuracy: 1e-9 * abs(unit)) }
+
+        // and through the sampler's own step: the score increment of a variable at z = 1.2 against a
+        // bound at z = 1 is the same for std 1 and 2,556 (it was 2,556x smaller for the latter)
+        func scoreIncrement(std: Double, t: Double) -> Double {
+            let sde = SDE.defaultVE, mean = 40.0
+            let bound = LinearBoundConstraint(weights: [(0, 1)], lower: -.infinity, upper: mean + 1 * std)
+            var score = [0.0]
+            Sampler.addGuidance(sde, Normalization(mean: [mean], std: [std]), 1, Conditioning(constraints: [bound]),
+                                [1.2 * sde.mean(t)], t, 1, &score)
+            return score[0]
+        }
+        for t in [0.2, 0.5, 0.8] {
+            let reference = scoreIncrement(std: 1, t: t)
+            XCTAssertLessThan(reference, 0, "t \(t)")
+            XCTAssertEqual(scoreIncrement(std: 2556, t: t), reference, accuracy: 1e-9 * abs(reference), "t \(t)")
+        }
     }
 
     /// log sigmoid(k (s * softmax(s x) - s * bound)) with tau^2 = mean noise variance and

@@ -225,7 +225,7 @@ final class ProcessCommandTests: TemporaryDirectoryTestCase {
           double x(x_index) ;
         // global attributes:
           :sbiwatch_model = "gaussian-linear" ; :sbiwatch_samples = 400 ; :sbiwatch_seed = 3 ;
-          :sbiwatch_constraints = "theta[0] >= 0.3" ;
+          :sbiwatch_constraints = "theta[0] >= 0.3" ; :sbiwatch_resampling = 7 ;
         data:
           x = 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 ;
         }
@@ -234,6 +234,7 @@ final class ProcessCommandTests: TemporaryDirectoryTestCase {
         let r = try CLI.run(["process", file, "--config", pins, "--outbox", out, "--threads", "2"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let report = try json(out + "/budget.report.json")
+        XCTAssertEqual((report["sampler"] as! [String: Any])["resampling"] as? Int, 7, "the file's sbiwatch_resampling")
         let constraint = try XCTUnwrap((report["constraints"] as? [[String: Any]])?.first)
         let with = constraint["satisfied"] as! Double, without = try XCTUnwrap(constraint["satisfied_without_constraints"] as? Double)
         XCTAssertGreaterThan(with, 0.9)
@@ -252,6 +253,12 @@ final class ProcessCommandTests: TemporaryDirectoryTestCase {
         XCTAssert(html.contains("black outline: the same query without the file's constraints"), "the marginals show both")
         XCTAssert(html.contains("<th>without the constraints</th>") && html.contains("without the constraints: median [5%, 95%]"))
         XCTAssert(html.contains("<path d=\"M"), "the free marginal is drawn as an outline")
+
+        let tooMany = try ncgen(try String(contentsOfFile: path("budget.cdl"), encoding: .utf8)
+            .replacingOccurrences(of: ":sbiwatch_resampling = 7 ;", with: ":sbiwatch_resampling = 500 ;"), "toomany")
+        let refused = try CLI.run(["process", tooMany, "--config", pins, "--outbox", out])
+        XCTAssertEqual(refused.status, 65, refused.stderr)
+        XCTAssert((try json(out + "/toomany.error.json")["message"] as! String).contains("sbiwatch_resampling must be an integer in 0...100"))
     }
 
     /// `simulate --task hodgkin_huxley --constraint`: a recorded neuron's 7 voltage features, the

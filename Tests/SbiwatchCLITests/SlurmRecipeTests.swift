@@ -209,7 +209,7 @@ final class SlurmRecipeTests: SpoolTestCase {
         do { return try slurm.run("/usr/bin/sbatch", ["--wait", file], timeout: 600) } catch let timeout as ChildTimeout {
             _ = try? slurm.run("/usr/bin/scancel", ["--full", "-u", "root"])
             throw ChildTimeout(command: timeout.command, seconds: timeout.seconds,
-                               stderr: timeout.stderr + (try slurm.run("/usr/bin/squeue", ["-a"]).stdout) + slurm.log("slurmctld") + slurm.log("slurmd"))
+                               stderr: timeout.stderr + ((try? slurm.run("/usr/bin/squeue", ["-a"]))?.stdout ?? "") + slurm.log("slurmctld") + slurm.log("slurmd"))
         }
     }
 
