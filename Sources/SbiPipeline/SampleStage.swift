@@ -26,12 +26,11 @@ extension Draws {
                            input: input, threads: threads, progress: first)
         var draws = Draws(rows: rows, request: request)
         if twice {
-            let free = plan.unconstrainedConditioning
-            var settings = request.settings
-            if free.constraints.isEmpty { settings.resampling = 0 }
             let second = progress.map { p in { (k: Int, _: Int) in p(n + k, 2 * n) } }
-            draws.unconstrained = try run(read, free, settings: settings, key: RandomKey(seed: request.seed).split(0xF4EE),
-                                          input: input, threads: threads, progress: second)
+            // resampling steps apply only under guidance, so the free run may keep the request's settings
+            draws.unconstrained = try run(read, plan.unconstrainedConditioning, settings: request.settings,
+                                          key: RandomKey(seed: request.seed).split(0xF4EE), input: input, threads: threads,
+                                          progress: second)
         }
         return draws
     }

@@ -140,29 +140,6 @@ struct ExampleMaker: Sendable {
     }
 }
 
-/// The directed attention masks of a fixed layout (every example has the same tokens), keyed by
-/// the condition mask: a pure function of it, so each is computed once (the minimal faithful
-/// inversion costs O(T^4) per example) and training stays bit-identical. At most `capacity` masks
-/// are kept; beyond that the rest are computed each time.
-final class DirectedMaskCache: @unchecked Sendable {
-    private let lock = NSLock()
-    private var masks: [[Bool]: [UInt8]] = [:]
-    let capacity: Int
-
-    init(capacity: Int = 100_000) { self.capacity = capacity }
-
-    func mask(observed: [Bool], compute: () -> [UInt8]) -> [UInt8] {
-        lock.lock()
-        if let m = masks[observed] { lock.unlock(); return m }
-        lock.unlock()
-        let m = compute()
-        lock.lock()
-        if masks.count < capacity { masks[observed] = m }
-        lock.unlock()
-        return m
-    }
-}
-
 /// Draws noised training examples into one batch and evaluates the weighted denoising
 /// score matching loss on them.
 final class DenoisingObjective: @unchecked Sendable {
@@ -172,8 +149,6 @@ final class DenoisingObjective: @unchecked Sendable {
     let capacity: Int
     /// eps (examples, tokens): the noise added to each token
     let eps: FloatBuffer
-    /// Directed masks of a fixed layout by condition mask, each computed once per run.
-    let directedMasks = DirectedMaskCache()
 
     init(model: ScoreModel, batch: TokenBatch, maker: ExampleMaker) {
         self.model = model; self.batch = batch; self.maker = maker; capacity = batch.tokens
@@ -201,9 +176,7 @@ final class DenoisingObjective: @unchecked Sendable {
         // fixed layouts were filled once, so only a directed mask is set for them
         if !maker.timeNodes.isEmpty || kind == .directed {
             let observed = kind == .directed ? (0..<tokens.count).map { obs[$0] != 0 } : nil
-            let allowed = maker.timeNodes.isEmpty && kind == .directed
-                ? directedMasks.mask(observed: observed!) { model.masks.mask(for: tokens, kind: kind, observed: observed) }
-                : model.masks.mask(for: tokens, kind: kind, observed: observed)
+            let allowed = model.masks.mask(for: tokens, kind: kind, observed: observed)
             if maker.timeNodes.isEmpty { model.setMask(batch, example: e, tokens: tokens.count, allowed: allowed) }
             else { model.fill(batch, example: e, tokens: tokens, allowed: allowed) }
         }

@@ -1,7 +1,6 @@
 import XCTest
 @testable import SbiModel
 @testable import SbiTasks
-@testable import SbiTraining
 
 final class AttentionMaskTests: XCTestCase {
     func allowed(_ m: [UInt8], _ t: Int, _ i: Int, _ j: Int) -> Bool { m[i * t + j] != 0 }
@@ -171,26 +170,5 @@ final class AttentionMaskTests: XCTestCase {
         XCTAssertEqual(AttentionMasks(spec: slcp).mask(for: slcp.fixedLayout, kind: .directed),
                        AttentionMasks(spec: slcp).parentMatrix(for: slcp.fixedLayout).enumerated().map { $0.element || $0.offset % 14 == 0 ? 1 : 0 },
                        "nothing observed: the DAG")
-    }
-}
-
-/// Training keeps the directed masks of a fixed layout by condition mask: the cache hands back what
-/// the inversion computes, computes each condition mask once, and stops storing at its capacity.
-final class DirectedMaskCacheTests: XCTestCase {
-    func testEachConditionMaskIsInvertedOnce() {
-        let spec = SLCPTask().spec, masks = AttentionMasks(spec: spec)
-        let tokens = spec.fixedLayout, t = tokens.count
-        let cache = DirectedMaskCache(capacity: 3)
-        var computed = 0
-        func cached(_ observed: [Bool]) -> [UInt8] {
-            cache.mask(observed: observed) { computed += 1; return masks.mask(for: tokens, kind: .directed, observed: observed) }
-        }
-        let conditionMasks = (0..<5).map { k in (0..<t).map { $0 <= k } }  // five different ones
-        for _ in 0..<2 {
-            for observed in conditionMasks {
-                XCTAssertEqual(cached(observed), masks.mask(for: tokens, kind: .directed, observed: observed))
-            }
-        }
-        XCTAssertEqual(computed, 3 + 2 * 2, "three stored masks computed once, the two beyond capacity each time")
     }
 }

@@ -240,31 +240,22 @@ final class WatchCommandTests: SpoolTestCase {
 /// `sbiwatch` running in the background, its stderr collected.
 final class Background: @unchecked Sendable {
     let process = Process()
-    private let lock = NSLock()
-    private var collected = Data()
-    private let done = DispatchSemaphore(value: 0)
+    private let err = PipeCollector()
 
     /// `environment` is added to this process's own (e.g. SBIWATCH_HOST to simulate a host).
     init(_ args: [String], environment: [String: String] = [:]) throws {
         process.executableURL = CLI.binary
         process.arguments = args
         if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-        let err = Pipe()
-        process.standardError = err
+        process.standardError = err.pipe
         process.standardOutput = FileHandle.nullDevice
         try process.run()
-        DispatchQueue.global().async { [self] in
-            while true {
-                let d = err.fileHandleForReading.availableData
-                if d.isEmpty { break }
-                lock.lock(); collected.append(d); lock.unlock()
-            }
-            done.signal()
-        }
+        err.start()
     }
 
     var pid: Int32 { process.processIdentifier }
-    var stderr: String { lock.lock(); defer { lock.unlock() }; return String(decoding: collected, as: UTF8.self) }
+    /// What the process wrote to stderr so far.
+    var stderr: String { err.text(waiting: 0) }
     func terminate() { kill(pid, SIGTERM) }
     func kill9() { kill(pid, SIGKILL) }
     func signal(_ s: Int32) { kill(pid, s) }
@@ -277,7 +268,7 @@ final class Background: @unchecked Sendable {
             kill9()
             process.waitUntilExit()
         }
-        _ = done.wait(timeout: .now() + 5)
+        _ = err.text(waiting: 5)  // the rest of its stderr, unless a child it left holds the pipe
         return process.terminationStatus
     }
 }
