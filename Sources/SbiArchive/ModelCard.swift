@@ -74,6 +74,8 @@ public enum ModelCard {
         if let worst = c.worstCoverageDeviation {
             lines.append("Worst coverage deviation from nominal: \(String(format: "%.3f", worst.deviation)) (\(worst.name), \(worst.level)% intervals).")
         }
+        lines.append(c.verdictNull.map { "Verdicts: a file's smallest check p-value is ranked among those of these \($0.count) held-out cases." }
+                     ?? "Verdicts: Šidák's adjustment (this pass did not record the held-out cases' checks; recalibrate to rank files among them).")
         return lines
     }
 

@@ -37,6 +37,7 @@ public enum Calibration {
         var ranks: [String: [Int]] = [:], covered: [String: [Int: Int]] = [:]
         var z: [String: [Double]] = [:], posteriorVariance: [String: [Double]] = [:], truths: [String: [Double]] = [:]
         var predictive: [String: [PredictiveNullCase]] = [:]
+        var verdict: [VerdictNullCase] = []
     }
 
     public static let design = "every data series at a uniformly random number of times between half its trained maximum and the maximum, at uniform random times over its domain, with an interior gap of 10-30% of the domain left out, or over the first 60-90% of the domain only (a third each; fixed-size data: every value); function-valued parameters queried at their trained maximum of evenly spaced times; the predictive null matched to a file on its series' largest and trailing gaps"
@@ -60,7 +61,7 @@ public enum Calibration {
                                 source: source, design: design, seed: seed, sampler: settings.method.rawValue,
                                 samplerSteps: settings.steps, seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9,
                                 parameters: parameters, predictiveNull: tally.predictive.mapValues { $0.map(\.pValue).sorted() },
-                                predictiveNullCases: tally.predictive)
+                                predictiveNullCases: tally.predictive, verdictNull: tally.verdict)
     }
 
     /// Seconds one case takes (measured on `row`), for sizing the pass.
@@ -87,6 +88,8 @@ public enum Calibration {
         let checks = try FileChecks.run(context, plan: plan, draws: draws, settings: settings, key: key.split(2_000_000 + UInt64(r)),
                                         replicates: size.replicates, threads: threads)
         for (variable, p) in checks.rawPredictive { tally.predictive[variable, default: []].append(p) }
+        let ood = checks.checks.first { $0.name == ModelCalibration.outOfDistributionCheck }?.pValue
+        tally.verdict.append(VerdictNullCase(outOfDistribution: ood, predictive: checks.rawPredictive))
     }
 
     static func record(_ target: Target, values: [Double], into tally: inout Tally) {

@@ -42,14 +42,20 @@ public struct FileChecks: Sendable {
             c.measured && c.sampler == settings.method.rawValue && c.samplerSteps == settings.steps ? c : nil
         }
         var raw: [String: PredictiveNullCase] = [:]
+        var allCalibrated = comparable != nil
         for series in predictive {
             raw[series.variable] = PredictiveNullCase(pValue: series.rawPValue, largestGap: series.largestGap,
                                                          trailingGap: series.trailingGap)
             let null = series.replicates.count == comparable?.replicates ? comparable : nil
+            if null == nil { allCalibrated = false }
             checks.append(predictiveCheck(series, calibration: null))
         }
+        // the held-out cases' smallest p-values under the same checks, when the file's were computed as theirs
+        let tested = Set(checks.filter { $0.pValue != nil }.map(\.name))
+        let nullMinima = allCalibrated ? comparable?.verdictNullMinima(for: tested) : nil
         let failures = context.calibration.map { $0.measured ? $0.failed() : [] } ?? []
-        return FileChecks(checks: checks, verdict: Verdict(checks: checks, modelCautions: modelCautions(context, failures: failures)),
+        let verdict = Verdict(checks: checks, modelCautions: modelCautions(context, failures: failures), nullMinima: nullMinima)
+        return FileChecks(checks: checks, verdict: verdict,
                           predictive: predictive, contraction: contraction(context, plan: plan, draws: reported ?? draws),
                           rawPredictive: raw, calibrationFailures: failures)
     }
@@ -65,7 +71,7 @@ public struct FileChecks: Sendable {
         let detail = p < Verdict.checkThreshold
             ? "the observations are unlike the simulations the model was trained on: they lie farther from their nearest reference simulations than \(percent(1 - p)) of the references do (p = \(short(p))); check units, delays, noise and the model chosen"
             : "the observations lie as close to the reference simulations as most simulations do (p = \(short(p)))"
-        return Check(name: "out_of_distribution", statistic: statistic, pValue: p, threshold: Verdict.checkThreshold, detail: detail)
+        return Check(name: ModelCalibration.outOfDistributionCheck, statistic: statistic, pValue: p, threshold: Verdict.checkThreshold, detail: detail)
     }
 
     static func predictiveCheck(_ series: PredictiveSeries, calibration: ModelCalibration?) -> Check {
@@ -76,7 +82,7 @@ public struct FileChecks: Sendable {
         let detail = p < Verdict.checkThreshold
             ? "the model does not reproduce \(series.variable): data replicated from the posterior at the observed times are rarely as far from their mean as the observations (\(kind) = \(short(p)))"
             : "data replicated from the posterior reproduce \(series.variable) (\(kind) = \(short(p)))"
-        return Check(name: "posterior_predictive:\(series.variable)", statistic: series.statistic, pValue: p,
+        return Check(name: ModelCalibration.predictiveCheckPrefix + series.variable, statistic: series.statistic, pValue: p,
                      threshold: Verdict.checkThreshold, detail: detail)
     }
 

@@ -56,10 +56,14 @@ public struct ModelCalibration: Codable, Equatable, Sendable {
     /// Data variable -> each held-out case's raw p-value with its design (absent from older
     /// archives, whose files are compared with the whole null).
     public var predictiveNullCases: [String: [PredictiveNullCase]]?
+    /// Each held-out case's data checks, for the verdict's null (absent from archives calibrated
+    /// before it was recorded, whose verdicts combine the checks with Šidák's adjustment).
+    public var verdictNull: [VerdictNullCase]?
 
     enum CodingKeys: String, CodingKey {
         case format, status, note, cases, draws, replicates, source, design, seed, sampler, seconds, parameters
         case samplerSteps = "sampler_steps", predictiveNull = "predictive_null", predictiveNullCases = "predictive_null_cases"
+        case verdictNull = "verdict_null"
     }
 
     public var measured: Bool { status == "measured" }
@@ -68,7 +72,7 @@ public struct ModelCalibration: Codable, Equatable, Sendable {
     public static func skipped(_ note: String) -> ModelCalibration {
         ModelCalibration(status: "skipped", note: note, cases: 0, draws: 0, replicates: 0, source: "", design: "", seed: 0,
                          sampler: "", samplerSteps: 0, seconds: 0, parameters: [], predictiveNull: [:],
-                         predictiveNullCases: nil)
+                         predictiveNullCases: nil, verdictNull: nil)
     }
 
     /// The per-scalar SBC level that makes the tests of all P scalars hold together at 97.5%

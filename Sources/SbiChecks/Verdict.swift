@@ -30,36 +30,50 @@ public enum VerdictLevel: String, Codable, Sendable, Comparable {
     public static func < (a: VerdictLevel, b: VerdictLevel) -> Bool { a.rank < b.rank }
 }
 
+/// How the data checks' p-values were combined into one.
+public enum VerdictCombination: String, Codable, Sendable {
+    /// The file's smallest p-value ranked among the smallest p-values of the model's held-out
+    /// well-specified cases under the same checks: (1 + #{null <= min p}) / (n + 1).
+    case heldOut = "held_out"
+    /// 1 - (1 - min p)^k (exact for independent checks, conservative for correlated ones): models
+    /// whose calibration recorded no verdict null, or files not sampled as the pass was.
+    case sidak
+}
+
 /// The verdict of a file: its level and the reasons, in plain language.
 public struct Verdict: Codable, Equatable, Sendable {
     /// Each check's threshold: a check flags the file below it.
     public static let checkThreshold = 0.05
-    /// The data checks combined (Šidák): caution below 0.05, unreliable below 0.01.
+    /// The data checks combined: caution below 0.05, unreliable below 0.01.
     public static let cautionLevel = 0.05
     public static let unreliableLevel = 0.01
 
     public var level: VerdictLevel
     public var reasons: [String]
-    /// The data checks' smallest p-value, Šidák-adjusted for their number: 1 - (1 - min p)^k.
+    /// The data checks' smallest p-value, adjusted for their number as `combination` says.
     public var combinedPValue: Double?
+    public var combination: VerdictCombination?
 
     enum CodingKeys: String, CodingKey {
-        case level, reasons
+        case level, reasons, combination
         case combinedPValue = "combined_p_value"
     }
 
     /// The verdict of `checks` (data checks with p-values) and of `modelCautions` (reasons that do
-    /// not depend on the file: a model whose calibration failed or is unknown).
-    public init(checks: [Check], modelCautions: [String]) {
+    /// not depend on the file: a model whose calibration failed or is unknown). `nullMinima`: the
+    /// smallest p-values of held-out well-specified cases under the same checks, when known.
+    public init(checks: [Check], modelCautions: [String], nullMinima: [Double]? = nil) {
         let ps = checks.compactMap(\.pValue)
         var level = VerdictLevel.ok, reasons: [String] = []
         if let smallest = ps.min() {
-            let combined = 1 - pow(1 - smallest, Double(ps.count))
+            let (combined, how) = Self.combine(smallest: smallest, count: ps.count, nullMinima: nullMinima)
             combinedPValue = combined
+            combination = how
             if combined < Self.unreliableLevel { level = .unreliable } else if combined < Self.cautionLevel { level = .caution }
             if level > .ok { for c in checks where c.flagged { reasons.append(c.detail) } }
         } else {
             combinedPValue = nil
+            combination = nil
             level = .caution
             reasons.append("no data check could run on this file (no exactly observed data), so nothing tests the model against it")
         }
@@ -72,5 +86,13 @@ public struct Verdict: Codable, Equatable, Sendable {
         }
         self.level = level
         self.reasons = reasons
+    }
+
+    /// The combined p-value of the smallest of `count` p-values: its rank among `nullMinima`, or Šidák's.
+    static func combine(smallest: Double, count: Int, nullMinima: [Double]?) -> (Double, VerdictCombination) {
+        if let null = nullMinima, !null.isEmpty {
+            return (Double(1 + null.filter { $0 <= smallest }.count) / Double(null.count + 1), .heldOut)
+        }
+        return (1 - pow(1 - smallest, Double(count)), .sidak)
     }
 }

@@ -45,12 +45,14 @@ public struct Report: Codable, Sendable {
         public var reasons: [String]
         /// The data checks' smallest p-value adjusted for their number (what the verdict's levels apply to).
         public var combinedPValue: Double?
+        /// How: `held_out` (ranked among the model's held-out cases) or `sidak`.
+        public var combination: VerdictCombination?
         public var checks: [Check]
         public var warnings: [String]
         public var notes: [String]
 
         enum CodingKeys: String, CodingKey {
-            case verdict, reasons, checks, warnings, notes
+            case verdict, reasons, checks, warnings, notes, combination
             case combinedPValue = "combined_p_value"
         }
     }

@@ -31,7 +31,8 @@ extension Report {
             },
             posteriorPredictive: Self.predictiveBands(checks),
             diagnostics: .init(verdict: checks.verdict.level.rawValue, reasons: checks.verdict.reasons,
-                               combinedPValue: checks.verdict.combinedPValue.map(rounded), checks: checks.checks.map(Self.roundedCheck),
+                               combinedPValue: checks.verdict.combinedPValue.map(rounded),
+                               combination: checks.verdict.combination, checks: checks.checks.map(Self.roundedCheck),
                                warnings: warnings, notes: obs.notes),
             timingsSeconds: [:], sbiwatchVersion: SbiCore.sbiwatchVersion)
         if let free = draws.unconstrained {

@@ -52,7 +52,10 @@ enum ReportPage {
             h += "<tr><td>\(esc(c.name))</td><td>\(c.statistic.map(num) ?? "")</td><td>\(c.pValue.map(num) ?? "")</td>"
             h += "<td>\(c.threshold.map(num) ?? "")</td>" + (c.flagged ? "<td class=\"flag\">flagged</td>" : "<td>passed</td>") + "</tr>\n"
         }
-        h += "</table>\n<p class=\"meta\">Verdict from the checks' smallest p-value adjusted for their number (\(d.combinedPValue.map(num) ?? "none")): caution below 0.05, unreliable below 0.01.</p>\n"
+        let how = d.combination == .heldOut
+            ? "the checks' smallest p-value ranked among those of the model's held-out simulations under the same checks"
+            : "the checks' smallest p-value adjusted for their number (Šidák)"
+        h += "</table>\n<p class=\"meta\">Verdict from \(how): combined p = \(d.combinedPValue.map(num) ?? "none"); caution below 0.05, unreliable below 0.01.</p>\n"
         return h
     }
 

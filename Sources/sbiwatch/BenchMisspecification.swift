@@ -43,11 +43,14 @@ struct BenchMisspecification: ParsableCommand {
         var anyCheck: Double
         /// The data checks' combined p below 0.05 (the verdict without the model's own cautions).
         var dataVerdictNotOK: Double
+        /// The same with the checks combined by Šidák's 1 - (1 - min p)^k, for comparison.
+        var sidakNotOK: Double
         var verdictNotOK: Double
         var verdictUnreliable: Double
         enum CodingKeys: String, CodingKey {
             case kind, description, cases, flagged
-            case anyCheck = "any_check", dataVerdictNotOK = "data_verdict_not_ok", verdictNotOK = "verdict_not_ok"
+            case anyCheck = "any_check", dataVerdictNotOK = "data_verdict_not_ok", sidakNotOK = "sidak_not_ok"
+            case verdictNotOK = "verdict_not_ok"
             case verdictUnreliable = "verdict_unreliable"
         }
     }
@@ -83,7 +86,7 @@ struct BenchMisspecification: ParsableCommand {
 
     func measure(_ kind: MisspecificationKind, index: Int, count: Int, task: any SimulationTask, loaded: LoadedModel) throws -> Row {
         let key = RandomKey(seed: seed).split(UInt64(index))
-        var flagged: [String: Int] = [:], any = 0, dataNotOK = 0, notOK = 0, unreliable = 0
+        var flagged: [String: Int] = [:], any = 0, dataNotOK = 0, sidakNotOK = 0, notOK = 0, unreliable = 0
         for c in 0..<count {
             var rng = RandomStream(key: key.split(UInt64(c)))
             let row = kind.apply(task.sampleJoint(&rng), &rng)
@@ -96,13 +99,16 @@ struct BenchMisspecification: ParsableCommand {
             for check in checks.checks where check.flagged { flagged[check.name, default: 0] += 1 }
             if checks.checks.contains(where: \.flagged) { any += 1 }
             if checks.verdict.combinedPValue.map({ $0 < Verdict.cautionLevel }) ?? true { dataNotOK += 1 }
+            let ps = checks.checks.compactMap(\.pValue)
+            if ps.min().map({ 1 - pow(1 - $0, Double(ps.count)) < Verdict.cautionLevel }) ?? true { sidakNotOK += 1 }
             if checks.verdict.level != .ok { notOK += 1 }
             if checks.verdict.level == .unreliable { unreliable += 1 }
             if (c + 1) % 25 == 0 || c == count - 1 { stderrLine("misspecification: \(kind.name) \(c + 1)/\(count)") }
         }
         let n = Double(count)
         return Row(kind: kind.name, description: kind.description, cases: count, flagged: flagged.mapValues { Double($0) / n },
-                   anyCheck: Double(any) / n, dataVerdictNotOK: Double(dataNotOK) / n, verdictNotOK: Double(notOK) / n,
+                   anyCheck: Double(any) / n, dataVerdictNotOK: Double(dataNotOK) / n, sidakNotOK: Double(sidakNotOK) / n,
+                   verdictNotOK: Double(notOK) / n,
                    verdictUnreliable: Double(unreliable) / n)
     }
 
@@ -115,12 +121,13 @@ struct BenchMisspecification: ParsableCommand {
 
     func describe(_ rows: [Row], path: String) -> String {
         let names = Array(Set(rows.flatMap { $0.flagged.keys })).sorted()
-        var text = "misspecification checks of \(path) (\(samples) posterior draws per case; a check flags below p = \(Verdict.checkThreshold); the data verdict is not ok below combined p = \(Verdict.cautionLevel); the verdict adds the model's own cautions):\n"
-        text += "  kind                        cases  " + names.map { $0.padding(toLength: max(12, $0.count), withPad: " ", startingAt: 0) }.joined(separator: " ") + "  any check  data verdict!=ok  verdict!=ok  unreliable\n"
+        var text = "misspecification checks of \(path) (\(samples) posterior draws per case; a check flags below p = \(Verdict.checkThreshold); the data verdict is not ok below combined p = \(Verdict.cautionLevel), its p-values combined as the model's calibration allows (held-out or Šidák), and Šidák's beside it; the verdict adds the model's own cautions):\n"
+        text += "  kind                        cases  " + names.map { $0.padding(toLength: max(12, $0.count), withPad: " ", startingAt: 0) }.joined(separator: " ") + "  any check  data verdict!=ok  Šidák!=ok  verdict!=ok  unreliable\n"
         for r in rows {
             text += "  " + r.kind.padding(toLength: 26, withPad: " ", startingAt: 0) + String(format: "%7d  ", r.cases)
             text += names.map { String(format: "%.3f", r.flagged[$0] ?? 0).padding(toLength: max(12, $0.count), withPad: " ", startingAt: 0) }.joined(separator: " ")
-            text += String(format: "  %.3f      %.3f                %.3f        %.3f\n", r.anyCheck, r.dataVerdictNotOK, r.verdictNotOK, r.verdictUnreliable)
+            text += String(format: "  %.3f      %.3f                %.3f      %.3f        %.3f\n", r.anyCheck, r.dataVerdictNotOK, r.sidakNotOK,
+                           r.verdictNotOK, r.verdictUnreliable)
         }
         if let w = rows.first {
             let se = (0.05 * 0.95 / Double(w.cases)).squareRoot()

@@ -73,6 +73,64 @@ final class TrustChecksTests: XCTestCase {
         XCTAssertEqual(Verdict(checks: [], modelCautions: []).level, .caution)
     }
 
+    /// With a verdict null the combined p-value is the file's smallest p-value ranked among the
+    /// held-out cases' smallest: (1 + #{null <= min p}) / (n + 1); without one, Šidák's.
+    func testVerdictRanksTheSmallestPValueAmongHeldOutMinima() {
+        func check(_ p: Double) -> Check { Check(name: "c", statistic: 1, pValue: p, threshold: 0.05, detail: "flagged \(p)") }
+        let null = (1...100).map { Double($0) / 100 }
+        let caution = Verdict(checks: [check(0.03), check(0.9)], modelCautions: [], nullMinima: null)
+        XCTAssertEqual(caution.combinedPValue!, 4.0 / 101, accuracy: 1e-12)
+        XCTAssertEqual(caution.combination, .heldOut)
+        XCTAssertEqual(caution.level, .caution)
+        XCTAssertEqual(Verdict(checks: [check(0.03), check(0.9)], modelCautions: []).combination, .sidak)
+        XCTAssertEqual(Verdict(checks: [check(0.03), check(0.9)], modelCautions: []).level, .ok)   // Šidák: 0.0591
+        XCTAssertEqual(Verdict(checks: [check(0.06)], modelCautions: [], nullMinima: null).level, .ok)           // 7/101
+        XCTAssertEqual(Verdict(checks: [check(0.001)], modelCautions: [], nullMinima: null).level, .unreliable)  // 1/101
+    }
+
+    /// Each held-out case's p-values are computed as a file's: the predictive one calibrated against
+    /// the other cases (itself left out) nearest its design; a check some case lacks gives no null.
+    func testVerdictNullLeavesEachCaseOut() {
+        var calibration = ModelCalibration.skipped("test")
+        let raw = [0.1, 0.5, 0.9], ood = [0.2, 0.05, 0.9]
+        calibration.verdictNull = zip(raw, ood).map { r, o in
+            VerdictNullCase(outOfDistribution: o, predictive: ["a": PredictiveNullCase(pValue: r, largestGap: 0, trailingGap: 0)])
+        }
+        let predictive = calibration.verdictNullMinima(for: ["posterior_predictive:a"])!
+        XCTAssertEqual(predictive, [1.0 / 3, 2.0 / 3, 1.0])
+        XCTAssertEqual(calibration.verdictNullMinima(for: ["posterior_predictive:a", "out_of_distribution"])!, [0.2, 0.05, 0.9])
+        XCTAssertNil(calibration.verdictNullMinima(for: ["posterior_predictive:b"]))
+        calibration.verdictNull![1].outOfDistribution = nil
+        XCTAssertNil(calibration.verdictNullMinima(for: ["out_of_distribution"]))
+    }
+
+    /// Three checks that read the same evidence (identical p-values): Šidák treats them as
+    /// independent and flags about 1.7% of well-specified files; ranked among 1,000 held-out cases
+    /// the verdict flags about 5% (2,000 files: one standard error of the rate is 0.005, and the
+    /// null's own 5% quantile adds about 0.007).
+    func testHeldOutVerdictHoldsItsLevelUnderCorrelatedChecks() {
+        var rng = RandomStream(key: RandomKey(seed: 41))
+        var calibration = ModelCalibration.skipped("test")
+        calibration.verdictNull = (0..<1000).map { _ in
+            let u = rng.uniform(0, 1), design = PredictiveNullCase(pValue: u, largestGap: 0, trailingGap: 0)
+            return VerdictNullCase(outOfDistribution: u, predictive: ["a": design, "b": design])
+        }
+        let names: Set = ["out_of_distribution", "posterior_predictive:a", "posterior_predictive:b"]
+        let minima = calibration.verdictNullMinima(for: names)!
+        let nullRaw = calibration.verdictNull!.map { $0.predictive["a"]!.pValue }
+        var heldOut = 0, sidak = 0
+        for _ in 0..<2000 {
+            let u = rng.uniform(0, 1)
+            let predictive = Double(1 + nullRaw.filter { $0 <= u }.count) / Double(nullRaw.count + 1)
+            let checks = [u, predictive, predictive].map { Check(name: "c", statistic: nil, pValue: $0, threshold: 0.05, detail: "") }
+            if Verdict(checks: checks, modelCautions: [], nullMinima: minima).level != .ok { heldOut += 1 }
+            if Verdict(checks: checks, modelCautions: []).level != .ok { sidak += 1 }
+        }
+        print("held-out verdict flags \(heldOut) of 2000 files, Šidák \(sidak)")
+        XCTAssert((60...140).contains(heldOut), "held-out verdict flagged \(heldOut) of 2000 (expected about 100)")
+        XCTAssertLessThan(sidak, 60, "Šidák flagged \(sidak) of 2000 (expected about 34)")
+    }
+
     /// The design a series is matched on: the longest unobserved stretch, ends included.
     func testLargestGap() {
         XCTAssertEqual(largestGap([9, 2, 4], lower: 0, upper: 10), 0.5, accuracy: 1e-12)

@@ -130,6 +130,7 @@ final class BasicCommandTests: XCTestCase {
         XCTAssertEqual(scaled["any_check"] as? Double, 1)
         XCTAssertEqual((scaled["flagged"] as! [String: Double])["out_of_distribution"], 1)
         XCTAssertEqual(scaled["data_verdict_not_ok"] as? Double, 1)
+        XCTAssertEqual(scaled["sidak_not_ok"] as? Double, 1)
         let unknown = try CLI.run(["bench", "misspecification", model, "--kinds", "nope"])
         XCTAssertEqual(unknown.status, 64, unknown.stderr)
         XCTAssert(unknown.stderr.contains("unknown misspecification kind 'nope'"), unknown.stderr)

@@ -65,6 +65,8 @@ final class ProcessCommandTests: TemporaryDirectoryTestCase {
         let diagnostics = report["diagnostics"] as! [String: Any]
         XCTAssert(["ok", "caution", "unreliable"].contains(diagnostics["verdict"] as! String))
         XCTAssertFalse((diagnostics["reasons"] as! [String]).isEmpty)
+        // sampled with 5 steps, not as the calibration pass was: the checks are not comparable with its cases
+        XCTAssertEqual(diagnostics["combination"] as? String, "sidak", "\(diagnostics)")
         let checks = diagnostics["checks"] as! [[String: Any]]
         XCTAssertEqual(checks.map { $0["name"] as! String },
                        ["out_of_distribution", "posterior_predictive:infected", "posterior_predictive:recovered", "posterior_predictive:dead"])
@@ -465,6 +467,8 @@ final class ProcessCommandTests: TemporaryDirectoryTestCase {
         let diagnostics = report["diagnostics"] as! [String: Any]
         XCTAssertEqual(diagnostics["verdict"] as? String, "ok", "\(diagnostics)")
         XCTAssertEqual((diagnostics["checks"] as! [[String: Any]]).map { $0["name"] as! String }, ["out_of_distribution", "posterior_predictive:x"])
+        // sampled as its calibration pass was, so the smallest p-value is ranked among the held-out cases'
+        XCTAssertEqual(diagnostics["combination"] as? String, "held_out", "\(diagnostics)")
         // and the posterior is right: mean x/2 and sd sqrt(0.05) per coordinate
         let x = ((report["observed"] as! [String: Any])["scalars"] as! [String: Double])
         let parameters = report["parameters"] as! [String: [String: Any]]

@@ -56,6 +56,7 @@ final class TimeSeriesCommandTests: TemporaryDirectoryTestCase {
         XCTAssert(cal.stderr.contains("holding out 40 of 200 simulations for calibration"), cal.stderr)
         let card = try CLI.run(["inspect", calibrated]).stdout
         XCTAssert(card.contains("Measured on 20 held-out simulations (a held-out split of sird-200.nc"), card)
+        XCTAssert(card.contains("Verdicts: a file's smallest check p-value is ranked among those of these 20 held-out cases."), card)
         XCTAssert(card.contains("160 simulations"), "trained on the rest: \(card)")
 
         let csv = dir.appendingPathComponent("q.csv").path
