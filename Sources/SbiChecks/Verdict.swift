@@ -89,10 +89,13 @@ public struct Verdict: Codable, Equatable, Sendable {
     }
 
     /// The combined p-value of the smallest of `count` p-values: its rank among `nullMinima`, or Šidák's.
+    /// At or beyond the most extreme held-out case the rank can say no more than 1/(n+1) (or, tied
+    /// with a case at a check's smallest possible p-value, 2/(n+1)), so Šidák's adjustment, when
+    /// smaller, carries the tail: data far off every held-out case can still be `unreliable`.
     static func combine(smallest: Double, count: Int, nullMinima: [Double]?) -> (Double, VerdictCombination) {
-        if let null = nullMinima, !null.isEmpty {
-            return (Double(1 + null.filter { $0 <= smallest }.count) / Double(null.count + 1), .heldOut)
-        }
-        return (1 - pow(1 - smallest, Double(count)), .sidak)
+        let sidak = 1 - pow(1 - smallest, Double(count))
+        guard let null = nullMinima, let mostExtreme = null.min() else { return (sidak, .sidak) }
+        let rank = Double(1 + null.filter { $0 <= smallest }.count) / Double(null.count + 1)
+        return (smallest <= mostExtreme ? min(rank, sidak) : rank, .heldOut)
     }
 }

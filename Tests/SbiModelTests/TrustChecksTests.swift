@@ -86,6 +86,13 @@ final class TrustChecksTests: XCTestCase {
         XCTAssertEqual(Verdict(checks: [check(0.03), check(0.9)], modelCautions: []).level, .ok)   // Šidák: 0.0591
         XCTAssertEqual(Verdict(checks: [check(0.06)], modelCautions: [], nullMinima: null).level, .ok)           // 7/101
         XCTAssertEqual(Verdict(checks: [check(0.001)], modelCautions: [], nullMinima: null).level, .unreliable)  // 1/101
+        // tied with the most extreme held-out case the rank gives 2/136; beyond the cases Šidák's carries the tail
+        let floor = [0.002] + (1...134).map { 0.01 + Double($0) / 140 }
+        let tied = Verdict(checks: [check(0.002), check(0.6)], modelCautions: [], nullMinima: floor)
+        XCTAssertEqual(tied.combinedPValue!, 1 - 0.998 * 0.998, accuracy: 1e-12)
+        XCTAssertEqual(tied.level, .unreliable)
+        XCTAssertEqual(Verdict(checks: [check(0.003), check(0.6)], modelCautions: [], nullMinima: floor).combinedPValue!, 2.0 / 136,
+                       accuracy: 1e-12, "inside the cases' range the rank alone")
     }
 
     /// Each held-out case's p-values are computed as a file's: the predictive one calibrated against
