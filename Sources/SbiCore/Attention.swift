@@ -61,10 +61,13 @@ public func buildKeepMask(_ keep: UnsafeMutablePointer<Float>, _ allowed: Unsafe
 /// att[b,h,j,i] = softmax over kept j of (q_i . k_j / sqrt(D)); out[b,i,h,:] = sum_j att[b,h,j,i] v_j.
 /// Without `keepProbabilities` (inference) att is one (T,Tp) scratch reused by every head, so it
 /// stays in cache instead of streaming B*H*T*Tp floats through memory.
+/// `dense`: keep holds every key of every valid query (no attention mask), so the softmax loops skip
+/// reading it; padding queries (i >= n, all-zero scores) get a zero normaliser instead. The results
+/// are the same bits as with the mask read.
 public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMutablePointer<Float>,
                              _ qkv: UnsafePointer<Float>, _ keep: UnsafePointer<Float>,
                              _ counts: UnsafePointer<Int32>, _ shape: AttentionShape,
-                             _ scratch: AttentionScratch, keepProbabilities: Bool = true) {
+                             _ scratch: AttentionScratch, keepProbabilities: Bool = true, dense: Bool = false) {
     let t = shape.tokens, tp = shape.paddedTokens, d = shape.keySize, hd = shape.outStride, st = shape.qkvStride
     let scale = 1 / Float(d).squareRoot()
     let qt = scratch.qt.base, mx = scratch.rowMax.base, sum = scratch.rowSum.base, ot = scratch.ot.base
@@ -79,17 +82,11 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMu
             for i in 0..<tp { mx[i] = -1e30; sum[i] = 0 }
             // scores S (n,Tp) = K_h (n,D) @ qt (D,Tp); running max over kept keys
             smallGemm(p, tp, tok + hd + h * d, st, 1, qt, tp, n, tp, d, accumulate: false)
-            for j in 0..<n {
-                let row = p + j * tp, kp = keep + (b * t + j) * tp
-                for i in 0..<tp { let v = kp[i] != 0 ? row[i] : -1e30; mx[i] = v > mx[i] ? v : mx[i] }
-            }
-            for j in 0..<n {
-                let row = p + j * tp, kp = keep + (b * t + j) * tp
-                for i in 0..<tp {
-                    let v = kp[i] != 0 ? fastExp(row[i] - mx[i]) : 0
-                    row[i] = v
-                    sum[i] += v
-                }
+            if dense {
+                softmaxNumerators(p, mx, sum, rows: n, tp)
+                for i in n..<tp { sum[i] = 0 }
+            } else {
+                maskedSoftmaxNumerators(p, mx, sum, keep + b * t * tp, rows: n, tp)
             }
             for i in 0..<tp { sum[i] = sum[i] > 0 ? 1 / sum[i] : 0 }
             if keepProbabilities {
@@ -109,6 +106,43 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMu
                 let o = out + (b * t + i) * hd + h * d
                 if i < n { for e in 0..<d { o[e] = ot[e * tp + i] } } else { o.update(repeating: 0, count: d) }
             }
+        }
+    }
+}
+
+/// Scores p (n,Tp) key-major -> exp(p - column max) in place; mx (Tp) the column maxima, sum (Tp)
+/// += the column sums (sum must start at 0, mx at -1e30). Every entry is kept.
+@inline(__always)
+func softmaxNumerators(_ p: UnsafeMutablePointer<Float>, _ mx: UnsafeMutablePointer<Float>,
+                       _ sum: UnsafeMutablePointer<Float>, rows n: Int, _ tp: Int) {
+    for j in 0..<n {
+        let row = p + j * tp
+        for i in 0..<tp { let v = row[i]; mx[i] = v > mx[i] ? v : mx[i] }
+    }
+    for j in 0..<n {
+        let row = p + j * tp
+        for i in 0..<tp {
+            let v = fastExp(row[i] - mx[i])
+            row[i] = v
+            sum[i] += v
+        }
+    }
+}
+
+/// As `softmaxNumerators` where keep (n,Tp) is nonzero, 0 elsewhere (a masked entry takes no part).
+@inline(__always)
+func maskedSoftmaxNumerators(_ p: UnsafeMutablePointer<Float>, _ mx: UnsafeMutablePointer<Float>,
+                             _ sum: UnsafeMutablePointer<Float>, _ keep: UnsafePointer<Float>, rows n: Int, _ tp: Int) {
+    for j in 0..<n {
+        let row = p + j * tp, kp = keep + j * tp
+        for i in 0..<tp { let v = kp[i] != 0 ? row[i] : -1e30; mx[i] = v > mx[i] ? v : mx[i] }
+    }
+    for j in 0..<n {
+        let row = p + j * tp, kp = keep + j * tp
+        for i in 0..<tp {
+            let v = kp[i] != 0 ? fastExp(row[i] - mx[i]) : 0
+            row[i] = v
+            sum[i] += v
         }
     }
 }

@@ -72,7 +72,7 @@ public func layerNormForward(_ out: UnsafeMutablePointer<Float>, _ mean: UnsafeM
         for c in 0..<dim { o[c] = x[c] - m }
         v = rowDot(o, o, dim) * invDim
         let s = 1 / (v + 1e-5).squareRoot()
-        for c in 0..<dim { o[c] = o[c] * s * weight[c] + bias[c] }
+        for c in 0..<dim { o[c] = bias[c].addingProduct(o[c] * s, weight[c]) }
         mean[r] = m
         rstd[r] = s
     }
@@ -138,7 +138,7 @@ private let geluScale: Float = 0.797_884_56  // sqrt(2/pi)
 public func geluForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ count: Int) {
     for i in 0..<count {
         let x = inp[i]
-        let u2 = 2 * geluScale * (x + 0.044715 * x * x * x)
+        let u2 = 2 * geluScale * x.addingProduct(0.044715 * x * x, x)
         out[i] = x / (1 + fastExp(-u2))
     }
 }
@@ -150,7 +150,7 @@ public func geluBackward(_ dinp: UnsafeMutablePointer<Float>, _ inp: UnsafePoint
     if overwrite { dinp.update(repeating: 0, count: count) }
     for i in 0..<count {
         let x = inp[i]
-        let u2 = 2 * geluScale * (x + 0.044715 * x * x * x)
+        let u2 = 2 * geluScale * x.addingProduct(0.044715 * x * x, x)
         let s = 1 / (1 + fastExp(-u2))
         let du2 = 2 * geluScale * (1 + 3 * 0.044715 * x * x)
         dinp[i] += dout[i] * (s + x * s * (1 - s) * du2)

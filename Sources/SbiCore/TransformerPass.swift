@@ -71,7 +71,8 @@ extension Transformer {
         let c = config, cw = c.width, b = input.batch, t = input.tokens, rows = b * t
         var shape = ws.shape; shape.batch = b; shape.tokens = t
         let P = { (s: TensorSlot) in UnsafePointer(params.pointer(s)) }
-        buildKeepMask(ws.keep.base, input.allowed.map { UnsafePointer($0) }, input.counts, shape)
+        // without a mask every valid pair is kept, and attention does not read keep
+        if input.allowed != nil { buildKeepMask(ws.keep.base, input.allowed.map { UnsafePointer($0) }, input.counts, shape) }
         ws.valueGradient.base.update(repeating: 0, count: rows)
 
         // Token assembly: [id | value x valueDim | time features | condition * observed]
@@ -81,8 +82,10 @@ extension Transformer {
         let valueOff = c.idDim, timeOff = c.idDim + c.valueDim, condOff = timeOff + c.timeDim
         for r in 0..<rows {
             let h = h0 + r * cw
-            h.update(from: idTable + Int(input.ids[r]) * c.idDim, count: c.idDim)
-            (h + valueOff).update(repeating: input.values[r], count: c.valueDim)
+            // plain loops: a memmove call per 13-float row cost more than the copy
+            let id = idTable + Int(input.ids[r]) * c.idDim, v = input.values[r]
+            for k in 0..<c.idDim { h[k] = id[k] }
+            for k in 0..<c.valueDim { h[valueOff + k] = v }
             let ht = input.hasTime[r]
             for k in 0..<c.timeDim { h[timeOff + k] = ws.timeLinear.base[r * c.timeDim + k] * ht }
             let o = input.observed[r]
@@ -97,7 +100,7 @@ extension Transformer {
             layerNormForward(a.ln1.base, a.ln1Mean.base, a.ln1Rstd.base, hin, P(s.ln1w), P(s.ln1b), rows, cw)
             linearForward(a.qkv.base, a.ln1.base, P(s.qkvW), P(s.qkvB), rows, cw, 3 * c.attentionWidth)
             attentionForward(a.attOut.base, a.att.base, a.qkv.base, ws.keep.base, input.counts, shape, ws.scratch,
-                             keepProbabilities: ws.training)
+                             keepProbabilities: ws.training, dense: input.allowed == nil)
             linearForward(a.mid.base, a.attOut.base, P(s.projW), P(s.projB), rows, c.attentionWidth, cw)
             for i in 0..<(rows * cw) { a.mid.base[i] += hin[i] }
             layerNormForward(a.ln2.base, a.ln2Mean.base, a.ln2Rstd.base, a.mid.base, P(s.ln2w), P(s.ln2b), rows, cw)

@@ -128,4 +128,29 @@ final class KernelGradientTests: XCTestCase {
         assertDoubled(dqkv.array, first, "dqkv")
         counts.deallocate(); allowed.deallocate()
     }
+    /// Without a mask the softmax loops skip reading keep: outputs and probabilities are the same
+    /// bits as when it is read, padded queries included, for training and inference.
+    func testDenseAttentionMatchesTheKeptMaskBitForBit() {
+        let shape = AttentionShape(batch: 3, tokens: 11, heads: 2, keySize: 5)
+        let (b, t) = (shape.batch, shape.tokens)
+        let qkv = randomBuffer(b * t * shape.qkvStride, seed: 21)
+        let counts = UnsafeMutablePointer<Int32>.allocate(capacity: b)
+        counts[0] = 11; counts[1] = 4; counts[2] = 9
+        let keep = FloatBuffer(b * t * shape.paddedTokens)
+        buildKeepMask(keep.base, nil, counts, shape)
+        let scratch = AttentionScratch(tokens: t, keySize: shape.keySize)
+        for training in [true, false] {
+            let attCount = (training ? b * shape.heads : 1) * t * shape.paddedTokens
+            let masked = FloatBuffer(b * t * shape.outStride), dense = FloatBuffer(b * t * shape.outStride)
+            let attMasked = FloatBuffer(attCount), attDense = FloatBuffer(attCount)
+            attentionForward(masked.base, attMasked.base, qkv.base, keep.base, counts, shape, scratch,
+                             keepProbabilities: training, dense: false)
+            attentionForward(dense.base, attDense.base, qkv.base, keep.base, counts, shape, scratch,
+                             keepProbabilities: training, dense: true)
+            XCTAssertEqual(masked.array, dense.array, "outputs (training \(training))")
+            if training { XCTAssertEqual(attMasked.array, attDense.array, "probabilities") }
+            XCTAssert(masked.array.contains { $0 != 0 })
+        }
+        counts.deallocate()
+    }
 }
