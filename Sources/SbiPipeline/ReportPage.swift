@@ -53,7 +53,7 @@ enum ReportPage {
             h += "<td>\(c.threshold.map(num) ?? "")</td>" + (c.flagged ? "<td class=\"flag\">flagged</td>" : "<td>passed</td>") + "</tr>\n"
         }
         let how = d.combination == .heldOut
-            ? "the checks' smallest p-value ranked among those of the model's held-out simulations under the same checks"
+            ? "the checks' smallest p-value ranked among those of the model's held-out simulations under the same checks (Šidák's adjustment where smaller, beyond the most extreme of them)"
             : "the checks' smallest p-value adjusted for their number (Šidák)"
         h += "</table>\n<p class=\"meta\">Verdict from \(how): combined p = \(d.combinedPValue.map(num) ?? "none"); caution below 0.05, unreliable below 0.01.</p>\n"
         return h
