@@ -93,9 +93,12 @@ public struct Verdict: Codable, Equatable, Sendable {
     /// with a case at a check's smallest possible p-value, 2/(n+1)), so Šidák's adjustment, when
     /// smaller, carries the tail: data far off every held-out case can still be `unreliable`.
     static func combine(smallest: Double, count: Int, nullMinima: [Double]?) -> (Double, VerdictCombination) {
-        let sidak = 1 - pow(1 - smallest, Double(count))
+        let sidak = Self.sidak(smallest: smallest, count: count)
         guard let null = nullMinima, let mostExtreme = null.min() else { return (sidak, .sidak) }
         let rank = Double(1 + null.filter { $0 <= smallest }.count) / Double(null.count + 1)
         return (smallest <= mostExtreme ? min(rank, sidak) : rank, .heldOut)
     }
+
+    /// Šidák's adjustment of the smallest of `count` p-values: 1 - (1 - min p)^count.
+    public static func sidak(smallest: Double, count: Int) -> Double { 1 - pow(1 - smallest, Double(count)) }
 }

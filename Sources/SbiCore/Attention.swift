@@ -57,17 +57,17 @@ public func buildKeepMask(_ keep: UnsafeMutablePointer<Float>, _ allowed: Unsafe
     }
 }
 
-/// out (B,T,HD), att (B,H,T,Tp) from qkv (B,T,3HD), keep (B,T,Tp), counts (B):
+/// out (B,T,HD), att (B,H,T,Tp) from qkv (B,T,3HD), keep (B,T,Tp) or nil, counts (B):
 /// att[b,h,j,i] = softmax over kept j of (q_i . k_j / sqrt(D)); out[b,i,h,:] = sum_j att[b,h,j,i] v_j.
 /// Without `keepProbabilities` (inference) att is one (T,Tp) scratch reused by every head, so it
 /// stays in cache instead of streaming B*H*T*Tp floats through memory.
-/// `dense`: keep holds every key of every valid query (no attention mask), so the softmax loops skip
-/// reading it; padding queries (i >= n, all-zero scores) get a zero normaliser instead. The results
-/// are the same bits as with the mask read.
+/// keep nil: no attention mask (every valid query keeps every valid key), so the softmax loops read
+/// no mask; padding queries (i >= n, all-zero scores) get a zero normaliser instead. The results are
+/// the same bits as with the all-kept mask `buildKeepMask` writes for a nil `allowed`.
 public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMutablePointer<Float>,
-                             _ qkv: UnsafePointer<Float>, _ keep: UnsafePointer<Float>,
+                             _ qkv: UnsafePointer<Float>, _ keep: UnsafePointer<Float>?,
                              _ counts: UnsafePointer<Int32>, _ shape: AttentionShape,
-                             _ scratch: AttentionScratch, keepProbabilities: Bool = true, dense: Bool = false) {
+                             _ scratch: AttentionScratch, keepProbabilities: Bool = true) {
     let t = shape.tokens, tp = shape.paddedTokens, d = shape.keySize, hd = shape.outStride, st = shape.qkvStride
     let scale = 1 / Float(d).squareRoot()
     let qt = scratch.qt.base, mx = scratch.rowMax.base, sum = scratch.rowSum.base, ot = scratch.ot.base
@@ -82,11 +82,11 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMu
             for i in 0..<tp { mx[i] = -1e30; sum[i] = 0 }
             // scores S (n,Tp) = K_h (n,D) @ qt (D,Tp); running max over kept keys
             smallGemm(p, tp, tok + hd + h * d, st, 1, qt, tp, n, tp, d, accumulate: false)
-            if dense {
+            if let keep {
+                maskedSoftmaxNumerators(p, mx, sum, keep + b * t * tp, rows: n, tp)
+            } else {
                 softmaxNumerators(p, mx, sum, rows: n, tp)
                 for i in n..<tp { sum[i] = 0 }
-            } else {
-                maskedSoftmaxNumerators(p, mx, sum, keep + b * t * tp, rows: n, tp)
             }
             for i in 0..<tp { sum[i] = sum[i] > 0 ? 1 / sum[i] : 0 }
             if keepProbabilities {

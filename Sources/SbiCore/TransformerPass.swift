@@ -71,8 +71,12 @@ extension Transformer {
         let c = config, cw = c.width, b = input.batch, t = input.tokens, rows = b * t
         var shape = ws.shape; shape.batch = b; shape.tokens = t
         let P = { (s: TensorSlot) in UnsafePointer(params.pointer(s)) }
-        // without a mask every valid pair is kept, and attention does not read keep
-        if input.allowed != nil { buildKeepMask(ws.keep.base, input.allowed.map { UnsafePointer($0) }, input.counts, shape) }
+        // without a mask every valid pair is kept, and attention reads no keep mask
+        var keep: UnsafePointer<Float>? = nil
+        if let allowed = input.allowed {
+            buildKeepMask(ws.keep.base, UnsafePointer(allowed), input.counts, shape)
+            keep = UnsafePointer(ws.keep.base)
+        }
         ws.valueGradient.base.update(repeating: 0, count: rows)
 
         // Token assembly: [id | value x valueDim | time features | condition * observed]
@@ -99,8 +103,8 @@ extension Transformer {
             let hin = ws.residual[training ? l : 0].base, hout = ws.residual[training ? l + 1 : 0].base
             layerNormForward(a.ln1.base, a.ln1Mean.base, a.ln1Rstd.base, hin, P(s.ln1w), P(s.ln1b), rows, cw)
             linearForward(a.qkv.base, a.ln1.base, P(s.qkvW), P(s.qkvB), rows, cw, 3 * c.attentionWidth)
-            attentionForward(a.attOut.base, a.att.base, a.qkv.base, ws.keep.base, input.counts, shape, ws.scratch,
-                             keepProbabilities: ws.training, dense: input.allowed == nil)
+            attentionForward(a.attOut.base, a.att.base, a.qkv.base, keep, input.counts, shape, ws.scratch,
+                             keepProbabilities: ws.training)
             linearForward(a.mid.base, a.attOut.base, P(s.projW), P(s.projB), rows, c.attentionWidth, cw)
             for i in 0..<(rows * cw) { a.mid.base[i] += hin[i] }
             layerNormForward(a.ln2.base, a.ln2Mean.base, a.ln2Rstd.base, a.mid.base, P(s.ln2w), P(s.ln2b), rows, cw)

@@ -100,7 +100,7 @@ struct BenchMisspecification: ParsableCommand {
             if checks.checks.contains(where: \.flagged) { any += 1 }
             if checks.verdict.combinedPValue.map({ $0 < Verdict.cautionLevel }) ?? true { dataNotOK += 1 }
             let ps = checks.checks.compactMap(\.pValue)
-            if ps.min().map({ 1 - pow(1 - $0, Double(ps.count)) < Verdict.cautionLevel }) ?? true { sidakNotOK += 1 }
+            if ps.min().map({ Verdict.sidak(smallest: $0, count: ps.count) < Verdict.cautionLevel }) ?? true { sidakNotOK += 1 }
             if checks.verdict.level != .ok { notOK += 1 }
             if checks.verdict.level == .unreliable { unreliable += 1 }
             if (c + 1) % 25 == 0 || c == count - 1 { stderrLine("misspecification: \(kind.name) \(c + 1)/\(count)") }

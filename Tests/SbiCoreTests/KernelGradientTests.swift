@@ -128,8 +128,8 @@ final class KernelGradientTests: XCTestCase {
         assertDoubled(dqkv.array, first, "dqkv")
         counts.deallocate(); allowed.deallocate()
     }
-    /// Without a mask the softmax loops skip reading keep: outputs and probabilities are the same
-    /// bits as when it is read, padded queries included, for training and inference.
+    /// Without a keep mask (nil) the softmax loops read none: outputs and probabilities are the same
+    /// bits as with the all-kept mask of a nil `allowed`, padded queries included, for training and inference.
     func testDenseAttentionMatchesTheKeptMaskBitForBit() {
         let shape = AttentionShape(batch: 3, tokens: 11, heads: 2, keySize: 5)
         let (b, t) = (shape.batch, shape.tokens)
@@ -144,9 +144,9 @@ final class KernelGradientTests: XCTestCase {
             let masked = FloatBuffer(b * t * shape.outStride), dense = FloatBuffer(b * t * shape.outStride)
             let attMasked = FloatBuffer(attCount), attDense = FloatBuffer(attCount)
             attentionForward(masked.base, attMasked.base, qkv.base, keep.base, counts, shape, scratch,
-                             keepProbabilities: training, dense: false)
-            attentionForward(dense.base, attDense.base, qkv.base, keep.base, counts, shape, scratch,
-                             keepProbabilities: training, dense: true)
+                             keepProbabilities: training)
+            attentionForward(dense.base, attDense.base, qkv.base, nil, counts, shape, scratch,
+                             keepProbabilities: training)
             XCTAssertEqual(masked.array, dense.array, "outputs (training \(training))")
             if training { XCTAssertEqual(attMasked.array, attDense.array, "probabilities") }
             XCTAssert(masked.array.contains { $0 != 0 })

@@ -124,11 +124,12 @@ final class TrustChecksTests: XCTestCase {
         }
         let names: Set = ["out_of_distribution", "posterior_predictive:a", "posterior_predictive:b"]
         let minima = calibration.verdictNullMinima(for: names)!
-        let nullRaw = calibration.verdictNull!.map { $0.predictive["a"]!.pValue }
+        calibration.predictiveNullCases = ["a": calibration.verdictNull!.map { $0.predictive["a"]! }]
         var heldOut = 0, sidak = 0
         for _ in 0..<2000 {
             let u = rng.uniform(0, 1)
-            let predictive = Double(1 + nullRaw.filter { $0 <= u }.count) / Double(nullRaw.count + 1)
+            // a file's predictive p-value, calibrated as the pipeline does
+            let predictive = calibration.calibratedPredictivePValue(u, variable: "a", largestGap: 0, trailingGap: 0)!
             let checks = [u, predictive, predictive].map { Check(name: "c", statistic: nil, pValue: $0, threshold: 0.05, detail: "") }
             if Verdict(checks: checks, modelCautions: [], nullMinima: minima).level != .ok { heldOut += 1 }
             if Verdict(checks: checks, modelCautions: []).level != .ok { sidak += 1 }
