@@ -44,6 +44,27 @@ public struct Support: Codable, Hashable, Sendable {
     public func contains(_ x: Double) -> Bool { x >= lower && x <= upper }
 }
 
+/// How a data series' observations scatter around the noise-free signal, independently at every
+/// observed time: `additive` y = s + std z, `lognormal` y = s exp(std z), z ~ N(0, 1).
+/// Interpolation between sampled support times uses it to restore the noise the average of two
+/// draws loses (see `QueryPlan.target(node:times:)`).
+public struct ObservationNoise: Codable, Hashable, Sendable {
+    public enum Kind: String, Codable, CaseIterable, Sendable { case additive, lognormal }
+    public var kind: Kind
+    public var std: Double
+    public init(_ kind: Kind, std: Double) { self.kind = kind; self.std = std }
+
+    /// "additive 0.1", "lognormal 0.05" (the form of the training-set attribute sbiwatch_noise).
+    public var text: String { "\(kind.rawValue) \(std)" }
+
+    public init?(text: String) {
+        let parts = text.split(separator: " ", omittingEmptySubsequences: true)
+        guard parts.count == 2, let kind = Kind(rawValue: String(parts[0]).lowercased()),
+              let std = Double(parts[1]), std.isFinite, std >= 0 else { return nil }
+        self.init(kind, std: std)
+    }
+}
+
 /// One named variable: a vector of `size` scalars (one token each), or, with a `time` axis,
 /// a function of time observed or queried at any times (one node, one token per time).
 public struct VariableSpec: Codable, Hashable, Sendable {
@@ -54,14 +75,18 @@ public struct VariableSpec: Codable, Hashable, Sendable {
     public var time: TimeAxis?
     /// The prior's support per scalar, when bounded (reports warn about samples outside it).
     public var support: Support?
+    /// A data series' observation noise, when the simulator declares it.
+    public var noise: ObservationNoise?
 
     public init(name: String, kind: VariableKind, size: Int, units: String? = nil, support: Support? = nil) {
         self.name = name; self.kind = kind; self.size = size; self.units = units; self.support = support
     }
 
     /// A time-indexed variable (one node).
-    public init(name: String, kind: VariableKind, time: TimeAxis, units: String? = nil, support: Support? = nil) {
+    public init(name: String, kind: VariableKind, time: TimeAxis, units: String? = nil, support: Support? = nil,
+                noise: ObservationNoise? = nil) {
         self.name = name; self.kind = kind; self.size = 1; self.units = units; self.time = time; self.support = support
+        self.noise = noise
     }
 
     /// Values per simulation in the dense layout: size, or the grid for a time-indexed variable.

@@ -33,12 +33,12 @@ func rungeKutta4(_ y0: [Double], grid: [Double], substeps: Int, _ f: (Double, [D
 /// from (prey, predator) = (1, 0.5), RK4 on 150 grid points over [0, 15]; Gaussian noise 0.1.
 public struct LotkaVolterraTask: SimulationTask {
     public let name = "lotka_volterra_irregular"
-    public static let axis = TimeAxis(lower: 0, upper: 15, grid: 150, maxPoints: 20)
+    public static let axis = TimeAxis(lower: 0, upper: 15, grid: 150, maxPoints: 150)
     public var spec: ModelSpec {
         let names = ["alpha", "beta", "gamma", "delta"]
         var vars = names.map { VariableSpec(name: $0, kind: .parameter, size: 1, support: Support(1, 3)) }
-        vars.append(VariableSpec(name: "prey", kind: .data, time: Self.axis))
-        vars.append(VariableSpec(name: "predator", kind: .data, time: Self.axis))
+        vars.append(VariableSpec(name: "prey", kind: .data, time: Self.axis, noise: ObservationNoise(.additive, std: 0.1)))
+        vars.append(VariableSpec(name: "predator", kind: .data, time: Self.axis, noise: ObservationNoise(.additive, std: 0.1)))
         // every parameter -> both series; the series drive each other forward in time
         var edges: [ModelSpec.Edge] = []
         for p in 0..<4 { edges.append(.init(p, 4)); edges.append(.init(p, 5)) }
@@ -67,13 +67,15 @@ public struct LotkaVolterraTask: SimulationTask {
 /// (RK4, beta interpolated linearly); infected, recovered, dead observed with log-normal noise 0.05.
 public struct SIRDTask: SimulationTask {
     public let name = "sird"
-    public static let axis = TimeAxis(lower: 0, upper: 50, grid: 100, maxPoints: 20, units: "days")
+    public static let axis = TimeAxis(lower: 0, upper: 50, grid: 100, maxPoints: 100, units: "days")
     public var spec: ModelSpec {
         var vars = [VariableSpec(name: "gamma", kind: .parameter, size: 1, units: "1/day", support: Support(0, 0.5)),
                     VariableSpec(name: "delta", kind: .parameter, size: 1, units: "1/day", support: Support(0, 0.5)),
                     VariableSpec(name: "I0", kind: .parameter, size: 1, support: Support(0, 0.2))]
         vars.append(VariableSpec(name: "beta", kind: .parameter, time: Self.axis, units: "1/day", support: Support(0, 1)))
-        for n in ["infected", "recovered", "dead"] { vars.append(VariableSpec(name: n, kind: .data, time: Self.axis)) }
+        for n in ["infected", "recovered", "dead"] {
+            vars.append(VariableSpec(name: n, kind: .data, time: Self.axis, noise: ObservationNoise(.lognormal, std: 0.05)))
+        }
         // scalar parameters and beta(t) -> every series; infected drives recovered and dead forward in time
         var edges: [ModelSpec.Edge] = []
         for p in 0..<4 { for s in 4..<7 { edges.append(.init(p, s)) } }

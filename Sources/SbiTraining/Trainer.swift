@@ -81,8 +81,10 @@ public enum Trainer {
 
 /// Turns a normalised dense simulation row into one training example: which tokens, at which times,
 /// with which clean values. Fixed nodes always appear. Each time-indexed variable is dropped entirely
-/// with probability 0.1 (missing data), otherwise it gets 1...maxPoints tokens at sorted uniform
-/// random times on its axis, with values interpolated linearly from the dense grid.
+/// with probability 0.1 (missing data), otherwise it gets k tokens at sorted uniform random times on
+/// its axis, with values interpolated linearly from the dense grid. k is log-uniform on 1...maxPoints
+/// (`tokenCount`): half the examples of a 100-point axis have at most 10 tokens per series, the way
+/// files come, while one in seven has more than 50, so the model learns dense query grids too.
 struct ExampleMaker: Sendable {
     let model: ScoreModel
     let spec: ModelSpec
@@ -92,8 +94,32 @@ struct ExampleMaker: Sendable {
     let timeNodes: [(Int, TimeAxis, Int)]
     let isDataNode: [Bool]
     let maxTokens: Int
+    /// Mean tokens per example (what the batch's chunks are sized by).
+    let expectedTokens: Double
     let fixedAllowed: [UInt8]
     static let dropProbability = 0.1
+
+    /// Examples per chunk of a batch: about 512 token rows at the mean example size (examples are
+    /// sorted by length before they are chunked, so a chunk's examples are alike).
+    var chunkSize: Int { BatchParallel.defaultChunk(tokens: Int(expectedTokens.rounded(.up))) }
+
+    /// Tokens of one series: floor((maxPoints + 1)^u) for u ~ U(0, 1), i.e. log-uniform on 1...maxPoints
+    /// (P(k) proportional to log((k + 1) / k)).
+    static func tokenCount(maxPoints: Int, _ rng: inout RandomStream) -> Int {
+        let k = Int(exp(rng.uniform() * log(Double(maxPoints) + 1)))
+        return min(max(k, 1), maxPoints)
+    }
+
+    /// E[tokenCount] = sum_k k log((k + 1) / k) / log(maxPoints + 1).
+    static func meanTokenCount(maxPoints: Int) -> Double {
+        guard maxPoints > 1 else { return 1 }
+        var sum = 0.0
+        for k in 1...maxPoints {
+            let x = Double(k)
+            sum += x * log((x + 1) / x)
+        }
+        return sum / log(Double(maxPoints) + 1)
+    }
 
     init(model: ScoreModel) {
         self.model = model
@@ -109,6 +135,9 @@ struct ExampleMaker: Sendable {
         fixedNodes = fixed; timeNodes = timed
         isDataNode = (0..<spec.nodeCount).map { spec.variables[varOf[$0]].kind == .data }
         maxTokens = max(1, fixed.count + timed.reduce(0) { $0 + $1.1.maxPoints })
+        var expected = Double(fixed.count)
+        for (_, axis, _) in timed { expected += (1 - ExampleMaker.dropProbability) * ExampleMaker.meanTokenCount(maxPoints: axis.maxPoints) }
+        expectedTokens = expected
         fixedAllowed = model.masks.mask(for: spec.fixedLayout, kind: model.settings.mask)
     }
 
@@ -129,7 +158,7 @@ struct ExampleMaker: Sendable {
         for (node, col) in fixedNodes { tokens.append(TokenRef(node: node)); values.append(row[col]) }
         for (node, axis, first) in timeNodes {
             if rng.uniform() < ExampleMaker.dropProbability && !(tokens.isEmpty && node == timeNodes.last!.0) { continue }
-            let k = 1 + rng.int(below: axis.maxPoints)
+            let k = ExampleMaker.tokenCount(maxPoints: axis.maxPoints, &rng)
             let times = (0..<k).map { _ in rng.uniform(axis.lower, axis.upper) }.sorted()
             for t in times {
                 tokens.append(TokenRef(node: node, time: t))

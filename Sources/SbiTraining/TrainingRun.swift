@@ -73,7 +73,8 @@ final class TrainingRun {
         best = Arena(layout: transformer.layout)
         best.copy(from: params)
 
-        runner = BatchParallel(model: transformer, capacity: config.batchSize, tokens: maker.maxTokens, training: true, threads: config.threads)
+        runner = BatchParallel(model: transformer, capacity: config.batchSize, tokens: maker.maxTokens, training: true,
+                               threads: config.threads, chunkSize: maker.chunkSize)
         batch = TokenBatch(capacity: config.batchSize, tokens: maker.maxTokens)
         objective = DenoisingObjective(model: model, batch: batch, maker: maker)
         validation = ValidationSet(model: model, transformer: transformer, maker: maker, rows: valRows.map(maker.normalize),
@@ -238,7 +239,8 @@ final class ValidationSet {
         self.rows = rows; self.key = key
         batch = TokenBatch(capacity: min(rows.count * Self.repeats, batchSize), tokens: maker.maxTokens)
         objective = DenoisingObjective(model: model, batch: batch, maker: maker)
-        runner = BatchParallel(model: transformer, capacity: batch.capacity, tokens: maker.maxTokens, training: false, threads: threads)
+        runner = BatchParallel(model: transformer, capacity: batch.capacity, tokens: maker.maxTokens, training: false,
+                               threads: threads, chunkSize: maker.chunkSize)
     }
 
     /// The mean denoising loss of the weights `params` over every validation draw.

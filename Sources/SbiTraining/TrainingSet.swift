@@ -46,6 +46,7 @@ public enum TrainingSet {
                 try w.setAttribute("sbiwatch_kind", v.kind.rawValue, variable: id)
                 if let u = v.units { try w.setAttribute("units", u, variable: id) }
                 if let axis = v.time { try w.setAttribute("sbiwatch_max_points", [Double(axis.maxPoints)], variable: id) }
+                if let noise = v.noise { try w.setAttribute("sbiwatch_noise", noise.text, variable: id) }
                 if let s = v.support { try w.setAttribute("valid_range", [s.lower, s.upper], variable: id) }
                 ids.append(id)
             }
@@ -161,6 +162,12 @@ struct TrainingSetReader {
             spec = VariableSpec(name: v.name, kind: kind, size: v.dimensions[1].length, units: units)
         } else {
             throw bad("variable \(v.name) has \(v.dimensions.count) dimensions; use (simulation), (simulation, index) or (simulation, time)")
+        }
+        if let text = try file.textAttribute("sbiwatch_noise", of: v) {
+            guard let noise = ObservationNoise(text: text) else {
+                throw bad("variable \(v.name): sbiwatch_noise is \"\(text)\"; it must be \"additive STD\" or \"lognormal STD\" (STD a number >= 0)")
+            }
+            spec.noise = noise
         }
         if let r = try file.numericAttribute("valid_range", of: v) {
             guard r.count == 2, r[0] < r[1] else { throw bad("variable \(v.name): valid_range must be two increasing numbers (the prior's support)") }

@@ -65,6 +65,11 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("checkpoint-every"), help: "Save the run's state at least this often (seconds); SIGINT/SIGTERM also save it.")
     var checkpointEvery: Double = 600
 
+    @Option(name: .customLong("max-points"), help: ArgumentHelp(
+        "Most tokens per time-indexed variable in a training example, and so the densest grid the model answers directly (default: the task's or training set's; at most its grid).",
+        valueName: "n"))
+    var maxPoints: Int?
+
     @Option(name: .customLong("calibration-cases"), help: ArgumentHelp(
         "Held-out simulations of the calibration pass after training (default: what fits in 10% of the training time, 20 to 1000; 0 skips it).",
         valueName: "n"))
@@ -82,6 +87,7 @@ struct Train: ParsableCommand {
         }
         guard checkpointEvery > 0 else { throw ValidationError("--checkpoint-every must be positive") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if let maxPoints, maxPoints < 1 { throw ValidationError("--max-points must be at least 1") }
         if let calibrationCases, calibrationCases < 0 || (1..<20).contains(calibrationCases) {
             throw ValidationError("--calibration-cases must be 0 (skip) or at least 20")
         }
@@ -122,6 +128,7 @@ struct Train: ParsableCommand {
         c += " --seed \(seed)"
         if let steps { c += " --steps \(steps)" }
         if batchSize != 1000 { c += " --batch-size \(batchSize)" }
+        if let maxPoints { c += " --max-points \(maxPoints)" }
         c += " --config \(preset.rawValue) --sde \(sde.rawValue) --mask \(mask.rawValue)"
         // the sampler as resolved, so the command rebuilds the same archive whatever later defaults are
         c += " --sampler \(resolvedSampler.method.rawValue) --sampler-steps \(resolvedSampler.steps)"
@@ -130,7 +137,8 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
-        let (spec, all, fileDigest) = try readSimulations()
+        let (given, all, fileDigest) = try readSimulations()
+        let spec = try capped(given)
         let (sims, calibration) = try calibrationPlan(all)
         var config = TrainingConfig(steps: steps, seed: seed)
         config.batchSize = batchSize
@@ -171,6 +179,21 @@ struct Train: ParsableCommand {
         return (split.training.map { all[$0] },
                 try CalibrationSources.rows((split.references + split.cases).map { all[$0] }, seed: seed, cases: calibrationCases,
                                             source: source, threads: threads))
+    }
+
+    /// The spec with --max-points applied to every time axis.
+    func capped(_ spec: ModelSpec) throws -> ModelSpec {
+        guard let maxPoints else { return spec }
+        var out = spec
+        for (k, v) in spec.variables.enumerated() {
+            guard let axis = v.time else { continue }
+            guard maxPoints <= axis.grid else {
+                throw SbiError(.usage, "--max-points \(maxPoints) is more than \(v.name)'s grid of \(axis.grid) times",
+                               hint: "give at most --max-points \(axis.grid)")
+            }
+            out.variables[k].time?.maxPoints = maxPoints
+        }
+        return out
     }
 
     /// The simulations of --task (simulated with the seed) or of --simulations (and that file's SHA-256).
