@@ -9,7 +9,10 @@ public struct TimeAxis: Codable, Hashable, Sendable {
     public var upper: Double
     /// Points of the dense simulation grid, evenly spaced on [lower, upper].
     public var grid: Int
-    /// Most tokens of this variable in one training example (and the default query limit).
+    /// Observed times per series that files usually come with (the calibration pass and synthetic
+    /// files observe at most this many, even where the model answers denser grids).
+    public static let filePoints = 20
+    /// Most tokens of this variable in one training example: the densest grid answered directly.
     public var maxPoints: Int
     /// Unit of time, e.g. "days".
     public var units: String?

@@ -1,5 +1,42 @@
 // A query: which tokens to sample, which are observed (exactly or by interval), which to report.
+import Foundation
 import SbiCore
+
+/// How a query grid of a time-indexed variable is answered.
+public enum QueryMethod: String, Codable, Sendable {
+    /// every queried time is a token the model samples
+    case direct
+    /// support times are sampled, the rest interpolated between them
+    case interpolated
+}
+
+/// How one queried variable was answered (the report says it).
+public struct QueryAnswer: Codable, Hashable, Sendable {
+    /// Support times of an interpolation asked for explicitly (the density files usually come at).
+    public static let explicitSupport = 20
+    public var method: QueryMethod
+    /// Query times, and the times sampled for them (equal when direct).
+    public var times: Int
+    public var supportTimes: Int
+    /// The observation noise restored between support times (data series only).
+    public var noise: ObservationNoise?
+    /// A data series interpolated without a declared noise: its bands are too narrow between support times.
+    public var noiseUnknown: Bool = false
+
+    enum CodingKeys: String, CodingKey {
+        case method, times, noise
+        case supportTimes = "support_times", noiseUnknown = "noise_unknown"
+    }
+
+    /// One sentence for the report: "sampled by the model at all 100 times", "...".
+    public var sentence: String {
+        guard method == .interpolated else { return "answered by the model at all \(times) times" }
+        var s = "sampled by the model at \(supportTimes) support times evenly spread over the grid, its \(times) times interpolated linearly between them"
+        if let noise { s += ", with the observation noise the average of two draws loses drawn afresh (\(noise.text))" }
+        if noiseUnknown { s += "; the model declares no observation noise, so the bands between support times are too narrow" }
+        return s
+    }
+}
 
 /// Builds the token layout of one conditional-sampling request. Every fixed node is present (latent
 /// unless observed); time-indexed variables get a token per observed time and per queried time;
@@ -18,7 +55,16 @@ public struct QueryPlan: Sendable {
     private var reported: [Target] = []
     /// Times reported by interpolation, and how: the two sampled tokens around each and the weight of the later one.
     public private(set) var interpolatedTokens: [TokenRef] = []
-    private var interpolation: [(lower: Int, upper: Int, weight: Double)] = []
+    private var interpolation: [Interpolation] = []
+    /// How each queried time-indexed node was answered (by node).
+    public private(set) var answers: [Int: QueryAnswer] = [:]
+
+    /// One interpolated value: between sampled tokens lower and upper, weight of upper, and the
+    /// observation noise to restore (data series whose model declares it).
+    struct Interpolation: Sendable {
+        var lower: Int, upper: Int, weight: Double
+        var noise: ObservationNoise?
+    }
 
     /// Indices of the reported values in a completed draw (see `complete`): sampled tokens are
     /// 0..<tokens.count, interpolated values follow them.
@@ -34,10 +80,35 @@ public struct QueryPlan: Sendable {
     /// A token of a completed draw: sampled, or interpolated.
     public func token(_ i: Int) -> TokenRef { i < tokens.count ? tokens[i] : interpolatedTokens[i - tokens.count] }
 
-    /// Draws of `tokens` extended by the interpolated values, so `targets` index them.
-    public func complete(_ draws: [[Double]]) -> [[Double]] {
+    /// Draws of `tokens` extended by the interpolated values, so `targets` index them. Between two
+    /// sampled draws y_a, y_b of a data series (weight w of b) the average (1 - w) y_a + w y_b keeps
+    /// only (1 - w)^2 + w^2 of the observation noise's variance; the rest, 2 w (1 - w) std^2, is
+    /// drawn afresh (in log space for lognormal noise), so a band has its full width at every output
+    /// time. Draw d's fresh noise comes from noiseKey.split(d), whatever the thread count.
+    public func complete(_ draws: [[Double]], noiseKey: RandomKey) -> [[Double]] {
         guard !interpolation.isEmpty else { return draws }
-        return draws.map { d in d + interpolation.map { d[$0.lower] * (1 - $0.weight) + d[$0.upper] * $0.weight } }
+        return draws.enumerated().map { d, row in
+            var rng = RandomStream(key: noiseKey.split(UInt64(d)))
+            return row + interpolation.map { Self.interpolate(row, $0, &rng) }
+        }
+    }
+
+    /// The stream of a sampling key that `complete`'s fresh noise is drawn from (sampling keys' own
+    /// splits are per draw index, far below it).
+    public static let interpolationNoiseStream: UInt64 = 0x1A7E_5E75
+
+    /// One interpolated value of draw `row` (shape comment: row has tokens.count values).
+    static func interpolate(_ row: [Double], _ p: Interpolation, _ rng: inout RandomStream) -> Double {
+        let a = row[p.lower], b = row[p.upper], w = p.weight
+        let linear = a * (1 - w) + b * w
+        guard let noise = p.noise, noise.std > 0, w > 0, w < 1 else { return linear }
+        let fresh = (2 * w * (1 - w)).squareRoot() * noise.std * rng.normal()
+        switch noise.kind {
+        case .additive: return linear + fresh
+        case .lognormal:
+            guard a > 0, b > 0 else { return linear * exp(fresh) }
+            return exp(log(a) * (1 - w) + log(b) * w + fresh)
+        }
     }
 
     public init(spec: ModelSpec) {
@@ -127,12 +198,13 @@ public struct QueryPlan: Sendable {
         if !reported.contains(where: { if case .token(i) = $0 { return true }; return false }) { reported.append(.token(i)) }
     }
 
-    /// Samples and reports a time-indexed variable at the given times. A grid with more times than
-    /// the model was trained with per variable (`maxPoints`) is sampled at that many support times,
-    /// evenly spread over the grid's span, and linearly interpolated in between: beyond its trained
-    /// density the network treats neighbouring tokens as nearly independent, so directly sampled
-    /// dense grids come out rough, while the support times keep the trained regime.
-    public mutating func target(node: Int, times: [Double]) throws {
+    /// Samples and reports a time-indexed variable at the given times, each time its own token, up to
+    /// the density the model was trained with per variable (`maxPoints` times). A denser grid, or any
+    /// grid with `method: .interpolated`, is sampled at support times evenly spread over the grid's
+    /// span (`maxPoints` of them, or `QueryAnswer.explicitSupport` when asked for) and interpolated in
+    /// between (see `complete`). Observed times of the variable do not count against the limit: a
+    /// forecast beside a full history is still answered directly, as the shipped models always did.
+    public mutating func target(node: Int, times: [Double], method: QueryMethod? = nil) throws {
         let (v, axis) = axis(of: node)
         guard let axis else { throw SbiError(.usage, "\(v.name) is not time-indexed") }
         guard !times.isEmpty else { throw SbiError(.usage, "no query times for \(v.name)") }
@@ -141,23 +213,35 @@ public struct QueryPlan: Sendable {
                            hint: "query a coarser grid")
         }
         for t in times { try checkTime(t, node: node) }
-        let support = axis.maxPoints
-        guard times.count > support, support >= 2, let lo = times.min(), let hi = times.max(), hi > lo else {
+        let room = axis.maxPoints
+        let lo = times.min()!, hi = times.max()!
+        let interpolate = method == .interpolated || times.count > room
+        if method == .direct && interpolate {
+            throw SbiError(.usage, "\(v.name) is asked for directly on \(times.count) times, but the model answers at most \(room) directly (it was trained with up to \(room) per variable)",
+                           hint: "query at most \(room) times, or let sbiwatch interpolate the grid")
+        }
+        guard interpolate, hi > lo else {
             for t in times {
                 tokens.append(TokenRef(node: node, time: t))
                 reported.append(.token(tokens.count - 1))
             }
+            answers[node] = QueryAnswer(method: .direct, times: times.count, supportTimes: times.count, noise: nil)
             return
         }
+        let cap = method == .interpolated ? QueryAnswer.explicitSupport : room
+        let support = max(2, min(cap, room, times.count))
+        let noise = v.kind == .data ? v.noise : nil
         let first = tokens.count
         for k in 0..<support { tokens.append(TokenRef(node: node, time: lo + (hi - lo) * Double(k) / Double(support - 1))) }
         for t in times {
             let u = (t - lo) / (hi - lo) * Double(support - 1)
             let k = min(max(Int(u), 0), support - 2)
-            interpolation.append((first + k, first + k + 1, u - Double(k)))
+            interpolation.append(Interpolation(lower: first + k, upper: first + k + 1, weight: u - Double(k), noise: noise))
             interpolatedTokens.append(TokenRef(node: node, time: t))
             reported.append(.interpolated(interpolatedTokens.count - 1))
         }
+        answers[node] = QueryAnswer(method: .interpolated, times: times.count, supportTimes: support, noise: noise,
+                                    noiseUnknown: v.kind == .data && noise == nil)
     }
 
     /// Column label of a token of a completed draw: "gamma", "theta[3]", "beta@12.5".

@@ -123,8 +123,9 @@ public final class ObservationFile {
         try targetParameters(spec: spec, into: &obs)
         for q in obs.queries {
             let k = spec.variableIndex(named: q.name)!
-            if obs.plan.isInterpolated(node: spec.nodes(of: k).lowerBound), let axis = spec.variables[k].time {
-                obs.notes.append("\(q.name) on \(q.modelTimes.count) times: sampled at \(axis.maxPoints) evenly spread times (the most the model was trained with per variable) and interpolated linearly in between")
+            guard let answer = obs.plan.answers[spec.nodes(of: k).lowerBound], let axis = spec.variables[k].time else { continue }
+            if answer.method == .interpolated {
+                obs.notes.append("\(q.name) on \(q.modelTimes.count) times: \(answer.sentence) (the model answers up to \(axis.maxPoints) times per variable directly)")
             }
         }
         guard !obs.plan.targets.isEmpty else {
@@ -403,6 +404,19 @@ public final class ObservationFile {
         }
     }
 
+    /// The query variable's sbiwatch_method: "direct" (every time sampled by the model; refused
+    /// beyond its trained density), "interpolate", or nil (direct when it fits, else interpolated).
+    func queryMethod(_ q: NCVariable) throws -> QueryMethod? {
+        guard let text = try file.textAttribute("sbiwatch_method", of: q) else { return nil }
+        switch text.trimmingCharacters(in: .whitespaces).lowercased() {
+        case "direct": return .direct
+        case "interpolate", "interpolated": return .interpolated
+        default:
+            throw bad("\(q.name) has sbiwatch_method = \"\(text)\"; it must be \"direct\" or \"interpolate\"",
+                      "fix the attribute, or remove it to let sbiwatch choose")
+        }
+    }
+
     func readQuery(_ q: NCVariable, name: String, spec: ModelSpec, into obs: inout Observation) throws {
         let k = spec.variableIndex(named: name)!
         guard let axis = spec.variables[k].time else {
@@ -422,7 +436,11 @@ public final class ObservationFile {
         guard !obs.queries.contains(where: { $0.name == name }) else {
             throw bad("two variables give query times for \(name) (\(q.name) is the second)", "give one \(name)_query_time")
         }
-        try obs.plan.target(node: spec.nodes(of: k).lowerBound, times: modelTimes)
+        do {
+            try obs.plan.target(node: spec.nodes(of: k).lowerBound, times: modelTimes, method: try queryMethod(q))
+        } catch let e as SbiError where e.code == .usage {
+            throw bad("\(q.name): \(e.message)", e.hint ?? "fix the query grid")
+        }
         obs.queries.append(.init(name: name, fileTimes: fileTimes, modelTimes: modelTimes, units: units))
         guard obs.plan.tokens.count <= Self.maxTokens else {
             throw bad("the observations and queries need \(obs.plan.tokens.count) tokens; one query takes at most \(Self.maxTokens)", "query coarser grids or fewer variables")

@@ -14,7 +14,7 @@ extension Report {
         let columns = SampledColumns(observation: obs)
         var warnings = obs.warnings
         var parameters = Self.scalarSummaries(columns, draws, spec: obs.plan.spec, warnings: &warnings)
-        var (functions, predictions) = Self.bandSummaries(columns, draws, spec: obs.plan.spec, warnings: &warnings)
+        var (functions, predictions) = Self.bandSummaries(columns, draws, plan: obs.plan, warnings: &warnings)
         Self.annotate(&parameters, &functions, columns, checks: checks, spec: obs.plan.spec)
         self.init(
             created: Pipeline.iso(created),
@@ -61,13 +61,15 @@ extension Report {
     }
 
     /// Bands of function-valued parameters and of predictions; warns when many values leave the prior's range.
-    static func bandSummaries(_ columns: SampledColumns, _ draws: Draws, spec: ModelSpec,
+    static func bandSummaries(_ columns: SampledColumns, _ draws: Draws, plan: QueryPlan,
                               warnings: inout [String]) -> (functions: [String: BandSummary], predictions: [String: BandSummary]) {
         var functions: [String: BandSummary] = [:], predictions: [String: BandSummary] = [:]
+        let spec = plan.spec
         for f in columns.functions {
-            let v = spec.variables[spec.variableIndex(named: f.variable)!]
-            let band = BandSummary(time: f.query.modelTimes, columns: f.tokens.map { t in draws.rows.map { $0[t] } },
+            let k = spec.variableIndex(named: f.variable)!, v = spec.variables[k]
+            var band = BandSummary(time: f.query.modelTimes, columns: f.tokens.map { t in draws.rows.map { $0[t] } },
                                    timeUnits: v.time?.units, units: v.units)
+            band.answeredBy = plan.answers[spec.nodes(of: k).lowerBound]
             if f.kind == .parameter { functions[f.variable] = band } else { predictions[f.variable] = band }
             if let sup = v.support {
                 var outside = 0

@@ -135,6 +135,7 @@ enum ReportPage {
                 let observed = r.observed.series[name]
                 h += "<div class=\"fig\">" + bandChart(band, observed: observed, predictive: r.posteriorPredictive[name],
                                                        calendar: r.observed.calendar, title: "\(name) (\(kind))") + "</div>\n"
+                if let answer = band.answeredBy { h += "<p class=\"meta\">\(esc(name)): \(esc(answer.sentence))</p>\n" }
             }
         }
         let shown = Set(r.predictions.keys)

@@ -47,7 +47,7 @@ extension Draws {
         } catch let e as SbiError {
             throw SbiError(e.code == .usage ? .badInput : e.code, e.message, hint: e.hint, subject: input.displayName)
         }
-        let rows = plan.complete(raw)
+        let rows = plan.complete(raw, noiseKey: key.split(QueryPlan.interpolationNoiseStream))
         for d in rows { for t in plan.targets where !d[t].isFinite {
             throw SbiError(.internalError, "the sampler produced a non-finite value for \(plan.label(ofToken: t))",
                            hint: "report this with the file and model; try --seed with another value meanwhile", subject: input.displayName)

@@ -1,5 +1,6 @@
 // Posterior summaries: moments and quantiles per scalar, and quantile bands along query grids.
 import Foundation
+import SbiModel
 import SbiCore
 
 /// Mean, sd and the 5/25/50/75/95% quantiles of one scalar's samples.
@@ -50,10 +51,13 @@ public struct BandSummary: Codable, Equatable, Sendable {
     public var contraction: [Double]?
     public var priorRange: [Double]?
     public var calibrationCaution: String?
+    /// How the model answered the query grid: directly at every time, or by interpolation.
+    public var answeredBy: QueryAnswer?
 
     enum CodingKeys: String, CodingKey {
         case time, mean, q05, q25, q50, q75, q95, units, contraction
         case timeUnits = "time_units", priorRange = "prior_range", calibrationCaution = "calibration_caution"
+        case answeredBy = "answered_by"
     }
 
     /// columns[i]: the samples at time i.

@@ -53,7 +53,10 @@ public enum SyntheticObservation {
             d.unmeasured = ["energy"]
         default:
             for v in task.spec.variables where v.kind == .data {
-                if let axis = v.time { d.observed[v.name] = (0..<axis.maxPoints).map { _ in rng.uniform(axis.lower, axis.upper) }.sorted() }
+                if let axis = v.time {
+                    let count = min(axis.maxPoints, TimeAxis.filePoints)
+                    d.observed[v.name] = (0..<count).map { _ in rng.uniform(axis.lower, axis.upper) }.sorted()
+                }
             }
         }
         return d

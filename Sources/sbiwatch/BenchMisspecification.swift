@@ -93,7 +93,8 @@ struct BenchMisspecification: ParsableCommand {
             let plan = try Self.fileQuery(row, task: task, rng: &rng)
             let draws = plan.complete(try Sampler.sample(loaded.model, tokens: plan.tokens, plan.conditioning, count: samples,
                                                          settings: loaded.manifest.sampler, key: key.split(1_000_000 + UInt64(c)),
-                                                         threads: threading.threads))
+                                                         threads: threading.threads),
+                                      noiseKey: key.split(1_000_000 + UInt64(c)).split(QueryPlan.interpolationNoiseStream))
             let checks = try FileChecks.run(loaded.trust, plan: plan, draws: draws, settings: loaded.manifest.sampler,
                                             key: key.split(2_000_000 + UInt64(c)), threads: threading.threads)
             for check in checks.checks where check.flagged { flagged[check.name, default: 0] += 1 }

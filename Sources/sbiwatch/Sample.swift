@@ -69,7 +69,7 @@ struct Sample: ParsableCommand {
                 let left = elapsed * Double(total - done) / Double(max(done, 1))
                 stderrLine("sampling: \(done)/\(total) samples done, ETA \(Int(left.rounded())) s")
             }
-        })
+        }, noiseKey: RandomKey(seed: seed).split(QueryPlan.interpolationNoiseStream))
         for c in plan.plannedConstraints {
             stderrLine("constraint \(c.expression): satisfied by \(String(format: "%.1f", 100 * c.fractionSatisfied(draws)))% of samples")
         }

@@ -55,6 +55,13 @@ final class ProcessCommandTests: TemporaryDirectoryTestCase {
         XCTAssertEqual((beta["q50"] as! [Double]).count, 51)
         let forecast = (report["predictions"] as! [String: Any])["infected"] as! [String: Any]
         XCTAssertEqual(forecast["time"] as! [Double], (37...50).map(Double.init))
+        // a model trained with up to 100 times per variable answers both grids itself
+        for (band, count) in [(beta, 51), (forecast, 14)] {
+            let answer = band["answered_by"] as! [String: Any]
+            XCTAssertEqual(answer["method"] as? String, "direct", "\(answer)")
+            XCTAssertEqual(answer["times"] as? Int, count)
+            XCTAssertEqual(answer["support_times"] as? Int, count)
+        }
         let observed = (report["observed"] as! [String: Any])["series"] as! [String: Any]
         let infected = observed["infected"] as! [String: Any]
         XCTAssert((1...19).contains((infected["time"] as! [Double]).count))
@@ -94,6 +101,60 @@ final class ProcessCommandTests: TemporaryDirectoryTestCase {
         }
         for external in ["http:", "https:", "<script", "<link", "src=", "url(", "@import"] {
             XCTAssertFalse(html.contains(external), "the report page refers to something outside it: \(external)")
+        }
+    }
+
+    /// `sbiwatch_method = "interpolate"` on a query grid: 20 support times sampled, the rest
+    /// interpolated, a data series with its declared observation noise restored; the report says so.
+    /// "direct" beyond the trained density, or another word, is refused naming the variable.
+    func testQueryMethodAttribute() throws {
+        let out = path("out")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        func file(_ name: String, betaMethod: String, betaTimes: Int) throws -> String {
+            let times = (0..<betaTimes).map { String(format: "%.4f", 50 * Double($0) / Double(betaTimes - 1)) }.joined(separator: ", ")
+            return try ncgen("""
+            netcdf \(name) {
+            dimensions:
+              time = 3 ; q = \(betaTimes) ; f = 30 ;
+            variables:
+              double time(time) ; time:units = "days" ;
+              double infected(time) ;
+              double beta_query_time(q) ; beta_query_time:sbiwatch_method = "\(betaMethod)" ;
+              double infected_query_time(f) ; infected_query_time:sbiwatch_method = "interpolate" ;
+            data:
+              time = 1, 5, 9 ;
+              infected = 0.01, 0.02, 0.04 ;
+              beta_query_time = \(times) ;
+              infected_query_time = \((0..<30).map { String(10 + Double($0)) }.joined(separator: ", ")) ;
+            }
+            """, name)
+        }
+        let ok = try file("asked", betaMethod: "interpolate", betaTimes: 51)
+        let r = try CLI.run(["process", ok, "--model", "sird=\(Self.sirdModel)", "--outbox", out, "--samples", "8", "--steps", "3"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let report = try json(out + "/asked.report.json")
+        let beta = ((report["functions"] as! [String: Any])["beta"] as! [String: Any])["answered_by"] as! [String: Any]
+        XCTAssertEqual(beta["method"] as? String, "interpolated")
+        XCTAssertEqual(beta["support_times"] as? Int, 20)
+        XCTAssertNil(beta["noise"], "a parameter has no observation noise")
+        let infected = ((report["predictions"] as! [String: Any])["infected"] as! [String: Any])["answered_by"] as! [String: Any]
+        XCTAssertEqual(infected["support_times"] as? Int, 20)
+        let noise = infected["noise"] as? [String: Any]
+        XCTAssertEqual(noise?["kind"] as? String, "lognormal")
+        XCTAssertEqual(noise?["std"] as? Double, 0.05)
+        let notes = (report["diagnostics"] as! [String: Any])["notes"] as! [String]
+        XCTAssert(notes.contains { $0.hasPrefix("infected on 30 times: sampled by the model at 20 support times") && $0.contains("lognormal 0.05") }, "\(notes)")
+        let html = try String(contentsOfFile: out + "/asked.report.html", encoding: .utf8)
+        XCTAssert(html.contains("beta: sampled by the model at 20 support times"), "the page says how beta was answered")
+
+        for (name, method, count, needle) in [("toomany", "direct", 101, "at most 100 directly"),
+                                              ("bogus", "spline", 51, "it must be \"direct\" or \"interpolate\"")] {
+            let bad = try file(name, betaMethod: method, betaTimes: count)
+            let e = try CLI.run(["process", bad, "--model", "sird=\(Self.sirdModel)", "--outbox", out, "--samples", "4", "--steps", "3"])
+            XCTAssertEqual(e.status, 65, e.stderr)
+            let error = try json(out + "/\(name).error.json")
+            let message = error["message"] as? String ?? "\(error)"
+            XCTAssert(message.contains("beta_query_time") && message.contains(needle), message)
         }
     }
 
