@@ -42,7 +42,8 @@ public enum ModelCard {
                 let domain = "on [\(g(axis.lower)), \(g(axis.upper))]\(axis.units.map { " " + $0 } ?? "")"
                 s += v.kind == .parameter
                     ? "a function of time \(domain), queried at up to \(axis.maxPoints) times directly (denser grids interpolated)"
-                    : "a time series \(domain), up to \(axis.maxPoints) observation times per file"
+                    : "a time series \(domain), up to \(axis.maxPoints) observation or forecast times per file answered directly"
+                if let noise = v.noise { s += "; observation noise \(noise.text)" }
             } else {
                 s += v.size == 1 ? "a scalar" : "a vector of \(v.size) values"
             }

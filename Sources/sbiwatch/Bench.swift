@@ -8,7 +8,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure this machine and the models: throughput, query time, accuracy, calibration, misspecification, spool throughput.",
         discussion: "Figures go to standard output (text, or JSON with --json), progress to standard error. Speed is measured in a release build (`make bench`).",
-        subcommands: [BenchThroughput.self, BenchQuery.self, BenchAccuracy.self, BenchCalibration.self, BenchMisspecification.self, BenchSpool.self, BenchDenseGrid.self])
+        subcommands: [BenchThroughput.self, BenchQuery.self, BenchAccuracy.self, BenchCalibration.self, BenchMisspecification.self, BenchSpool.self, BenchDenseGrid.self, BenchTraining.self])
 }
 
 /// --json, shared by every bench subcommand.

@@ -4,6 +4,8 @@ import SbiArchive
 import SbiCore
 import SbiEval
 import SbiModel
+import SbiTasks
+import SbiTraining
 
 struct BenchThroughput: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -51,6 +53,64 @@ struct BenchQuery: ParsableCommand {
         try output.print(q) {
             String(format: "%@: %.1f s for %d samples of %d tokens (%@ %d steps, %d network evaluations, %@)\n", q.name, q.seconds,
                    q.samples, q.tokens, q.sampler, q.samplerSteps, q.networkEvaluations, q.model)
+        }
+    }
+}
+
+struct BenchTraining: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "training",
+        abstract: "Optimiser steps per second of a real training run of a built-in task, at one or more token densities (--max-points), in one run.")
+
+    @OptionGroup var output: BenchOutput
+    @OptionGroup var threading: BenchThreads
+
+    @Option(help: "Built-in simulator (\(TaskRegistry.allNames.joined(separator: ", "))).")
+    var task: String = "sird"
+
+    @Option(name: .customLong("max-points"), parsing: .upToNextOption, help: "Most tokens per time-indexed variable, one measurement each (default: the task's own).")
+    var maxPoints: [Int] = []
+
+    @Option(help: "Simulations to train on (the rate does not depend on it).")
+    var budget: Int = 1000
+
+    @Option(help: "Timed steps per measurement (after 2 untimed ones).")
+    var steps: Int = 20
+
+    @Option(name: .customLong("planned-steps"), help: "Steps of the full run whose duration is extrapolated.")
+    var plannedSteps: Int = 20_000
+
+    @Option(name: .customLong("batch-size"), help: "Examples per step.")
+    var batchSize: Int = 256
+
+    @Option(name: .customLong("config"), help: "Network size: small or large.")
+    var preset: TransformerConfig.Preset = .large
+
+    func validate() throws {
+        guard budget >= 20, steps >= 1, batchSize >= 1, plannedSteps >= 1 else {
+            throw ValidationError("--budget >= 20, --steps, --batch-size and --planned-steps >= 1 needed")
+        }
+        if maxPoints.contains(where: { $0 < 1 }) { throw ValidationError("--max-points must be at least 1") }
+    }
+
+    func run() throws {
+        let simTask = try TaskRegistry.task(named: task)
+        let rows = simTask.simulate(count: budget, key: RandomKey(seed: 1))
+        var config = TrainingConfig(steps: nil, seed: 1)
+        config.batchSize = batchSize
+        config.threads = threading.threads
+        var entries: [TrainingTimingEntry] = []
+        for mp in maxPoints.isEmpty ? [nil] : maxPoints.map(Optional.some) {
+            stderrLine("timing \(steps) steps of \(task) at max points \(mp.map(String.init) ?? "(the task's)")")
+            entries.append(try TrainingTiming.measure(spec: simTask.spec, simulations: rows, maxPoints: mp,
+                                                      settings: NetworkSettings(preset: preset), config: config,
+                                                      steps: steps, plannedSteps: plannedSteps))
+        }
+        try output.print(entries) {
+            entries.map { e in
+                let ratio = entries[0].stepsPerSecond / e.stepsPerSecond
+                return "\(task) max points \(e.maxPoints.map(String.init) ?? "-"): \(fmt(e.meanTokens, 1)) tokens per example on average (at most \(e.maxTokens)), \(e.examplesPerChunk) per chunk: \(fmt(e.stepsPerSecond, 2)) steps/s, \(fmt(ratio, 2))x the time of the first, \(fmt(e.hoursForPlannedSteps, 2)) h for \(plannedSteps) steps\n"
+            }.joined()
         }
     }
 }

@@ -1,5 +1,7 @@
 import Foundation
 import XCTest
+import SbiCore
+import SbiTasks
 
 final class BasicCommandTests: XCTestCase {
     func testVersionNamesTheLinkedLibraries() throws {
@@ -85,6 +87,66 @@ final class BasicCommandTests: XCTestCase {
         let dq = try JSONSerialization.jsonObject(with: Data(d.stdout.utf8)) as! [String: Any]
         XCTAssertEqual(dq["sampler"] as? String, "dpmpp2m")
         XCTAssertEqual(dq["network_evaluations"] as? Int, 2)
+    }
+
+    /// `bench dense-grid` on the shipped SIRD model (trained with up to 20 times per variable): beta on
+    /// its 100-point grid is interpolated between 20 support times, the 14-day forecasts of the three
+    /// series are answered directly; coverages are fractions of the 10 cases; the prior's smoothness
+    /// is that of the held-out simulations' own beta paths (recomputed here from the same seed).
+    func testBenchDenseGridJSON() throws {
+        let model = CLI.repository.appendingPathComponent("fixtures/models/sird.sbim").path
+        let r = try CLI.run(["bench", "dense-grid", model, "--cases", "10", "--draws", "20", "--sampler-steps", "2",
+                             "--threads", "1", "--seed", "7", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let d = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(d["cases"] as? Int, 10)
+        XCTAssertEqual(d["history_end"] as? Double, 36)
+        let coverage = d["coverage"] as! [[String: Any]]
+        XCTAssertEqual(coverage.map { $0["variable"] as! String }, ["beta", "dead", "infected", "recovered"])
+        for c in coverage {
+            let name = c["variable"] as! String, times = c["times"] as! [Double]
+            let grid: [Double] = name == "beta" ? (0..<100).map { 50 * Double($0) / 99 } : (37...50).map { Double($0) }
+            XCTAssertEqual(times.count, grid.count, name)
+            for (a, b) in zip(times, grid) { XCTAssertEqual(a, b, accuracy: 1e-9, name) }
+            let answer = c["answered_by"] as! [String: Any]
+            XCTAssertEqual(answer["method"] as? String, name == "beta" ? "interpolated" : "direct", name)
+            for key in ["coverage_50", "coverage_90"] {
+                let values = c[key] as! [Double]
+                XCTAssertEqual(values.count, times.count)
+                let tenths = values.map { (v: Double) -> Double in abs(v * 10 - (v * 10).rounded()) }
+                XCTAssert(tenths.allSatisfy { $0 < 1e-9 } && values.allSatisfy { $0 >= 0 && $0 <= 1 }, "\(name) \(key): \(values)")
+            }
+            XCTAssertEqual(c["worst_deviation_90"] as! Double, (c["coverage_90"] as! [Double]).map { abs($0 - 0.9) }.max()!, accuracy: 1e-12)
+        }
+        let smooth = (d["smoothness"] as! [[String: Any]]).first!
+        XCTAssertEqual(smooth["variable"] as? String, "beta")
+        let rows = SIRDTask().simulate(count: 10, key: RandomKey(seed: 7).split(1))
+        func secondDifference(_ r: [Double]) -> Double {
+            var sum = 0.0
+            for i in 4..<102 { sum += abs(r[i + 1] - 2 * r[i] + r[i - 1]) }
+            return sum / 98
+        }
+        let prior = rows.map(secondDifference).reduce(0, +) / 10
+        XCTAssertEqual(smooth["prior"] as! Double, prior, accuracy: 1e-12)
+        XCTAssertGreaterThan(smooth["posterior_median"] as! Double, 0)
+    }
+
+    /// `bench training` at two densities of sird: more tokens per example, fewer steps per second.
+    func testBenchTrainingJSON() throws {
+        let r = try CLI.run(["bench", "training", "--task", "sird", "--max-points", "5", "60", "--budget", "40", "--steps", "2",
+                             "--batch-size", "8", "--config", "small", "--threads", "1", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let entries = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [[String: Any]]
+        XCTAssertEqual(entries.map { $0["max_points"] as? Int }, [5, 60])
+        XCTAssertEqual(entries.map { $0["max_tokens"] as? Int }, [3 + 4 * 5, 3 + 4 * 60])
+        let mean = entries.map { $0["mean_tokens"] as! Double }
+        // E[k] for k log-uniform on 1...5: sum_k k log((k + 1) / k) / log 6
+        var expected = 0.0
+        for k in 1...5 { expected += Double(k) * log(Double(k + 1) / Double(k)) }
+        expected /= log(6)
+        XCTAssertEqual(mean[0], 3 + 4 * 0.9 * expected, accuracy: 1e-9)
+        XCTAssertGreaterThan(mean[1], mean[0])
+        XCTAssert(entries.allSatisfy { ($0["steps_per_second"] as! Double) > 0 })
     }
 
     /// `bench calibration` on a few held-out simulations of the shipped Lotka-Volterra model: one

@@ -17,7 +17,7 @@ final class TimeSeriesCommandTests: TemporaryDirectoryTestCase {
         for text in [inspect.stdout, card.stdout.replacingOccurrences(of: "`", with: "")] {
             for line in ["gamma: parameter, a scalar; prior range [0, 0.5]; units 1/day",
                          "beta: parameter, a function of time on [0, 50] days, queried at up to 20 times directly",
-                         "infected: data, a time series on [0, 50] days, up to 20 observation times per file",
+                         "infected: data, a time series on [0, 50] days, up to 20 observation",
                          "| gamma | pass |", "Worst coverage deviation from nominal"] {
                 XCTAssert(text.contains(line), "\(line) missing from\n\(text)")
             }
