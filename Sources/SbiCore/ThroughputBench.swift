@@ -14,11 +14,44 @@ public struct ThroughputEntry: Codable, Sendable {
     public var gflops: Double
     /// achieved GFLOP/s / (single-core sgemm GFLOP/s x threads)
     public var fractionOfSgemmPeak: Double
+    /// The fraction of sgemm peak the pass would reach if its linear layers' products ran at the
+    /// speed one-core OpenBLAS reaches on their own shapes and everything else (attention, LayerNorm,
+    /// GELU, embeddings) cost nothing: an upper bound no kernel work on our side can pass.
+    public var linearLayerCeiling: Double?
 
     enum CodingKeys: String, CodingKey {
         case name, config, batch, tokens, backward, threads
         case secondsPerPass = "seconds_per_pass", tokensPerSecond = "tokens_per_second"
         case gflops, fractionOfSgemmPeak = "fraction_of_sgemm_peak"
+        case linearLayerCeiling = "linear_layer_ceiling"
+    }
+}
+
+/// One-core sgemm at one product shape of the network: C (M,N) = op(A) op(B) with inner size K.
+public struct SgemmShape: Codable, Sendable {
+    public var m: Int, n: Int, k: Int
+    public var transA: Bool, transB: Bool
+    public var gflops: Double
+    public var fractionOfPeak: Double
+
+    enum CodingKeys: String, CodingKey {
+        case m, n, k, gflops
+        case transA = "trans_a", transB = "trans_b", fractionOfPeak = "fraction_of_peak"
+    }
+
+    /// The linear layers' products of one chunk of `rows` token rows (forward; with the backward's
+    /// input and weight gradients when `train`), each with its multiplicity per layer.
+    static func linearProducts(_ c: TransformerConfig, rows: Int, train: Bool) -> [(m: Int, n: Int, k: Int, transA: Bool, transB: Bool)] {
+        let width = c.width, layers = [(width, 3 * c.attentionWidth), (c.attentionWidth, width), (width, c.hiddenWidth), (c.hiddenWidth, width)]
+        var out: [(m: Int, n: Int, k: Int, transA: Bool, transB: Bool)] = []
+        for (inDim, outDim) in layers {
+            out.append((rows, outDim, inDim, false, false))
+            if train {
+                out.append((rows, inDim, outDim, false, true))    // d input = d out @ W^T
+                out.append((inDim, outDim, rows, true, false))    // d weight = input^T @ d out
+            }
+        }
+        return out
     }
 }
 
@@ -26,16 +59,24 @@ public struct ThroughputReport: Codable, Sendable {
     public var sgemmSize: Int
     public var sgemmGflopsOneCore: Double
     public var entries: [ThroughputEntry]
+    /// One-core sgemm at the linear layers' shapes of the measured configurations.
+    public var layerShapes: [SgemmShape] = []
 
     enum CodingKeys: String, CodingKey {
         case sgemmSize = "sgemm_size", sgemmGflopsOneCore = "sgemm_gflops_one_core", entries
+        case layerShapes = "sgemm_at_layer_shapes"
     }
 
     public var text: String {
         var s = "sgemm \(sgemmSize)^3, one core: \(fmt(sgemmGflopsOneCore)) GFLOP/s\n"
         for e in entries {
             s += "\(e.name): \(fmt(e.tokensPerSecond, 0)) tokens/s, \(fmt(e.gflops)) GFLOP/s on \(e.threads) threads, "
-            s += "\(fmt(e.fractionOfSgemmPeak, 2)) of sgemm peak, \(fmt(e.secondsPerPass * 1000)) ms/pass\n"
+            s += "\(fmt(e.fractionOfSgemmPeak, 2)) of sgemm peak, \(fmt(e.secondsPerPass * 1000)) ms/pass"
+            if let c = e.linearLayerCeiling { s += " (ceiling if only its linear layers cost time: \(fmt(c, 2)))" }
+            s += "\n"
+        }
+        for g in layerShapes {
+            s += "  sgemm \(g.m)x\(g.k)\(g.transA ? "^T" : "") @ \(g.k)x\(g.n)\(g.transB ? "^T" : ""): \(fmt(g.gflops)) GFLOP/s, \(fmt(g.fractionOfPeak, 2)) of peak\n"
         }
         return s
     }
@@ -68,11 +109,54 @@ public struct ThroughputBench {
             ("large_train_b256_t82", .large, 256, 82, true),
             ("large_forward_b256_t182", .large, 256, 182, false),
         ]
+        var shapes: [String: SgemmShape] = [:]
         for (name, preset, batch, tokens, train) in cases where only.map({ name.contains($0) }) ?? true {
             progress("measuring \(name)")
-            entries.append(measure(name: name, preset: preset, batch: batch, tokens: tokens, train: train, peak: peak))
+            var entry = measure(name: name, preset: preset, batch: batch, tokens: tokens, train: train, peak: peak)
+            entry.linearLayerCeiling = linearCeiling(preset: preset, tokens: tokens, train: train, peak: peak, shapes: &shapes)
+            entries.append(entry)
         }
-        return ThroughputReport(sgemmSize: n, sgemmGflopsOneCore: peak, entries: entries)
+        var report = ThroughputReport(sgemmSize: n, sgemmGflopsOneCore: peak, entries: entries)
+        report.layerShapes = shapes.values.sorted { ($0.m, $0.n, $0.k) < ($1.m, $1.n, $1.k) }
+        return report
+    }
+
+    /// The configuration's total flops over the time its linear layers' products take at one-core
+    /// OpenBLAS speed on their shapes (chunks of `BatchParallel.defaultChunk` examples), as a
+    /// fraction of peak; the shapes measured are added to `shapes`.
+    func linearCeiling(preset: TransformerConfig.Preset, tokens: Int, train: Bool, peak: Double,
+                       shapes: inout [String: SgemmShape]) -> Double {
+        let config = TransformerConfig.preset(preset, identifiers: 8, timeIndexed: preset == .large)
+        let rows = BatchParallel.defaultChunk(tokens: tokens) * tokens
+        var seconds = 0.0
+        for p in SgemmShape.linearProducts(config, rows: rows, train: train) {
+            let key = "\(p.m) \(p.n) \(p.k) \(p.transA) \(p.transB)"
+            if shapes[key] == nil {
+                let g = sgemmGflops(m: p.m, n: p.n, k: p.k, transA: p.transA, transB: p.transB)
+                shapes[key] = SgemmShape(m: p.m, n: p.n, k: p.k, transA: p.transA, transB: p.transB, gflops: g, fractionOfPeak: g / peak)
+            }
+            seconds += 2 * Double(p.m * p.n * p.k) / (shapes[key]!.gflops * 1e9)
+        }
+        let flops = config.forwardFlopsPerToken(tokens: tokens) * Double(rows) * (train ? 3 : 1)
+        return flops / Double(config.layers) / seconds / 1e9 / peak
+    }
+
+    /// Best of repeated one-core sgemm GFLOP/s at one shape (enough repeats for ~50 ms).
+    func sgemmGflops(m: Int, n: Int, k: Int, transA: Bool, transB: Bool) -> Double {
+        let a = FloatBuffer(m * k), b = FloatBuffer(k * n), c = FloatBuffer(m * n)
+        var rng = RandomStream(seed: 2)
+        rng.fillNormal(a.base, count: m * k); rng.fillNormal(b.base, count: k * n)
+        let flops = 2 * Double(m * n * k), reps = max(10, Int(5e9 / flops))
+        var best = 0.0
+        for _ in 0..<5 {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<reps {
+                BLAS.gemm(transA, transB, m, n, k, 1, a.base, transA ? m : k, b.base, transB ? k : n, 0, c.base, n)
+            }
+            let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            best = max(best, flops * Double(reps) / dt / 1e9)
+        }
+        return best
     }
 
     func sgemmGflops(_ n: Int) -> Double {

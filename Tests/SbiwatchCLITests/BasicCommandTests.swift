@@ -68,6 +68,13 @@ final class BasicCommandTests: XCTestCase {
         let frac = e["fraction_of_sgemm_peak"] as! Double, gflops = e["gflops"] as! Double
         let peak = json["sgemm_gflops_one_core"] as! Double, threads = Double(e["threads"] as! Int)
         XCTAssertEqual(frac, gflops / (peak * threads), accuracy: 1e-9)
+        // the small training pass's linear products: forward, input and weight gradients of 4 layers,
+        // on chunks of 39 examples x 13 tokens = 507 rows
+        let shapes = json["sgemm_at_layer_shapes"] as! [[String: Any]]
+        XCTAssertEqual(shapes.count, 12)
+        XCTAssert(shapes.contains { $0["m"] as? Int == 507 && $0["k"] as? Int == 50 && $0["n"] as? Int == 120 }, "\(shapes)")
+        for g in shapes { XCTAssertEqual(g["fraction_of_peak"] as! Double, (g["gflops"] as! Double) / peak, accuracy: 1e-9) }
+        XCTAssertGreaterThan(e["linear_layer_ceiling"] as! Double, 0)
     }
 
     /// `bench query` with the shipped SIRD model at 2 sampler steps: the entry names the model's sampler and the override.
