@@ -26,8 +26,8 @@ extension Calibration {
     /// times between half the trained maximum and the maximum (at most `TimeAxis.filePoints`), at uniform times over the whole
     /// domain (a third of the series), with an interior gap of 10-30% of the domain left out (a
     /// third), or only over the first 60-90% of the domain (a third: a forecast's history).
-    public static func seriesDesign(_ axis: TimeAxis, rng: inout RandomStream) -> [Double] {
-        let most = max(min(axis.maxPoints, TimeAxis.filePoints), 1), fewest = max(1, most / 2)
+    public static func seriesDesign(_ axis: TimeAxis, most given: Int? = nil, rng: inout RandomStream) -> [Double] {
+        let most = max(given ?? min(axis.maxPoints, TimeAxis.filePoints), 1), fewest = max(1, most / 2)
         let count = fewest + Int(rng.nextUInt64() % UInt64(most - fewest + 1))
         let width = axis.upper - axis.lower, shape = rng.nextUInt64() % 3
         let end = shape == 2 ? axis.lower + width * rng.uniform(0.6, 0.9) : axis.upper

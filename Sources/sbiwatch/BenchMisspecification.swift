@@ -90,7 +90,7 @@ struct BenchMisspecification: ParsableCommand {
         for c in 0..<count {
             var rng = RandomStream(key: key.split(UInt64(c)))
             let row = kind.apply(task.sampleJoint(&rng), &rng)
-            let plan = try Self.fileQuery(row, task: task, rng: &rng)
+            let plan = try Self.fileQuery(row, task: task, spec: loaded.model.spec, rng: &rng)
             let draws = plan.complete(try Sampler.sample(loaded.model, tokens: plan.tokens, plan.conditioning, count: samples,
                                                          settings: loaded.manifest.sampler, key: key.split(1_000_000 + UInt64(c)),
                                                          threads: threading.threads),
@@ -115,9 +115,11 @@ struct BenchMisspecification: ParsableCommand {
 
     /// The query of a file of `task` observed at the times `simulate --out` uses: every series at
     /// its design's times, every scalar parameter, functions on their trained grid.
-    static func fileQuery(_ row: [Double], task: any SimulationTask, rng: inout RandomStream) throws -> QueryPlan {
+    /// The query of a file simulated from `row`, against the model's spec (its trained density, which
+    /// may differ from today's task).
+    static func fileQuery(_ row: [Double], task: any SimulationTask, spec: ModelSpec, rng: inout RandomStream) throws -> QueryPlan {
         let times = SyntheticObservation.observationTimes(for: task, rng: &rng)
-        return try Calibration.query(row, spec: task.spec) { variable, _ in times[variable.name] ?? [] }.0
+        return try Calibration.query(row, spec: spec) { variable, _ in times[variable.name] ?? [] }.0
     }
 
     func describe(_ rows: [Row], path: String) -> String {

@@ -149,14 +149,18 @@ final class TrustChecksTests: XCTestCase {
     }
 
     /// The calibration pass observes series whole, with an interior gap, and cut short, a third each,
-    /// always with between half the trained maximum and the maximum of times inside the domain.
+    /// always with between half the most and the most times inside the domain: by default the trained
+    /// maximum, at most `TimeAxis.filePoints` (a model trained for dense grids is observed as files come).
     func testCalibrationDesignsIncludeGapsAndForecasts() {
-        let axis = TimeAxis(lower: 0, upper: 15, grid: 61, maxPoints: 200)   // dense: natural spacings are small
+        let axis = TimeAxis(lower: 0, upper: 15, grid: 61, maxPoints: 61)
         var rng = RandomStream(key: RandomKey(seed: 5))
+        let counts = (0..<600).map { _ in Calibration.seriesDesign(axis, rng: &rng).count }
+        XCTAssertEqual(counts.max(), TimeAxis.filePoints, "at most 20 times, and 20 do occur")
+        XCTAssert(counts.allSatisfy { $0 >= 1 })
         var shortened = 0, gapped = 0
         let n = 3000
         for _ in 0..<n {
-            let times = Calibration.seriesDesign(axis, rng: &rng)
+            let times = Calibration.seriesDesign(axis, most: 200, rng: &rng)   // dense: natural spacings are small
             XCTAssert(times.allSatisfy { (0...15).contains($0) } && times == times.sorted())
             XCTAssert(times.count <= 200 && times.count >= 70)   // at least 100, less a gap of at most 30%
             if times.last! < 0.9 * 15 { shortened += 1 }
