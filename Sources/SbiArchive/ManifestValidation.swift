@@ -50,8 +50,8 @@ extension Manifest {
             if let s = v.support, !(s.lower.isFinite && s.upper.isFinite && s.lower < s.upper) {
                 throw bad("\(field).support", "is [\(s.lower), \(s.upper)]; it must be finite with lower < upper")
             }
-            if let n = v.noise, !(n.std.isFinite && n.std >= 0 && n.std <= 1e6) {
-                throw bad("\(field).noise.std", "is \(n.std); it must be finite and in 0...1e6")
+            if let n = v.noise, !(n.std.isFinite && n.std >= 0 && n.std <= ObservationNoise.largestStd) {
+                throw bad("\(field).noise.std", "is \(n.std); it must be finite and in 0...\(ObservationNoise.largestStd)")
             }
             guard let a = v.time else { continue }
             guard v.size == 1 else { throw bad("\(field).size", "is \(v.size); a time-indexed variable has size 1") }

@@ -117,7 +117,9 @@ public struct ThroughputBench {
             entries.append(entry)
         }
         var report = ThroughputReport(sgemmSize: n, sgemmGflopsOneCore: peak, entries: entries)
-        report.layerShapes = shapes.values.sorted { ($0.m, $0.n, $0.k) < ($1.m, $1.n, $1.k) }
+        report.layerShapes = shapes.values.sorted {
+            ($0.m, $0.n, $0.k, $0.transA ? 1 : 0, $0.transB ? 1 : 0) < ($1.m, $1.n, $1.k, $1.transA ? 1 : 0, $1.transB ? 1 : 0)
+        }
         return report
     }
 

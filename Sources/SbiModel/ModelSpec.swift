@@ -55,6 +55,8 @@ public struct ObservationNoise: Codable, Hashable, Sendable {
     public enum Kind: String, Codable, CaseIterable, Sendable { case additive, lognormal }
     public var kind: Kind
     public var std: Double
+    /// The largest std an archive accepts (its manifest check).
+    public static let largestStd = 1e6
     public init(_ kind: Kind, std: Double) { self.kind = kind; self.std = std }
 
     /// "additive 0.1", "lognormal 0.05" (the form of the training-set attribute sbiwatch_noise).
@@ -63,7 +65,7 @@ public struct ObservationNoise: Codable, Hashable, Sendable {
     public init?(text: String) {
         let parts = text.split(separator: " ", omittingEmptySubsequences: true)
         guard parts.count == 2, let kind = Kind(rawValue: String(parts[0]).lowercased()),
-              let std = Double(parts[1]), std.isFinite, std >= 0 else { return nil }
+              let std = Double(parts[1]), std.isFinite, std >= 0, std <= Self.largestStd else { return nil }
         self.init(kind, std: std)
     }
 }

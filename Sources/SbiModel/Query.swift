@@ -22,18 +22,23 @@ public struct QueryAnswer: Codable, Hashable, Sendable {
     public var noise: ObservationNoise?
     /// A data series interpolated without a declared noise: its bands are too narrow between support times.
     public var noiseUnknown: Bool = false
+    /// Support times closer together than the simulator's grid: as in training, where values between
+    /// grid points are interpolated from it, neighbouring values share their noise, so none is added.
+    public var noiseShared: Bool = false
 
     enum CodingKeys: String, CodingKey {
         case method, times, noise
-        case supportTimes = "support_times", noiseUnknown = "noise_unknown"
+        case supportTimes = "support_times", noiseUnknown = "noise_unknown", noiseShared = "noise_shared"
     }
 
-    /// One sentence for the report: "sampled by the model at all 100 times", "...".
+    /// One sentence for the report: "answered by the model at all 100 times", "sampled by the model at ...".
     public var sentence: String {
         guard method == .interpolated else { return "answered by the model at all \(times) times" }
-        var s = "sampled by the model at \(supportTimes) support times evenly spread over the grid, its \(times) times interpolated linearly between them"
+        let how = noise?.kind == .lognormal ? "geometrically (linearly in log space)" : "linearly"
+        var s = "sampled by the model at \(supportTimes) support times evenly spread over the grid, its \(times) times interpolated \(how) between them"
         if let noise { s += ", with the observation noise the average of two draws loses drawn afresh (\(noise.text))" }
         if noiseUnknown { s += "; the model declares no observation noise, so the bands between support times are too narrow" }
+        if noiseShared { s += "; the support times are closer than the simulator's grid, where neighbouring values share their noise, so none is added" }
         return s
     }
 }
@@ -202,8 +207,11 @@ public struct QueryPlan: Sendable {
     /// the density the model was trained with per variable (`maxPoints` times). A denser grid, or any
     /// grid with `method: .interpolated`, is sampled at support times evenly spread over the grid's
     /// span (`maxPoints` of them, or `QueryAnswer.explicitSupport` when asked for) and interpolated in
-    /// between (see `complete`). Observed times of the variable do not count against the limit: a
-    /// forecast beside a full history is still answered directly, as the shipped models always did.
+    /// between (see `complete`); a data series' noise is restored there when its support times are at
+    /// least the simulator's grid spacing apart (closer ones share their noise in training data, whose
+    /// values between grid points are interpolated from the grid). Observed times of the variable do
+    /// not count against the limit: a forecast beside a full history is still answered directly, as the
+    /// shipped models always did.
     public mutating func target(node: Int, times: [Double], method: QueryMethod? = nil) throws {
         let (v, axis) = axis(of: node)
         guard let axis else { throw SbiError(.usage, "\(v.name) is not time-indexed") }
@@ -218,9 +226,10 @@ public struct QueryPlan: Sendable {
         let interpolate = method == .interpolated || times.count > room
         if method == .direct && interpolate {
             throw SbiError(.usage, "\(v.name) is asked for directly on \(times.count) times, but the model answers at most \(room) directly (it was trained with up to \(room) per variable)",
-                           hint: "query at most \(room) times, or let sbiwatch interpolate the grid")
+                           hint: "query at most \(room) times, or remove sbiwatch_method (or set it to \"interpolate\") to have the grid interpolated")
         }
-        guard interpolate, hi > lo else {
+        // a model trained with one time per variable cannot place support times: it answers directly
+        guard interpolate, hi > lo, room >= 2 || method == .interpolated else {
             for t in times {
                 tokens.append(TokenRef(node: node, time: t))
                 reported.append(.token(tokens.count - 1))
@@ -230,7 +239,9 @@ public struct QueryPlan: Sendable {
         }
         let cap = method == .interpolated ? QueryAnswer.explicitSupport : room
         let support = max(2, min(cap, room, times.count))
-        let noise = v.kind == .data ? v.noise : nil
+        let gridSpacing = (axis.upper - axis.lower) / Double(max(axis.grid - 1, 1))
+        let shared = v.kind == .data && v.noise != nil && (hi - lo) / Double(support - 1) < gridSpacing * (1 - 1e-9)
+        let noise = v.kind == .data && !shared ? v.noise : nil
         let first = tokens.count
         for k in 0..<support { tokens.append(TokenRef(node: node, time: lo + (hi - lo) * Double(k) / Double(support - 1))) }
         for t in times {
@@ -241,7 +252,7 @@ public struct QueryPlan: Sendable {
             reported.append(.interpolated(interpolatedTokens.count - 1))
         }
         answers[node] = QueryAnswer(method: .interpolated, times: times.count, supportTimes: support, noise: noise,
-                                    noiseUnknown: v.kind == .data && noise == nil)
+                                    noiseUnknown: v.kind == .data && v.noise == nil, noiseShared: shared)
     }
 
     /// Column label of a token of a completed draw: "gamma", "theta[3]", "beta@12.5".

@@ -60,7 +60,11 @@ enum TrainingCheckpoint {
                             simulations: [[Double]]) -> String {
         var identity = config
         identity.threads = nil
-        struct Identity: Encodable { var spec: ModelSpec; var settings: NetworkSettings; var config: TrainingConfig }
+        struct Identity: Encodable {
+            var spec: ModelSpec; var settings: NetworkSettings; var config: TrainingConfig
+            /// How examples are drawn (a checkpoint of another scheme must not continue under this one).
+            var examples = ExampleMaker.scheme
+        }
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         var hash = FNV1a()

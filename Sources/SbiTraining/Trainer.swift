@@ -98,6 +98,9 @@ struct ExampleMaker: Sendable {
     let expectedTokens: Double
     let fixedAllowed: [UInt8]
     static let dropProbability = 0.1
+    /// The name of how examples are drawn, part of a checkpoint's identity: series token counts
+    /// log-uniform on 1...maxPoints, chunks sized by the mean example.
+    static let scheme = "log-uniform-token-counts"
 
     /// Examples per chunk of a batch: about 512 token rows at the mean example size (examples are
     /// sorted by length before they are chunked, so a chunk's examples are alike).

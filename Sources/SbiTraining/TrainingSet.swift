@@ -165,7 +165,7 @@ struct TrainingSetReader {
         }
         if let text = try file.textAttribute("sbiwatch_noise", of: v) {
             guard let noise = ObservationNoise(text: text) else {
-                throw bad("variable \(v.name): sbiwatch_noise is \"\(text)\"; it must be \"additive STD\" or \"lognormal STD\" (STD a number >= 0)")
+                throw bad("variable \(v.name): sbiwatch_noise is \"\(text)\"; it must be \"additive STD\" or \"lognormal STD\" (STD a number in 0...1e6)")
             }
             spec.noise = noise
         }

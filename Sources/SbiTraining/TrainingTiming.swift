@@ -31,7 +31,11 @@ public enum TrainingTiming {
         if let maxPoints {
             for k in spec.variables.indices {
                 guard let axis = spec.variables[k].time else { continue }
-                spec.variables[k].time!.maxPoints = min(maxPoints, axis.grid)
+                guard maxPoints <= axis.grid else {
+                    throw SbiError(.usage, "--max-points \(maxPoints) is more than \(spec.variables[k].name)'s grid of \(axis.grid) times",
+                                   hint: "give at most --max-points \(axis.grid)")
+                }
+                spec.variables[k].time!.maxPoints = maxPoints
             }
         }
         try TrainingData.check(simulations, width: spec.denseWidth)

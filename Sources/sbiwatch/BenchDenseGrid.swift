@@ -5,7 +5,12 @@ import SbiCore
 import SbiEval
 import SbiModel
 
-extension QueryMethod: ExpressibleByArgument {}
+extension QueryMethod: ExpressibleByArgument {
+    /// "direct", or "interpolated" / "interpolate" (the file attribute's word).
+    public init?(argument: String) {
+        self.init(rawValue: argument == "interpolate" ? "interpolated" : argument)
+    }
+}
 
 struct BenchDenseGrid: ParsableCommand {
     static let configuration = CommandConfiguration(

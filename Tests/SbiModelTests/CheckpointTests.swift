@@ -93,10 +93,12 @@ final class CheckpointTests: TemporaryDirectoryTestCase {
         }
         // a header edited into valid JSON (an earlier step) is caught by the checksum too
         data[data.count - 3] ^= 0x40
-        let text = String(decoding: data.prefix(400), as: UTF8.self)
-        XCTAssertTrue(text.contains("\"step\":2,"), text)
-        let edited = text.replacingOccurrences(of: "\"step\":2,", with: "\"step\":1,")
-        try (Data(edited.utf8) + data.dropFirst(400)).write(to: url)
+        // the edit is made on the bytes (the header is followed by binary weights, not text)
+        let needle = Data("\"step\":2,".utf8)
+        let found = try XCTUnwrap(data.range(of: needle), "no \"step\":2, in the header")
+        var edited = data
+        edited[found.lowerBound + needle.count - 2] = UInt8(ascii: "1")
+        try edited.write(to: url)
         XCTAssertThrowsError(try train(config(), policy(stopAt: nil))) { error in
             XCTAssertTrue("\(error)".contains("damaged (checksum mismatch)"), "\(error)")
         }

@@ -145,6 +145,17 @@ final class ShippedTimeSeriesModelTests: XCTestCase {
         var asked = QueryPlan(spec: spec)
         try asked.target(node: 3, times: grid, method: .interpolated)
         XCTAssertEqual(asked.answers[3]?.supportTimes, QueryAnswer.explicitSupport)
+        // 150 times within one day: support times 1/99 day apart, closer than the simulator's grid
+        // (50/99 days), where training values share their noise: none is restored
+        var day = QueryPlan(spec: spec)
+        try day.target(node: 4, times: (0..<150).map { 10 + Double($0) / 149 })
+        XCTAssertEqual(day.answers[4], QueryAnswer(method: .interpolated, times: 150, supportTimes: 100, noise: nil,
+                                                   noiseUnknown: false, noiseShared: true))
+        XCTAssert(day.answers[4]!.sentence.contains("share their noise, so none is added"), day.answers[4]!.sentence)
+        // a model trained with one time per variable answers directly, as before
+        var one = QueryPlan(spec: sirdSpec(maxPoints: 1))
+        try one.target(node: 3, times: [1, 2, 3])
+        XCTAssertEqual(one.answers[3]?.method, .direct)
         var refused = QueryPlan(spec: spec)
         XCTAssertThrowsError(try refused.target(node: 3, times: grid + [50], method: .direct)) { e in
             XCTAssertEqual((e as? SbiError)?.code, .usage)

@@ -14,10 +14,12 @@ final class TimeSeriesCommandTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(inspect.status, 0, inspect.stderr)
         let card = try Tool.run("/bin/tar", ["xzf", archive, "-O", "README.md"])
         XCTAssertEqual(card.status, 0, card.stderr)
+        // inspect describes the archive with today's words; the card keeps the words it was written with
+        XCTAssert(inspect.stdout.contains("infected: data, a time series on [0, 50] days, up to 20 observation or forecast times per file answered directly"), inspect.stdout)
+        XCTAssert(card.stdout.contains("`infected`: data, a time series on [0, 50] days, up to 20 observation times per file"), card.stdout)
         for text in [inspect.stdout, card.stdout.replacingOccurrences(of: "`", with: "")] {
             for line in ["gamma: parameter, a scalar; prior range [0, 0.5]; units 1/day",
                          "beta: parameter, a function of time on [0, 50] days, queried at up to 20 times directly",
-                         "infected: data, a time series on [0, 50] days, up to 20 observation",
                          "| gamma | pass |", "Worst coverage deviation from nominal"] {
                 XCTAssert(text.contains(line), "\(line) missing from\n\(text)")
             }
