@@ -6,7 +6,7 @@ import SbiModel
 /// `sbiwatch bench SUBCOMMAND`: one benchmark per subcommand, each with its own options.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure this machine and the models: throughput, query time, accuracy, calibration, misspecification, spool throughput.",
+        abstract: "Measure this machine and the models: throughput, query time, accuracy, calibration, misspecification, spool throughput, dense grids, training speed.",
         discussion: "Figures go to standard output (text, or JSON with --json), progress to standard error. Speed is measured in a release build (`make bench`).",
         subcommands: [BenchThroughput.self, BenchQuery.self, BenchAccuracy.self, BenchCalibration.self, BenchMisspecification.self, BenchSpool.self, BenchDenseGrid.self, BenchTraining.self])
 }
