@@ -194,9 +194,6 @@ public struct QueryPlan: Sendable {
         constraints += planned.guidance
     }
 
-    /// Whether the plan reports a time-indexed variable's values by interpolation.
-    public func isInterpolated(node: Int) -> Bool { interpolatedTokens.contains { $0.node == node } }
-
     /// Reports a fixed node.
     public mutating func target(node: Int) throws {
         guard let i = tokenIndex(ofFixedNode: node) else { throw SbiError(.usage, "\(axis(of: node).0.name) is time-indexed; give query times") }
