@@ -70,6 +70,52 @@ public struct DenseGridReport: Codable, Sendable {
     }
 }
 
+/// One queried variable's tallies over the cases: hits of the 50% and 90% bands per time, and the
+/// summed roughness of the median path, of single draws and of the true path.
+struct GridTally {
+    let variable: String, times: [Double], answer: QueryAnswer?
+    var hits50: [Int], hits90: [Int]
+    var medianRoughness = 0.0, drawRoughness = 0.0, priorRoughness = 0.0
+    var cases = 0
+
+    init(variable: String, times: [Double], answer: QueryAnswer?) {
+        self.variable = variable; self.times = times; self.answer = answer
+        hits50 = [Int](repeating: 0, count: times.count); hits90 = hits50
+    }
+
+    /// One case: columns (times, draws) of the variable's draws, truth (times) its true values.
+    mutating func add(columns: [[Double]], truth: [Double]) {
+        var median: [Double] = []
+        for (i, y) in truth.enumerated() {
+            let s = columns[i].sorted()
+            median.append(quantile(s, 0.5))
+            if y >= quantile(s, 0.25) && y <= quantile(s, 0.75) { hits50[i] += 1 }
+            if y >= quantile(s, 0.05) && y <= quantile(s, 0.95) { hits90[i] += 1 }
+        }
+        let draws = columns.first?.count ?? 0
+        medianRoughness += Smoothness.secondDifference(median)
+        drawRoughness += (0..<draws).map { d in Smoothness.secondDifference(columns.map { $0[d] }) }.reduce(0, +) / Double(max(draws, 1))
+        priorRoughness += Smoothness.secondDifference(truth)
+        cases += 1
+    }
+
+    var coverage: GridCoverage {
+        let n = Double(cases)
+        let c50 = hits50.map { Double($0) / n }, c90 = hits90.map { Double($0) / n }
+        return GridCoverage(variable: variable, times: times, coverage50: c50, coverage90: c90,
+                            worstDeviation50: c50.map { abs($0 - 0.5) }.max() ?? 0,
+                            worstDeviation90: c90.map { abs($0 - 0.9) }.max() ?? 0,
+                            standardError50: (0.25 / n).squareRoot(), standardError90: (0.09 / n).squareRoot(),
+                            answeredBy: answer)
+    }
+
+    var smoothness: Smoothness {
+        let n = Double(cases)
+        return Smoothness(variable: variable, posteriorMedian: medianRoughness / n, posteriorDraws: drawRoughness / n,
+                          prior: priorRoughness / n)
+    }
+}
+
 public enum DenseGridCoverage {
     /// Where the history ends and how the forecast grid is spaced, per task: sird forecasts the 14
     /// days after day 36 on a daily grid; other tasks the last 28% of the domain at the grid spacing.
@@ -118,9 +164,7 @@ public enum DenseGridCoverage {
         let task = try TaskRegistry.task(named: taskName)
         let key = RandomKey(seed: seed)
         let rows = task.simulate(count: cases, key: key.split(1))
-        var hits50: [String: [Int]] = [:], hits90: [String: [Int]] = [:], grids: [String: [Double]] = [:]
-        var answers: [String: QueryAnswer] = [:]
-        var medianRough: [String: Double] = [:], drawRough: [String: Double] = [:], priorRough: [String: Double] = [:]
+        var tallies: [String: GridTally] = [:]
         var seconds = 0.0, tokens = 0, lastReport = DispatchTime.now().uptimeNanoseconds
         for (c, row) in rows.enumerated() {
             var rng = RandomStream(key: key.split(2).split(UInt64(c)))
@@ -133,22 +177,12 @@ public enum DenseGridCoverage {
             tokens = plan.tokens.count
             let targets = plan.targets
             for (name, first, truth) in truths {
-                let node = model.spec.nodes(of: model.spec.variableIndex(named: name)!).lowerBound
-                answers[name] = plan.answers[node]
-                grids[name] = (0..<truth.count).map { plan.token(targets[first + $0]).time! }
-                var h50 = hits50[name] ?? [Int](repeating: 0, count: truth.count), h90 = hits90[name] ?? h50
-                var median: [Double] = []
-                for (i, y) in truth.enumerated() {
-                    let s = done.map { $0[targets[first + i]] }.sorted()
-                    median.append(quantile(s, 0.5))
-                    if y >= quantile(s, 0.25) && y <= quantile(s, 0.75) { h50[i] += 1 }
-                    if y >= quantile(s, 0.05) && y <= quantile(s, 0.95) { h90[i] += 1 }
+                let indices = (0..<truth.count).map { targets[first + $0] }
+                if tallies[name] == nil {
+                    let node = model.spec.nodes(of: model.spec.variableIndex(named: name)!).lowerBound
+                    tallies[name] = GridTally(variable: name, times: indices.map { plan.token($0).time! }, answer: plan.answers[node])
                 }
-                hits50[name] = h50; hits90[name] = h90
-                medianRough[name, default: 0] += Smoothness.secondDifference(median) / Double(cases)
-                let paths = done.map { d in (0..<truth.count).map { d[targets[first + $0]] } }
-                drawRough[name, default: 0] += paths.map(Smoothness.secondDifference).reduce(0, +) / Double(paths.count * cases)
-                priorRough[name, default: 0] += Smoothness.secondDifference(truth) / Double(cases)
+                tallies[name]!.add(columns: indices.map { i in done.map { $0[i] } }, truth: truth)
             }
             let now = DispatchTime.now().uptimeNanoseconds
             if now - lastReport > 5_000_000_000 || c + 1 == cases {
@@ -156,23 +190,13 @@ public enum DenseGridCoverage {
                 progress("dense grids: \(c + 1)/\(cases) cases, \(String(format: "%.2f", seconds / Double(c + 1))) s per case")
             }
         }
-        let n = Double(cases)
-        let coverage = grids.keys.sorted().map { name -> GridCoverage in
-            let c50 = hits50[name]!.map { Double($0) / n }, c90 = hits90[name]!.map { Double($0) / n }
-            return GridCoverage(variable: name, times: grids[name]!, coverage50: c50, coverage90: c90,
-                                worstDeviation50: c50.map { abs($0 - 0.5) }.max() ?? 0,
-                                worstDeviation90: c90.map { abs($0 - 0.9) }.max() ?? 0,
-                                standardError50: (0.25 / n).squareRoot(), standardError90: (0.09 / n).squareRoot(),
-                                answeredBy: answers[name])
-        }
+        let coverage = tallies.keys.sorted().map { tallies[$0]!.coverage }
         // smoothness only means something for functions of time queried on a dense grid
         let functions = model.spec.variables.filter { $0.kind == .parameter && $0.time != nil }.map(\.name)
-        let smoothness = functions.map {
-            Smoothness(variable: $0, posteriorMedian: medianRough[$0]!, posteriorDraws: drawRough[$0]!, prior: priorRough[$0]!)
-        }
+        let smoothness = functions.map { tallies[$0]!.smoothness }
         return DenseGridReport(task: taskName, cases: cases, draws: draws, method: method == .interpolated ? "interpolate" : "auto",
                                sampler: settings.method.rawValue, samplerSteps: settings.steps,
                                historyEnd: model.spec.variables.compactMap(\.time).first.map { forecastGrid(task: taskName, axis: $0).end } ?? 0,
-                               coverage: coverage, smoothness: smoothness, secondsPerCase: seconds / n, tokensPerCase: tokens)
+                               coverage: coverage, smoothness: smoothness, secondsPerCase: seconds / Double(cases), tokensPerCase: tokens)
     }
 }

@@ -1,4 +1,5 @@
 // What a model is about: its variables, their scalar nodes, and the dependency graph.
+import SbiCore
 
 /// Whether a variable is inferred (parameter) or observed (data) in the usual posterior query.
 public enum VariableKind: String, Codable, Sendable { case parameter, data }
@@ -134,6 +135,21 @@ public struct ModelSpec: Codable, Hashable, Sendable {
     }
 
     public var nodeCount: Int { variables.reduce(0) { $0 + $1.size } }
+
+    /// The spec with every time axis trained with at most `maxPoints` times per variable
+    /// (`train --max-points`); refused beyond a variable's grid.
+    public func cappingMaxPoints(_ maxPoints: Int) throws -> ModelSpec {
+        var out = self
+        for (k, v) in variables.enumerated() {
+            guard let axis = v.time else { continue }
+            guard maxPoints <= axis.grid else {
+                throw SbiError(.usage, "--max-points \(maxPoints) is more than \(v.name)'s grid of \(axis.grid) times",
+                               hint: "give at most --max-points \(axis.grid)")
+            }
+            out.variables[k].time?.maxPoints = maxPoints
+        }
+        return out
+    }
 
     /// First node of each variable.
     public var offsets: [Int] {

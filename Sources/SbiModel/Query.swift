@@ -218,15 +218,15 @@ public struct QueryPlan: Sendable {
                            hint: "query a coarser grid")
         }
         for t in times { try checkTime(t, node: node) }
-        let room = axis.maxPoints
+        let trained = axis.maxPoints
         let lo = times.min()!, hi = times.max()!
-        let interpolate = method == .interpolated || times.count > room
+        let interpolate = method == .interpolated || times.count > trained
         if method == .direct && interpolate {
-            throw SbiError(.usage, "\(v.name) is asked for directly on \(times.count) times, but the model answers at most \(room) directly (it was trained with up to \(room) per variable)",
-                           hint: "query at most \(room) times, or remove sbiwatch_method (or set it to \"interpolate\") to have the grid interpolated")
+            throw SbiError(.usage, "\(v.name) is asked for directly on \(times.count) times, but the model answers at most \(trained) directly (it was trained with up to \(trained) per variable)",
+                           hint: "query at most \(trained) times, or remove sbiwatch_method (or set it to \"interpolate\") to have the grid interpolated")
         }
         // a model trained with one time per variable cannot place support times: it answers directly
-        guard interpolate, hi > lo, room >= 2 || method == .interpolated else {
+        guard interpolate, hi > lo, trained >= 2 || method == .interpolated else {
             for t in times {
                 tokens.append(TokenRef(node: node, time: t))
                 reported.append(.token(tokens.count - 1))
@@ -234,8 +234,8 @@ public struct QueryPlan: Sendable {
             answers[node] = QueryAnswer(method: .direct, times: times.count, supportTimes: times.count, noise: nil)
             return
         }
-        let cap = method == .interpolated ? QueryAnswer.explicitSupport : room
-        let support = max(2, min(cap, room, times.count))
+        let cap = method == .interpolated ? QueryAnswer.explicitSupport : trained
+        let support = max(2, min(cap, trained, times.count))
         let gridSpacing = (axis.upper - axis.lower) / Double(max(axis.grid - 1, 1))
         let shared = v.kind == .data && v.noise != nil && (hi - lo) / Double(support - 1) < gridSpacing * (1 - 1e-9)
         let noise = v.kind == .data && !shared ? v.noise : nil

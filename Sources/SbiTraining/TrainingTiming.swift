@@ -27,17 +27,7 @@ public enum TrainingTiming {
     /// every time axis capped at `maxPoints`.
     public static func measure(spec given: ModelSpec, simulations: [[Double]], maxPoints: Int?, settings: NetworkSettings,
                                config: TrainingConfig, steps: Int, plannedSteps: Int) throws -> TrainingTimingEntry {
-        var spec = given
-        if let maxPoints {
-            for k in spec.variables.indices {
-                guard let axis = spec.variables[k].time else { continue }
-                guard maxPoints <= axis.grid else {
-                    throw SbiError(.usage, "--max-points \(maxPoints) is more than \(spec.variables[k].name)'s grid of \(axis.grid) times",
-                                   hint: "give at most --max-points \(axis.grid)")
-                }
-                spec.variables[k].time!.maxPoints = maxPoints
-            }
-        }
+        let spec = try maxPoints.map(given.cappingMaxPoints) ?? given
         try TrainingData.check(simulations, width: spec.denseWidth)
         var timed = config
         timed.steps = steps + 2

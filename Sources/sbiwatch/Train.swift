@@ -138,7 +138,7 @@ struct Train: ParsableCommand {
 
     func run() throws {
         let (given, all, fileDigest) = try readSimulations()
-        let spec = try capped(given)
+        let spec = try maxPoints.map(given.cappingMaxPoints) ?? given
         let (sims, calibration) = try calibrationPlan(all)
         var config = TrainingConfig(steps: steps, seed: seed)
         config.batchSize = batchSize
@@ -179,21 +179,6 @@ struct Train: ParsableCommand {
         return (split.training.map { all[$0] },
                 try CalibrationSources.rows((split.references + split.cases).map { all[$0] }, seed: seed, cases: calibrationCases,
                                             source: source, threads: threads))
-    }
-
-    /// The spec with --max-points applied to every time axis.
-    func capped(_ spec: ModelSpec) throws -> ModelSpec {
-        guard let maxPoints else { return spec }
-        var out = spec
-        for (k, v) in spec.variables.enumerated() {
-            guard let axis = v.time else { continue }
-            guard maxPoints <= axis.grid else {
-                throw SbiError(.usage, "--max-points \(maxPoints) is more than \(v.name)'s grid of \(axis.grid) times",
-                               hint: "give at most --max-points \(axis.grid)")
-            }
-            out.variables[k].time?.maxPoints = maxPoints
-        }
-        return out
     }
 
     /// The simulations of --task (simulated with the seed) or of --simulations (and that file's SHA-256).

@@ -96,11 +96,7 @@ final class ShippedTimeSeriesModelTests: XCTestCase {
     }
 
     /// SIRD's spec as the model trained with up to `maxPoints` times per variable sees it.
-    func sirdSpec(maxPoints: Int) -> ModelSpec {
-        var spec = SIRDTask().spec
-        for k in spec.variables.indices where spec.variables[k].time != nil { spec.variables[k].time!.maxPoints = maxPoints }
-        return spec
-    }
+    func sirdSpec(maxPoints: Int) -> ModelSpec { try! SIRDTask().spec.cappingMaxPoints(maxPoints) }
 
     /// A grid denser than the trained maximum is sampled at support times and interpolated linearly.
     func testDenseGridsAreInterpolatedBetweenSupportTimes() throws {

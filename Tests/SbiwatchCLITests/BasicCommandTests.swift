@@ -154,6 +154,13 @@ final class BasicCommandTests: XCTestCase {
         XCTAssertEqual(mean[0], 3 + 4 * 0.9 * expected, accuracy: 1e-9)
         XCTAssertGreaterThan(mean[1], mean[0])
         XCTAssert(entries.allSatisfy { ($0["steps_per_second"] as! Double) > 0 })
+        // beyond the grid is refused, as `train --max-points` refuses it (one shared check)
+        for args in [["bench", "training", "--task", "sird", "--max-points", "101", "--budget", "40", "--steps", "1", "--config", "small"],
+                     ["train", "--task", "sird", "--budget", "40", "--max-points", "101", "--out", NSTemporaryDirectory() + "/never.sbim"]] {
+            let bad = try CLI.run(args)
+            XCTAssertEqual(bad.status, 64, "\(args): \(bad.stderr)")
+            XCTAssert(bad.stderr.contains("--max-points 101 is more than beta's grid of 100 times"), bad.stderr)
+        }
     }
 
     /// `bench calibration` on a few held-out simulations of the shipped Lotka-Volterra model: one
