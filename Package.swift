@@ -5,8 +5,11 @@ import PackageDescription
 // `sbiwatch` checks the CPU at start and refuses with a clear message on an older one.
 #if arch(x86_64)
 let kernelFlags: [String] = ["-O", "-enforce-exclusivity=unchecked", "-Xfrontend", "-target-cpu", "-Xfrontend", "haswell"]
+// Attention's 16-wide twins are compiled for AVX-512 (skylake-avx512) and run only where the CPU has it.
+let avx512Flags: [String] = ["-O", "-enforce-exclusivity=unchecked", "-Xfrontend", "-target-cpu", "-Xfrontend", "skylake-avx512"]
 #else
 let kernelFlags: [String] = ["-O", "-enforce-exclusivity=unchecked"]
+let avx512Flags: [String] = ["-O", "-enforce-exclusivity=unchecked"]
 #endif
 // Numeric stages above the kernels are optimised in debug builds too, so tests run fast.
 let optimized: [SwiftSetting] = [.swiftLanguageMode(.v5), .unsafeFlags(["-O"])]
@@ -31,7 +34,9 @@ let package = Package(
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
         // Numeric core: parameter arena, layers (forward + backward), transformer, Adam, RNG.
-        .target(name: "SbiCore", dependencies: ["CBLAS"],
+        // Attention's inner kernels in 16-wide vectors, chosen at run time on AVX-512 CPUs (same bits).
+        .target(name: "SbiKernelsAVX512", swiftSettings: [.swiftLanguageMode(.v5), .unsafeFlags(avx512Flags)]),
+        .target(name: "SbiCore", dependencies: ["CBLAS", "SbiKernelsAVX512"],
                 swiftSettings: [.swiftLanguageMode(.v5), .unsafeFlags(kernelFlags)]),
         // NetCDF files through libnetcdf (every call serialised): the wrapper, no domain formats.
         .target(name: "SbiNetCDF", dependencies: ["SbiCore", "CNetCDF"], swiftSettings: [.swiftLanguageMode(.v5)]),
@@ -68,7 +73,7 @@ let package = Package(
         // The fuzz harness over the observation-file and archive readers (`make fuzz`; a replay tool otherwise).
         .executableTarget(name: "sbiwatch-fuzz", dependencies: ["SbiArchive", "SbiCore", "SbiModel", "SbiPipeline"],
                           path: "Tests/Fuzz/Harness", swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "SbiCoreTests", dependencies: ["SbiCore"],
+        .testTarget(name: "SbiCoreTests", dependencies: ["SbiCore", "SbiKernelsAVX512"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         // Helpers shared by the test targets (temporary directories, repository paths).
         .target(name: "SbiTestSupport", path: "Tests/SbiTestSupport", swiftSettings: [.swiftLanguageMode(.v5)]),

@@ -9,6 +9,8 @@
 // att (B,H,T,Tp): att[b,h,j,i] = softmax probability of key j for query i (0 where not kept).
 // Hidden and padding keys never enter a sum, so they cannot change other tokens' outputs.
 
+import SbiKernelsAVX512
+
 /// Shape of one attention call.
 public struct AttentionShape: Sendable {
     public var batch: Int, tokens: Int, heads: Int, keySize: Int
@@ -81,8 +83,11 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMu
             for i in 0..<n { for e in 0..<d { qt[e * tp + i] = scale * tok[i * st + h * d + e] } }
             for i in 0..<tp { mx[i] = -1e30; sum[i] = 0 }
             // scores S (n,Tp) = K_h (n,D) @ qt (D,Tp); running max over kept keys
-            smallGemm(p, tp, tok + hd + h * d, st, 1, qt, tp, n, tp, d, accumulate: false)
-            if let keep {
+            headGemm(p, tp, tok + hd + h * d, st, 1, qt, tp, n, tp, d, accumulate: false)
+            if KernelPath.current == .avx512 {
+                softmaxNumerators512(p, mx, sum, keep.map { $0 + b * t * tp }, rows: n, tp)
+                if keep == nil { for i in n..<tp { sum[i] = 0 } }
+            } else if let keep {
                 maskedSoftmaxNumerators(p, mx, sum, keep + b * t * tp, rows: n, tp)
             } else {
                 softmaxNumerators(p, mx, sum, rows: n, tp)
@@ -95,10 +100,10 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMu
                     let row = p + j * tp
                     for i in 0..<tp { row[i] *= sum[i] }
                 }
-                smallGemm(ot, tp, tok + 2 * hd + h * d, 1, st, p, tp, d, tp, n, accumulate: false)
+                headGemm(ot, tp, tok + 2 * hd + h * d, 1, st, p, tp, d, tp, n, accumulate: false)
             } else {
                 // ot = V_h^T @ unnormalised P, then each query's column scaled: D x Tp work instead of n x Tp
-                smallGemm(ot, tp, tok + 2 * hd + h * d, 1, st, p, tp, d, tp, n, accumulate: false)
+                headGemm(ot, tp, tok + 2 * hd + h * d, 1, st, p, tp, d, tp, n, accumulate: false)
                 for e in 0..<d { let row = ot + e * tp; for i in 0..<tp { row[i] *= sum[i] } }
             }
             if n < t { (p + n * tp).update(repeating: 0, count: (t - n) * tp) }
@@ -169,7 +174,7 @@ public func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ dout: Unsaf
             for i in 0..<n { for e in 0..<d { got[e * tp + i] = dout[(b * t + i) * hd + h * d + e] } }
             for i in 0..<tp { dot[i] = 0 }
             // dP (n,Tp) = V_h (n,D) @ got (D,Tp);  dot[i] = sum_j P[j, i] dP[j, i]
-            smallGemm(dpAll, tp, tok + 2 * hd + h * d, st, 1, got, tp, n, tp, d, accumulate: false)
+            headGemm(dpAll, tp, tok + 2 * hd + h * d, st, 1, got, tp, n, tp, d, accumulate: false)
             for j in 0..<n {
                 let dpr = dpAll + j * tp, pr = p + j * tp
                 for i in 0..<tp { dot[i] = dot[i].addingProduct(pr[i], dpr[i]) }
@@ -179,7 +184,7 @@ public func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ dout: Unsaf
                 let dpr = dpAll + j * tp, pr = p + j * tp
                 for i in 0..<tp { dpr[i] = pr[i] * (dpr[i] - dot[i]) * scale }
             }
-            smallGemm(dqt, tp, tok + hd + h * d, 1, st, dpAll, tp, d, tp, n, accumulate: false)
+            headGemm(dqt, tp, tok + hd + h * d, 1, st, dpAll, tp, d, tp, n, accumulate: false)
             // dK (n,Dp) = dS (n,Tp) @ q8 (Tp,Dp);  dV (n,Dp) = P (n,Tp) @ g8 (Tp,Dp), rows of q8, g8 past n zero
             q8.update(repeating: 0, count: tp * dp8)
             g8.update(repeating: 0, count: tp * dp8)
@@ -187,8 +192,8 @@ public func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ dout: Unsaf
                 let q = tok + i * st + h * d, g = dout + (b * t + i) * hd + h * d
                 for e in 0..<d { q8[i * dp8 + e] = q[e]; g8[i * dp8 + e] = g[e] }
             }
-            smallGemm(dk8, dp8, dpAll, tp, 1, q8, dp8, n, dp8, tp, accumulate: false)
-            smallGemm(dv8, dp8, p, tp, 1, g8, dp8, n, dp8, tp, accumulate: false)
+            headGemm(dk8, dp8, dpAll, tp, 1, q8, dp8, n, dp8, tp, accumulate: false)
+            headGemm(dv8, dp8, p, tp, 1, g8, dp8, n, dp8, tp, accumulate: false)
             for i in 0..<n {
                 let r = dtok + i * st + h * d
                 for e in 0..<d {

@@ -2,6 +2,7 @@
 // outputs first, sizes last; backward ACCUMULATES (+=) into every gradient it is given,
 // including the gradient with respect to the layer input.
 import CBLAS
+import SbiKernelsAVX512
 
 public enum BLAS {
     /// Pins OpenBLAS to one thread: the network's matrices are skinny, so parallelism
@@ -136,6 +137,7 @@ private let geluScale: Float = 0.797_884_56  // sqrt(2/pi)
 /// out (N) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3)
 /// (one exponential and one division per element; scalar loops the compiler vectorises)
 public func geluForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ count: Int) {
+    if KernelPath.current == .avx512 { return geluForward512(out, inp, count, scale: geluScale) }
     for i in 0..<count {
         let x = inp[i]
         let u2 = 2 * geluScale * x.addingProduct(0.044715 * x * x, x)
@@ -147,6 +149,7 @@ public func geluForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer
 /// (with `overwrite`: dinp = ..., for scratch buffers)
 public func geluBackward(_ dinp: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
                          _ dout: UnsafePointer<Float>, _ count: Int, overwrite: Bool = false) {
+    if KernelPath.current == .avx512 { return geluBackward512(dinp, inp, dout, count, scale: geluScale, overwrite: overwrite) }
     if overwrite { dinp.update(repeating: 0, count: count) }
     for i in 0..<count {
         let x = inp[i]

@@ -9,6 +9,8 @@ public struct ThroughputEntry: Codable, Sendable {
     public var tokens: Int
     public var backward: Bool
     public var threads: Int
+    /// Which build of attention's inner kernels ran (`KernelPath`).
+    public var kernels: String = KernelPath.current.rawValue
     public var secondsPerPass: Double
     public var tokensPerSecond: Double
     public var gflops: Double
@@ -20,7 +22,7 @@ public struct ThroughputEntry: Codable, Sendable {
     public var linearLayerCeiling: Double?
 
     enum CodingKeys: String, CodingKey {
-        case name, config, batch, tokens, backward, threads
+        case name, config, batch, tokens, backward, threads, kernels
         case secondsPerPass = "seconds_per_pass", tokensPerSecond = "tokens_per_second"
         case gflops, fractionOfSgemmPeak = "fraction_of_sgemm_peak"
         case linearLayerCeiling = "linear_layer_ceiling"
@@ -70,7 +72,7 @@ public struct ThroughputReport: Codable, Sendable {
     public var text: String {
         var s = "sgemm \(sgemmSize)^3, one core: \(fmt(sgemmGflopsOneCore)) GFLOP/s\n"
         for e in entries {
-            s += "\(e.name): \(fmt(e.tokensPerSecond, 0)) tokens/s, \(fmt(e.gflops)) GFLOP/s on \(e.threads) threads, "
+            s += "\(e.name) (\(e.kernels) kernels): \(fmt(e.tokensPerSecond, 0)) tokens/s, \(fmt(e.gflops)) GFLOP/s on \(e.threads) threads, "
             s += "\(fmt(e.fractionOfSgemmPeak, 2)) of sgemm peak, \(fmt(e.secondsPerPass * 1000)) ms/pass"
             if let c = e.linearLayerCeiling { s += " (ceiling if only its linear layers cost time: \(fmt(c, 2)))" }
             s += "\n"
@@ -94,8 +96,10 @@ public struct ThroughputBench {
     public var threads: Int
     /// Measure only configurations whose name contains this text (nil: all).
     public var only: String?
-    public init(seconds: Double, threads: Int, only: String? = nil) {
-        self.seconds = seconds; self.threads = threads; self.only = only
+    /// The kernel builds to measure each configuration with, in this order (each must be available).
+    public var kernelPaths: [KernelPath]
+    public init(seconds: Double, threads: Int, only: String? = nil, kernelPaths: [KernelPath] = [KernelPath.current]) {
+        self.seconds = seconds; self.threads = threads; self.only = only; self.kernelPaths = kernelPaths
     }
 
     public func run(progress: (String) -> Void) -> ThroughputReport {
@@ -111,10 +115,17 @@ public struct ThroughputBench {
         ]
         var shapes: [String: SgemmShape] = [:]
         for (name, preset, batch, tokens, train) in cases where only.map({ name.contains($0) }) ?? true {
-            progress("measuring \(name)")
-            var entry = measure(name: name, preset: preset, batch: batch, tokens: tokens, train: train, peak: peak)
-            entry.linearLayerCeiling = linearCeiling(preset: preset, tokens: tokens, train: train, peak: peak, shapes: &shapes)
-            entries.append(entry)
+            let ceiling = linearCeiling(preset: preset, tokens: tokens, train: train, peak: peak, shapes: &shapes)
+            for path in kernelPaths {
+                progress("measuring \(name) with the \(path.rawValue) kernels")
+                let previous = KernelPath.current
+                KernelPath.current = path
+                defer { KernelPath.current = previous }
+                var entry = measure(name: name, preset: preset, batch: batch, tokens: tokens, train: train, peak: peak)
+                entry.kernels = path.rawValue
+                entry.linearLayerCeiling = ceiling
+                entries.append(entry)
+            }
         }
         var report = ThroughputReport(sgemmSize: n, sgemmGflopsOneCore: peak, entries: entries)
         report.layerShapes = shapes.values.sorted {

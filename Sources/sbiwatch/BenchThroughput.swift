@@ -21,12 +21,36 @@ struct BenchThroughput: ParsableCommand {
     @Option(name: .customLong("only"), help: "Measure only the configurations whose name contains this text.")
     var only: String?
 
+    @Option(help: ArgumentHelp(
+        "Attention's kernel build to measure: avx2, avx512 (CPUs with AVX-512) or both, one after the other in this run (default: the one this CPU runs).",
+        valueName: "kernels"))
+    var kernels: String?
+
+    /// The kernel paths --kernels names, each available on this CPU.
+    func kernelPaths() throws -> [KernelPath] {
+        guard let kernels else { return [KernelPath.current] }
+        var paths: [KernelPath] = [.avx2, .avx512]
+        if kernels != "both" {
+            guard let one = KernelPath(rawValue: kernels) else {
+                throw ValidationError("--kernels must be avx2, avx512 or both, not '\(kernels)'")
+            }
+            paths = [one]
+        }
+        for p in paths where !p.isAvailable {
+            throw ValidationError("--kernels \(kernels): this CPU has no AVX-512 (avx512f, cd, bw, dq and vl); measure with --kernels avx2")
+        }
+        return paths
+    }
+
     func validate() throws {
         guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
+        _ = try kernelPaths()
     }
 
     func run() throws {
-        let report = ThroughputBench(seconds: seconds, threads: threading.threads ?? BatchParallel.defaultThreads, only: only).run { line in
+        let bench = ThroughputBench(seconds: seconds, threads: threading.threads ?? BatchParallel.defaultThreads, only: only,
+                                    kernelPaths: try kernelPaths())
+        let report = bench.run { line in
             stderrLine(line)
         }
         try output.print(report) { report.text }

@@ -41,7 +41,8 @@ final class BasicCommandTests: XCTestCase {
                                 (["train", "--task", "sird", "--out", "m.sbim", "--calibration-cases", "5"], "--calibration-cases must be 0 (skip) or at least 20"),
                                 (["bench", "accuracy", "--tasks", "nope"], "unknown task 'nope'"),
                                 (["bench", "query", "--sampler-steps", "1"], "--sampler-steps must be at least 2"),
-                                (["bench", "throughput", "--threads", "0"], "--threads must be at least 1")] {
+                                (["bench", "throughput", "--threads", "0"], "--threads must be at least 1"),
+                                (["bench", "throughput", "--kernels", "sse"], "--kernels must be avx2, avx512 or both, not 'sse'")] {
             let bad = try CLI.run(args)
             XCTAssertEqual(bad.status, 64, "\(args)")
             XCTAssert(bad.stderr.contains(message), "\(args): \(bad.stderr)")
@@ -75,6 +76,24 @@ final class BasicCommandTests: XCTestCase {
         XCTAssert(shapes.contains { $0["m"] as? Int == 507 && $0["k"] as? Int == 50 && $0["n"] as? Int == 120 }, "\(shapes)")
         for g in shapes { XCTAssertEqual(g["fraction_of_peak"] as! Double, (g["gflops"] as! Double) / peak, accuracy: 1e-9) }
         XCTAssertGreaterThan(e["linear_layer_ceiling"] as! Double, 0)
+        XCTAssertEqual(e["kernels"] as? String, KernelPath.avx512Available ? "avx512" : "avx2")
+    }
+
+    /// --kernels both measures each configuration with the AVX2 and then the AVX-512 kernels (on an
+    /// AVX-512 CPU; elsewhere it is refused, naming the missing instructions).
+    func testBenchThroughputMeasuresBothKernelPaths() throws {
+        let r = try CLI.run(["bench", "throughput", "--json", "--seconds", "0.05", "--only", "small", "--kernels", "both"])
+        guard KernelPath.avx512Available else {
+            XCTAssertEqual(r.status, 64)
+            XCTAssert(r.stderr.contains("this CPU has no AVX-512"), r.stderr)
+            return
+        }
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        let entries = json["entries"] as! [[String: Any]]
+        XCTAssertEqual(entries.map { $0["kernels"] as! String }, ["avx2", "avx512"])
+        XCTAssertEqual(Set(entries.map { $0["name"] as! String }), ["small_train_b1000_t13"])
+        for e in entries { XCTAssertGreaterThan(e["tokens_per_second"] as! Double, 0) }
     }
 
     /// `bench query` with the shipped SIRD model at 2 sampler steps: the entry names the model's sampler and the override.
