@@ -14,7 +14,8 @@ public enum ModelCard {
         s += "\n## Network and training\n\n"
         s += "\(m.network.preset.rawValue) transformer (\(m.transformer.layers) layers, \(m.transformer.heads) heads), "
         s += "\(m.network.mask.rawValue) attention mask, \(m.network.sde.name.uppercased()) SDE.\n"
-        s += "Default sampler: \(m.sampler.method.rawValue), \(m.sampler.steps) steps.\n\n"
+        s += "Default sampler: \(m.sampler.method.rawValue), \(m.sampler.steps) steps"
+        s += (m.sampler.usesNoiseLevels ? ", noise levels down to \(g(m.sampler.sigmaLow))" : "") + ".\n\n"
         s += "Trained on \(p.simulations) simulations, seed \(p.seed), \(p.training.steps) of \(p.training.stepsPlanned) steps "
         s += "(batch \(p.training.batchSize)) in \(Int(p.training.seconds.rounded())) s; best validation loss "
         s += "\(p.training.bestValidationLoss) at step \(p.training.bestValidationStep).\n\n## Calibration\n\n"
@@ -57,7 +58,7 @@ public enum ModelCard {
     public static func calibrationLines(_ c: ModelCalibration?) -> [String] {
         guard let c else { return ["No calibration stored: run `sbiwatch calibrate` to measure it."] }
         guard c.measured else { return ["Calibration skipped: \(c.note ?? "no reason recorded")."] }
-        var lines = ["Measured on \(c.cases) held-out simulations (\(c.source)), \(c.draws) posterior draws and \(c.replicates) predictive replicates each, \(c.sampler) sampler with \(c.samplerSteps) steps\(evaluations(c)), in \(Int(c.seconds.rounded())) s.", ""]
+        var lines = ["Measured on \(c.cases) held-out simulations (\(c.source)), \(c.draws) posterior draws and \(c.replicates) predictive replicates each, \(c.sampler) sampler with \(c.samplerSteps) steps\(evaluations(c))\(c.samplerSigmaLow.map { ", noise levels down to \(g($0))" } ?? ""), in \(Int(c.seconds.rounded())) s.", ""]
         lines.append("| parameter | SBC | max ECDF dev. | cov. 50% | 80% | 90% | 95% | mean z | sd z | contraction |")
         lines.append("|---|---|---|---|---|---|---|---|---|---|")
         let failed = Set(c.failed().map(\.name))

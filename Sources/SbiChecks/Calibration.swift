@@ -57,11 +57,13 @@ public enum Calibration {
             }
         }
         let parameters = tally.order.map { summarize($0, tally, draws: size.draws) }
-        return ModelCalibration(status: "measured", note: nil, cases: heldOut.count, draws: size.draws, replicates: size.replicates,
-                                source: source, design: design, seed: seed, sampler: settings.method.rawValue,
-                                samplerSteps: settings.steps, seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9,
-                                parameters: parameters, predictiveNull: tally.predictive.mapValues { $0.map(\.pValue).sorted() },
-                                predictiveNullCases: tally.predictive, verdictNull: tally.verdict)
+        var report = ModelCalibration(status: "measured", note: nil, cases: heldOut.count, draws: size.draws, replicates: size.replicates,
+                                      source: source, design: design, seed: seed, sampler: settings.method.rawValue,
+                                      samplerSteps: settings.steps, seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9,
+                                      parameters: parameters, predictiveNull: tally.predictive.mapValues { $0.map(\.pValue).sorted() },
+                                      predictiveNullCases: tally.predictive, verdictNull: tally.verdict)
+        if settings.usesNoiseLevels { report.samplerSigmaLow = settings.sigmaLow }
+        return report
     }
 
     /// Seconds one case takes (measured on `row`), for sizing the pass.

@@ -59,11 +59,14 @@ public struct ModelCalibration: Codable, Equatable, Sendable {
     /// Each held-out case's data checks, for the verdict's null (absent from archives calibrated
     /// before it was recorded, whose verdicts combine the checks with Šidák's adjustment).
     public var verdictNull: [VerdictNullCase]?
+    /// The noise-level sampler's last level before 0 (absent for the t-grid samplers, and from
+    /// archives calibrated before it could be changed, which used 0.002).
+    public var samplerSigmaLow: Double?
 
     enum CodingKeys: String, CodingKey {
         case format, status, note, cases, draws, replicates, source, design, seed, sampler, seconds, parameters
         case samplerSteps = "sampler_steps", predictiveNull = "predictive_null", predictiveNullCases = "predictive_null_cases"
-        case verdictNull = "verdict_null"
+        case verdictNull = "verdict_null", samplerSigmaLow = "sampler_sigma_low"
     }
 
     public var measured: Bool { status == "measured" }

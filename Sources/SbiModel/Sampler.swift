@@ -73,11 +73,12 @@ public struct SamplerSettings: Codable, Hashable, Sendable {
         try c.encode(rho, forKey: .rho); try c.encode(sigmaLow, forKey: .sigmaLow); try c.encode(churn, forKey: .churn)
     }
 
-    /// These settings with the given steps and method where they are not nil.
-    public func overriding(steps: Int? = nil, method: Method? = nil) -> SamplerSettings {
+    /// These settings with the given steps, method and lowest noise level where they are not nil.
+    public func overriding(steps: Int? = nil, method: Method? = nil, sigmaLow: Double? = nil) -> SamplerSettings {
         var s = self
         if let steps { s.steps = steps }
         if let method { s.method = method }
+        if let sigmaLow { s.sigmaLow = sigmaLow }
         return s
     }
 

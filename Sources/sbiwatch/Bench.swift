@@ -35,11 +35,26 @@ struct BenchSamplerOptions: ParsableArguments {
     @Option(help: "Sampler: sde, ode, edm, dpmpp2m or dpmpp2m-sde (default: the model's).")
     var sampler: SamplerSettings.Method?
 
+    @Option(name: .customLong("sigma-low"), help: ArgumentHelp(
+        "The noise-level samplers' (edm, dpmpp2m, dpmpp2m-sde) last level before 0, in the network's normalised units (default: the model's; 0.002 unless stored otherwise).",
+        valueName: "level"))
+    var sigmaLow: Double?
+
     func validate() throws {
         if let samplerSteps, samplerSteps < 2 { throw ValidationError("--sampler-steps must be at least 2") }
+        try validateSigmaLow(sigmaLow)
     }
 
-    func applied(to settings: SamplerSettings) -> SamplerSettings { settings.overriding(steps: samplerSteps, method: sampler) }
+    func applied(to settings: SamplerSettings) -> SamplerSettings {
+        settings.overriding(steps: samplerSteps, method: sampler, sigmaLow: sigmaLow)
+    }
+}
+
+/// --sigma-low must be a positive, finite level.
+func validateSigmaLow(_ sigmaLow: Double?) throws {
+    if let sigmaLow, !(sigmaLow > 0 && sigmaLow.isFinite) {
+        throw ValidationError("--sigma-low must be a positive number (a noise level, e.g. 0.02)")
+    }
 }
 
 /// --threads, shared by the benchmarks.

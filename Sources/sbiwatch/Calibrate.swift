@@ -32,6 +32,11 @@ struct Calibrate: ParsableCommand {
     @Option(name: .customLong("sampler-steps"), help: "The new default sampler's steps (with --sampler, or alone for the model's sampler).")
     var samplerSteps: Int?
 
+    @Option(name: .customLong("sigma-low"), help: ArgumentHelp(
+        "The stored noise-level sampler's last level before 0, in the network's normalised units (default: the model's).",
+        valueName: "level"))
+    var sigmaLow: Double?
+
     @Option(help: "Worker threads (default: the processor count).")
     var threads: Int?
 
@@ -41,6 +46,7 @@ struct Calibrate: ParsableCommand {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if let samplerSteps, samplerSteps < 2 { throw ValidationError("--sampler-steps must be at least 2") }
         if sampler != nil, samplerSteps == nil { throw ValidationError("--sampler needs --sampler-steps") }
+        try validateSigmaLow(sigmaLow)
     }
 
     func run() throws {
@@ -57,7 +63,7 @@ struct Calibrate: ParsableCommand {
             throw SbiError(.usage, "\(loaded.path) was trained from a simulation file, so sbiwatch cannot simulate held-out cases for it",
                            hint: "give --simulations with simulations from the same simulator that the model was not trained on")
         }
-        let newSampler = loaded.manifest.sampler.overriding(steps: samplerSteps, method: sampler)
+        let newSampler = loaded.manifest.sampler.overriding(steps: samplerSteps, method: sampler, sigmaLow: sigmaLow)
         let calibrated = try TrainedArchive.calibrate(loaded, plan: plan, sampler: newSampler, command: canonicalCommand(seed: seed),
                                                       source: out, log: { stderrLine($0) })
         let digest = try ModelArchive.save(calibrated.data, to: out)
@@ -72,6 +78,7 @@ struct Calibrate: ParsableCommand {
         if let simulations { c += " --simulations \(URL(fileURLWithPath: simulations).lastPathComponent)" }
         if let sampler { c += " --sampler \(sampler.rawValue)" }
         if let samplerSteps { c += " --sampler-steps \(samplerSteps)" }
+        if let sigmaLow { c += " --sigma-low \(sigmaLow)" }
         return c + " --out \(URL(fileURLWithPath: out).lastPathComponent)"
     }
 }

@@ -90,26 +90,30 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(Set(checks.map { $0["name"] as! String }), ["out_of_distribution", "posterior_predictive:x"])
     }
 
-    /// `calibrate --sampler --sampler-steps` stores a new default sampler and measures the calibration
-    /// under it (the card says which, with its network evaluations); train refuses a noise-level
-    /// sampler without its steps.
+    /// `calibrate --sampler --sampler-steps --sigma-low` stores a new default sampler and measures the
+    /// calibration under it (the card says which, with its network evaluations and lowest noise level);
+    /// train refuses a noise-level sampler without its steps.
     func testCalibrateUnderANewDefaultSampler() throws {
         let model = path("gl.sbim"), fast = path("gl-fast.sbim")
         let train = try CLI.run(["train", "--task", "gaussian_linear", "--budget", "200", "--steps", "20", "--batch-size", "32",
                                  "--calibration-cases", "0", "--out", model])
         XCTAssertEqual(train.status, 0, train.stderr)
-        let r = try CLI.run(["calibrate", model, "--sampler", "dpmpp2m", "--sampler-steps", "4", "--cases", "20", "--out", fast])
+        let r = try CLI.run(["calibrate", model, "--sampler", "dpmpp2m", "--sampler-steps", "4", "--sigma-low", "0.05",
+                             "--cases", "20", "--out", fast])
         XCTAssertEqual(r.status, 0, r.stderr)
         let manifest = try JSONSerialization.jsonObject(with: try tarMember(fast, "manifest.json")) as! [String: Any]
         let sampler = manifest["sampler"] as! [String: Any]
         XCTAssertEqual(sampler["method"] as? String, "dpmpp2m")
         XCTAssertEqual(sampler["steps"] as? Int, 4)
+        XCTAssertEqual(sampler["sigma_low"] as? Double, 0.05)
         let calibration = try JSONSerialization.jsonObject(with: try tarMember(fast, "calibration.json")) as! [String: Any]
         XCTAssertEqual(calibration["sampler"] as? String, "dpmpp2m")
         XCTAssertEqual(calibration["sampler_steps"] as? Int, 4)
+        XCTAssertEqual(calibration["sampler_sigma_low"] as? Double, 0.05)
         let card = String(decoding: try tarMember(fast, "README.md"), as: UTF8.self)
-        XCTAssert(card.contains("dpmpp2m sampler with 4 steps (4 network evaluations per sample)"), card)
-        XCTAssert(card.contains("--sampler dpmpp2m --sampler-steps 4 --out gl-fast.sbim"), card)
+        XCTAssert(card.contains("dpmpp2m sampler with 4 steps (4 network evaluations per sample), noise levels down to 0.05"), card)
+        XCTAssert(card.contains("Default sampler: dpmpp2m, 4 steps, noise levels down to 0.05."), card)
+        XCTAssert(card.contains("--sampler dpmpp2m --sampler-steps 4 --sigma-low 0.05 --out gl-fast.sbim"), card)
         let refused = try CLI.run(["train", "--task", "gaussian_linear", "--sampler", "edm", "--out", path("x.sbim")])
         XCTAssertNotEqual(refused.status, 0)
         XCTAssert(refused.stderr.contains("--sampler edm needs --sampler-steps"), refused.stderr)
