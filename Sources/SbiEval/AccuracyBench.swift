@@ -17,6 +17,8 @@ public struct AccuracyEntry: Codable, Sendable {
     public var networkEvaluations: Int
     /// edm's stochastic churn (0 for the other samplers).
     public var churn: Double
+    /// The noise-level samplers' last level before 0 (nil for the t-grid samplers).
+    public var sigmaLow: Double?
     public var observations: Int
     public var samplesPerObservation: Int
     /// sbibm's recipe (MLP classifier, TASKS.md), per observation and its mean.
@@ -33,7 +35,7 @@ public struct AccuracyEntry: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case task, simulations, mask, sampler, observations, c2st
         case trainingSteps = "training_steps", trainingSeconds = "training_seconds", samplerSteps = "sampler_steps"
-        case networkEvaluations = "network_evaluations", churn
+        case networkEvaluations = "network_evaluations", churn, sigmaLow = "sigma_low"
         case samplesPerObservation = "samples_per_observation", c2stMean = "c2st_mean"
         case c2stRandomForest = "c2st_rf", c2stRandomForestMean = "c2st_rf_mean"
         case samplingSeconds = "sampling_seconds", samplesPerSecond = "samples_per_second"
@@ -85,6 +87,7 @@ public enum AccuracyBench {
                                  trainingSeconds: trainingSeconds, mask: model.settings.mask.rawValue,
                                  sampler: sampler.method.rawValue, samplerSteps: sampler.steps,
                                  networkEvaluations: sampler.networkEvaluations, churn: sampler.usesNoiseLevels ? sampler.churn : 0,
+                                 sigmaLow: sampler.usesNoiseLevels ? sampler.sigmaLow : nil,
                                  observations: count, samplesPerObservation: samples, c2st: scores[j], c2stMean: mean(scores[j]),
                                  c2stRandomForest: forestScores[j], c2stRandomForestMean: mean(forestScores[j]),
                                  samplingSeconds: samplingSeconds[j] / Double(count),

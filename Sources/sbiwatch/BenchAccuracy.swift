@@ -35,7 +35,7 @@ struct BenchAccuracy: ParsableCommand {
     var mask: AttentionMaskKind = .undirected
 
     @Option(parsing: .upToNextOption,
-            help: ArgumentHelp("Samplers to compare on the same observations and references, each METHOD:STEPS or edm:STEPS:CHURN (e.g. sde:100 edm:9 dpmpp2m:12; default: the model's, or --sampler and --sampler-steps).",
+            help: ArgumentHelp("Samplers to compare on the same observations and references, each METHOD:STEPS, with :low=LEVEL (noise-level samplers) and :churn=C (edm) if wanted (e.g. sde:100 edm:9:churn=40 dpmpp2m-sde:12:low=0.05; default: the model's, or --sampler and --sampler-steps).",
                                valueName: "method:steps"))
     var samplers: [SamplerChoice] = []
 
@@ -90,7 +90,8 @@ struct BenchAccuracy: ParsableCommand {
         return try AccuracyBench.evaluate(model: loaded.model, task: task, trainingSteps: provenance.training.steps,
                                           trainingSeconds: provenance.training.seconds, simulations: budget,
                                           observations: observations, samples: samples,
-                                          samplers: samplers.isEmpty ? [sampling.applied(to: loaded.manifest.sampler)] : samplers.map(\.settings),
+                                          samplers: samplers.isEmpty ? [sampling.applied(to: loaded.manifest.sampler)]
+                                                                     : samplers.map { $0.settings(sigmaLow: sampling.sigmaLow) },
                                           seed: 0, threads: threading.threads ?? BatchParallel.defaultThreads) {
             stderrLine($0)
         }
@@ -124,19 +125,33 @@ struct BenchAccuracy: ParsableCommand {
     }
 }
 
-/// One sampler of a comparison: METHOD:STEPS, or edm:STEPS:CHURN.
+/// One sampler of a comparison: METHOD:STEPS, then optionally low=LEVEL (the noise-level samplers'
+/// last level before 0) and churn=C (edm); edm:STEPS:CHURN is churn=CHURN.
 struct SamplerChoice: ExpressibleByArgument {
     var settings: SamplerSettings
+    /// Whether the choice set its own lowest level (else --sigma-low applies).
+    var setsSigmaLow = false
 
     init?(argument: String) {
         let parts = argument.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-        guard (2...3).contains(parts.count), let method = SamplerSettings.Method(rawValue: parts[0]),
+        guard (2...4).contains(parts.count), let method = SamplerSettings.Method(rawValue: parts[0]),
               let steps = Int(parts[1]) else { return nil }
         settings = SamplerSettings(method: method, steps: steps)
         guard steps >= settings.minimumSteps else { return nil }
-        if parts.count == 3 {
-            guard method == .edm, let churn = Double(parts[2]), churn >= 0, churn.isFinite else { return nil }
-            settings.churn = churn
+        for part in parts.dropFirst(2) {
+            let (key, text) = part.contains("=") ? (String(part.prefix { $0 != "=" }), String(part.drop { $0 != "=" }.dropFirst()))
+                                                 : ("churn", part)
+            guard settings.usesNoiseLevels, let value = Double(text), value.isFinite else { return nil }
+            switch key {
+            case "churn" where method == .edm && value >= 0: settings.churn = value
+            case "low" where value > 0: settings.sigmaLow = value; setsSigmaLow = true
+            default: return nil
+            }
         }
+    }
+
+    /// The settings, with `sigmaLow` (--sigma-low) unless the choice set its own.
+    func settings(sigmaLow: Double?) -> SamplerSettings {
+        setsSigmaLow ? settings : settings.overriding(sigmaLow: sigmaLow)
     }
 }

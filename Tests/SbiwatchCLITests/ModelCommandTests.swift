@@ -241,18 +241,24 @@ final class AccuracyBenchCommandTests: TemporaryDirectoryTestCase {
         XCTAssert(FileManager.default.fileExists(atPath: models + "/two_moons-500-undirected-30.sbim"))
         XCTAssertEqual(e["network_evaluations"] as? Int, 9)
         // reused, and compared with a second sampler on the same observations and references
-        let second = try CLI.run(arguments + ["--samplers", "sde:10", "dpmpp2m:5"])
+        let second = try CLI.run(arguments + ["--samplers", "sde:10", "dpmpp2m:5:low=0.05", "edm:3:churn=10"])
         XCTAssertEqual(second.status, 0, second.stderr)
         XCTAssert(second.stderr.contains("reusing"), second.stderr)
         let again = try JSONSerialization.jsonObject(with: Data(second.stdout.utf8)) as! [[String: Any]]
-        XCTAssertEqual(again.count, 2)
+        XCTAssertEqual(again.count, 3)
         XCTAssertEqual(again[0]["c2st"] as! [Double], e["c2st"] as! [Double], "same model, seeds and observations")
         XCTAssertEqual(again[0]["c2st_rf"] as! [Double], e["c2st_rf"] as! [Double])
         XCTAssertEqual(again[1]["sampler"] as? String, "dpmpp2m")
         XCTAssertEqual(again[1]["network_evaluations"] as? Int, 5)
         XCTAssertEqual((again[1]["c2st"] as! [Double]).count, 2)
-        let bad = try CLI.run(["bench", "accuracy", "--samplers", "edm:0", "--json"])
-        XCTAssertNotEqual(bad.status, 0)
-        XCTAssert(bad.stderr.contains("samplers"), bad.stderr)
+        XCTAssertEqual(again[1]["sigma_low"] as? Double, 0.05)
+        XCTAssertNil(again[0]["sigma_low"], "the SDE on a t grid has no noise levels")
+        XCTAssertEqual(again[2]["churn"] as? Double, 10)
+        XCTAssertEqual(again[2]["sigma_low"] as? Double, 0.002)
+        for sampler in ["edm:0", "sde:10:low=0.05", "dpmpp2m:5:churn=3", "dpmpp2m:5:low=0", "edm:5:spin=2"] {
+            let bad = try CLI.run(["bench", "accuracy", "--samplers", sampler, "--json"])
+            XCTAssertNotEqual(bad.status, 0, sampler)
+            XCTAssert(bad.stderr.contains("samplers"), bad.stderr)
+        }
     }
 }
