@@ -172,18 +172,23 @@ public func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ dout: Unsaf
             // got[e, i] = dO[i, e], zero past n
             got.update(repeating: 0, count: d * tp)
             for i in 0..<n { for e in 0..<d { got[e * tp + i] = dout[(b * t + i) * hd + h * d + e] } }
-            for i in 0..<tp { dot[i] = 0 }
             // dP (n,Tp) = V_h (n,D) @ got (D,Tp);  dot[i] = sum_j P[j, i] dP[j, i]
             headGemm(dpAll, tp, tok + 2 * hd + h * d, st, 1, got, tp, n, tp, d, accumulate: false)
-            for j in 0..<n {
-                let dpr = dpAll + j * tp, pr = p + j * tp
-                for i in 0..<tp { dot[i] = dot[i].addingProduct(pr[i], dpr[i]) }
+            // dS[j, i] = P (dP - dot) / sqrt(D) in place
+            if KernelPath.current == .avx512 {
+                softmaxBackward512(p, dpAll, dot, rows: n, tp, scale: scale)
+            } else {
+                for i in 0..<tp { dot[i] = 0 }
+                for j in 0..<n {
+                    let dpr = dpAll + j * tp, pr = p + j * tp
+                    for i in 0..<tp { dot[i] = dot[i].addingProduct(pr[i], dpr[i]) }
+                }
+                for j in 0..<n {
+                    let dpr = dpAll + j * tp, pr = p + j * tp
+                    for i in 0..<tp { dpr[i] = pr[i] * (dpr[i] - dot[i]) * scale }
+                }
             }
-            // dS[j, i] = P (dP - dot) / sqrt(D) in place;  dqt (D,Tp) = K_h^T (D,n) @ dS (n,Tp)
-            for j in 0..<n {
-                let dpr = dpAll + j * tp, pr = p + j * tp
-                for i in 0..<tp { dpr[i] = pr[i] * (dpr[i] - dot[i]) * scale }
-            }
+            // dqt (D,Tp) = K_h^T (D,n) @ dS (n,Tp)
             headGemm(dqt, tp, tok + hd + h * d, 1, st, dpAll, tp, d, tp, n, accumulate: false)
             // dK (n,Dp) = dS (n,Tp) @ q8 (Tp,Dp);  dV (n,Dp) = P (n,Tp) @ g8 (Tp,Dp), rows of q8, g8 past n zero
             q8.update(repeating: 0, count: tp * dp8)

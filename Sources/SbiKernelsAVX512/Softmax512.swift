@@ -110,3 +110,31 @@ func softmaxColumns8(_ p: UnsafeMutablePointer<Float>, _ mx: UnsafeMutablePointe
     }
     store8(s, sum)
 }
+
+/// The softmax backward over key-major probabilities p (n,Tp) and their gradients dp (n,Tp), 16
+/// queries at a time: dot[i] = sum_j p[j,i] dp[j,i] (fused multiply-adds from 0, rows in order),
+/// then dp[j,i] = p[j,i] (dp[j,i] - dot[i]) scale in place. SbiCore's loops in `attentionBackward`,
+/// lane for lane, with each column's running sum in a register instead of memory.
+public func softmaxBackward512(_ p: UnsafePointer<Float>, _ dp: UnsafeMutablePointer<Float>, _ dot: UnsafeMutablePointer<Float>,
+                               rows n: Int, _ tp: Int, scale: Float) {
+    var i = 0
+    while i &+ 16 <= tp {
+        var acc = V16()
+        for j in 0..<n { acc = acc.addingProduct(load16(p + (j &* tp &+ i)), load16(dp + (j &* tp &+ i))) }
+        store16(acc, dot + i)
+        for j in 0..<n {
+            let o = j &* tp &+ i
+            store16(load16(p + o) * (load16(dp + o) - acc) * scale, dp + o)
+        }
+        i &+= 16
+    }
+    if i < tp {
+        var acc = V8()
+        for j in 0..<n { acc = acc.addingProduct(load8(p + (j &* tp &+ i)), load8(dp + (j &* tp &+ i))) }
+        store8(acc, dot + i)
+        for j in 0..<n {
+            let o = j &* tp &+ i
+            store8(load8(p + o) * (load8(dp + o) - acc) * scale, dp + o)
+        }
+    }
+}
