@@ -35,7 +35,7 @@ public final class TransformerWorkspace: @unchecked Sendable {
     public let valueGradient: FloatBuffer
     let scratch: AttentionScratch
     // backward scratch
-    let dres, dmid, dln, dqkv, dattOut, dup, dgelu, dctx, dctxPre, dtime: FloatBuffer
+    let dres, dln, dqkv, dattOut, dup, dgelu, dctx, dctxPre, dtime: FloatBuffer
 
     public init(config c: TransformerConfig, capacity: Int, tokens: Int, training: Bool) {
         self.capacity = capacity; self.tokens = tokens; self.training = training
@@ -55,7 +55,7 @@ public final class TransformerWorkspace: @unchecked Sendable {
         valueGradient = FloatBuffer(rows)
         scratch = AttentionScratch(tokens: tokens, keySize: c.keySize)
         let g = training ? rows : 0, ge = training ? capacity : 0
-        dres = FloatBuffer(g * c.width); dmid = FloatBuffer(g * c.width); dln = FloatBuffer(g * c.width)
+        dres = FloatBuffer(g * c.width); dln = FloatBuffer(g * c.width)
         dqkv = FloatBuffer(g * 3 * c.attentionWidth); dattOut = FloatBuffer(g * c.attentionWidth)
         dup = FloatBuffer(g * c.hiddenWidth); dgelu = FloatBuffer(g * c.hiddenWidth)
         dctx = FloatBuffer(ge * c.width); dctxPre = FloatBuffer(ge * c.width)
@@ -157,7 +157,7 @@ extension Transformer {
         var shape = ws.shape; shape.batch = b; shape.tokens = t
         let P = { (s: TensorSlot) in UnsafePointer(params.pointer(s)) }
         let G = { (s: TensorSlot) in grads.pointer(s) }
-        let dres = ws.dres.base, dmid = ws.dmid.base, dln = ws.dln.base
+        let dres = ws.dres.base, dln = ws.dln.base
 
         // head and final LayerNorm
         linearBackward(dln, G(slots.headW), G(slots.headB), dOutput, ws.lnf.base, P(slots.headW), rows, cw, 1,
@@ -185,16 +185,17 @@ extension Transformer {
             geluBackward(ws.dup.base, a.up.base, ws.dgelu.base, rows * c.hiddenWidth, overwrite: true)
             linearBackward(dln, G(s.upW), G(s.upB), ws.dup.base, a.ln2.base, P(s.upW), rows, cw, c.hiddenWidth,
                            overwriteInput: true)
-            dmid.update(from: dres, count: rows * cw)
-            layerNormBackward(dmid, G(s.ln2w), G(s.ln2b), dln, a.mid.base, P(s.ln2w), a.ln2Mean.base, a.ln2Rstd.base, rows, cw)
-            // mid = h + proj(attn): the residual passes dmid through
-            linearBackward(ws.dattOut.base, G(s.projW), G(s.projB), dmid, a.attOut.base, P(s.projW), rows, c.attentionWidth, cw,
+            // d mid = d h' (the residual) + the LayerNorm's part: accumulated into dres in place, which
+            // from here holds d mid (every read of d h' is above)
+            layerNormBackward(dres, G(s.ln2w), G(s.ln2b), dln, a.mid.base, P(s.ln2w), a.ln2Mean.base, a.ln2Rstd.base, rows, cw)
+            // mid = h + proj(attn): the residual passes d mid through
+            linearBackward(ws.dattOut.base, G(s.projW), G(s.projB), dres, a.attOut.base, P(s.projW), rows, c.attentionWidth, cw,
                            overwriteInput: true)
             ws.dqkv.base.update(repeating: 0, count: rows * 3 * c.attentionWidth)
             attentionBackward(ws.dqkv.base, ws.dattOut.base, a.qkv.base, a.att.base, input.counts, shape, ws.scratch)
             linearBackward(dln, G(s.qkvW), G(s.qkvB), ws.dqkv.base, a.ln1.base, P(s.qkvW), rows, cw, 3 * c.attentionWidth,
                            overwriteInput: true)
-            dres.update(from: dmid, count: rows * cw)
+            // d h = d mid + the first LayerNorm's part, in place again
             layerNormBackward(dres, G(s.ln1w), G(s.ln1b), dln, hin, P(s.ln1w), a.ln1Mean.base, a.ln1Rstd.base, rows, cw)
         }
 
