@@ -23,25 +23,11 @@ func fastExp16(_ x: V16) -> V16 {
     return y * unsafeBitCast((exponent &+ 127) &<< 23, to: V16.self)
 }
 
-/// The same on 8 lanes (the last block of a padded row).
+/// The same on 8 lanes (the last block of a padded row): the 16-lane function on both halves
+/// (each lane is computed alone, so the bits are the same).
 @inline(__always)
 func fastExp8(_ x: V8) -> V8 {
-    var xc = x.replacing(with: -87.3, where: x .< -87.3)
-    xc = xc.replacing(with: 88.3, where: xc .> 88.3)
-    let magic = V8(repeating: 12_582_912)
-    let shifted = magic.addingProduct(xc, V8(repeating: 1.442_695_04))
-    let n = shifted - magic
-    var r = xc.addingProduct(n, V8(repeating: -0.693_359_375))
-    r = r.addingProduct(n, V8(repeating: 2.121_944_4e-4))
-    var p = V8(repeating: 1.987_569_15e-4)
-    p = V8(repeating: 1.398_199_95e-3).addingProduct(p, r)
-    p = V8(repeating: 8.333_451_9e-3).addingProduct(p, r)
-    p = V8(repeating: 4.166_579_59e-2).addingProduct(p, r)
-    p = V8(repeating: 1.666_666_55e-1).addingProduct(p, r)
-    p = V8(repeating: 5.000_000_12e-1).addingProduct(p, r)
-    let y = r.addingProduct(p, r * r) + 1
-    let exponent = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
-    return y * unsafeBitCast((exponent &+ 127) &<< 23, to: V8.self)
+    fastExp16(V16(lowHalf: x, highHalf: x)).lowHalf
 }
 
 /// e^x of n floats (n a multiple of 8), in place; for tests of the exponential against SbiCore's.
