@@ -26,7 +26,11 @@ final class ShippedTimeSeriesModelTests: XCTestCase {
         return (x.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(x.count - 1)).squareRoot()
     }
 
-    /// Posterior samples of the 4 Lotka-Volterra parameters given prey (and predator) at `n` times.
+    /// `n` (a divisor of 20) of the 20 evenly spread times on [0, 15], every (20 / n)-th: the 5 times
+    /// are among the 10, and the 10 among the 20, so that more times only add information.
+    func nestedTimes(_ n: Int) -> [Double] { stride(from: 0, to: 20, by: 20 / n).map { times(20, 0, 15)[$0] } }
+
+    /// Posterior samples of the 4 Lotka-Volterra parameters given prey (and predator) at `n` nested times.
     func lotkaVolterraPosterior(row: [Double], n: Int, predator: Bool, seed: UInt64, count: Int = 300) throws -> [[Double]] {
         let loaded = try shipped("lotka-volterra")
         let spec = loaded.model.spec, axis = LotkaVolterraTask.axis
@@ -34,7 +38,7 @@ final class ShippedTimeSeriesModelTests: XCTestCase {
         let offsets = spec.denseOffsets
         for (k, name) in [(4, "prey"), (5, "predator")] where name == "prey" || predator {
             let dense = Array(row[offsets[k]..<(offsets[k] + axis.grid)])
-            for t in times(n, 0, 15) { try plan.observe(node: spec.nodes(of: k).lowerBound, time: t, value: axis.interpolate(dense, at: t)) }
+            for t in nestedTimes(n) { try plan.observe(node: spec.nodes(of: k).lowerBound, time: t, value: axis.interpolate(dense, at: t)) }
         }
         for node in 0..<4 { try plan.target(node: node) }
         let draws = try Sampler.sample(loaded.model, tokens: plan.tokens, plan.conditioning, count: count,
@@ -44,24 +48,26 @@ final class ShippedTimeSeriesModelTests: XCTestCase {
 
     func testLotkaVolterraPosteriorContractsWithMoreObservations() throws {
         let task = LotkaVolterraTask()
-        // Per simulation, 5 -> 20 times must contract; step by step (5 -> 10 -> 20) it must for most
-        // simulations and on average. (A sd from 200 draws is itself uncertain by about 5%, and some
-        // simulations gain little from 10 to 20 times, so a strict per-step rule per simulation
-        // would test the noise.)
+        // With nested observation times the true posterior's variance falls with more times in
+        // expectation over data sets (the law of total variance), not for every data set: one
+        // simulation's posterior may widen where added points disagree with the first ones. So the
+        // averages over 6 simulations must fall at every step, 5 -> 20 times must contract for most
+        // simulations, and no simulation may widen much from 5 to 20. (A sd from 150 draws is itself
+        // uncertain by about 6%.)
         var contracted = 0, mean = [0.0, 0.0, 0.0]
-        let seeds: [UInt64] = [1, 2, 3]
+        let seeds: [UInt64] = [1, 2, 3, 4, 5, 6]
         for seed in seeds {
             let row = simulate(task, seed: seed)
             let sds = try [5, 10, 20].map { n -> Double in
-                let post = try lotkaVolterraPosterior(row: row, n: n, predator: true, seed: seed, count: 200)
+                let post = try lotkaVolterraPosterior(row: row, n: n, predator: true, seed: seed, count: 150)
                 return (0..<4).map { p in sd(post.map { $0[p] }) }.reduce(0, +) / 4
             }
-            print("Lotka-Volterra seed \(seed): mean posterior sd from 5, 10, 20 times per series: \(sds.map { String(format: "%.4f", $0) })")
-            if sds[0] > sds[1] && sds[1] > sds[2] { contracted += 1 }
+            print("Lotka-Volterra seed \(seed): mean posterior sd from 5, 10, 20 nested times per series: \(sds.map { String(format: "%.4f", $0) })")
+            if sds[0] > sds[2] { contracted += 1 }
             for k in 0..<3 { mean[k] += sds[k] / Double(seeds.count) }
-            XCTAssertGreaterThan(sds[0], sds[2], "seed \(seed): mean posterior sd from 5, 10, 20 times: \(sds)")
+            XCTAssertLessThan(sds[2], 1.15 * sds[0], "seed \(seed): mean posterior sd from 5, 10, 20 times: \(sds)")
         }
-        XCTAssertGreaterThanOrEqual(contracted, 2, "the posterior sd should fall at every step for most simulations")
+        XCTAssertGreaterThanOrEqual(contracted, 5, "the posterior sd should fall from 5 to 20 times for most simulations")
         XCTAssert(mean[0] > mean[1] && mean[1] > mean[2] && mean[0] > 1.2 * mean[2],
                   "averaged over simulations the posterior sd should fall at each step: \(mean)")
     }
