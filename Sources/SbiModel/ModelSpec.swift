@@ -1,4 +1,5 @@
 // What a model is about: its variables, their scalar nodes, and the dependency graph.
+import Foundation
 import SbiCore
 
 /// Whether a variable is inferred (parameter) or observed (data) in the usual posterior query.
@@ -30,13 +31,33 @@ public struct TimeAxis: Codable, Hashable, Sendable {
 
     public func contains(_ t: Double) -> Bool { t >= lower && t <= upper }
 
+    /// The grid cell of time t (clamped to the domain): t lies between grid points index and index + 1,
+    /// at weight (0...1) of the second.
+    public func cell(at t: Double) -> (index: Int, weight: Double) {
+        let u = min(max(normalized(t), 0), 1) * Double(grid - 1)
+        let k = min(Int(u), grid - 2)
+        return (k, u - Double(k))
+    }
+
     /// Linear interpolation of dense-grid values (grid of them, starting at values.startIndex) at time t.
     public func interpolate<C: RandomAccessCollection>(_ values: C, at t: Double) -> Double
     where C.Element: BinaryFloatingPoint, C.Index == Int {
-        let u = min(max(normalized(t), 0), 1) * Double(grid - 1)
-        let k = min(Int(u), grid - 2), f = u - Double(k)
+        let (k, f) = cell(at: t)
         let base = values.startIndex
         return Double(values[base + k]) * (1 - f) + Double(values[base + k + 1]) * f
+    }
+
+    /// A data series observed at time t, from its noisy dense-grid values: interpolated between the
+    /// two neighbouring grid points with the observation noise the average loses restored
+    /// (`ObservationNoise.between`), so the value scatters by the declared noise at every time, as a
+    /// real observation does, not only at grid points. Without noise, plain interpolation (no draw).
+    public func observe<C: RandomAccessCollection>(_ values: C, at t: Double, noise: ObservationNoise?,
+                                                   _ rng: inout RandomStream) -> Double
+    where C.Element: BinaryFloatingPoint, C.Index == Int {
+        guard let noise else { return interpolate(values, at: t) }
+        let (k, f) = cell(at: t)
+        let base = values.startIndex
+        return noise.between(Double(values[base + k]), Double(values[base + k + 1]), weight: f, &rng)
     }
 }
 
@@ -62,6 +83,22 @@ public struct ObservationNoise: Codable, Hashable, Sendable {
 
     /// "additive 0.1", "lognormal 0.05" (the form of the training-set attribute sbiwatch_noise).
     public var text: String { "\(kind.rawValue) \(std)" }
+
+    /// The value at weight w between two observations a, b of a series (w = 0 is a), each with this
+    /// noise independently: the average (1 - w) a + w b keeps only (1 - w)^2 + w^2 of the noise's
+    /// variance; the rest, 2 w (1 - w) std^2, is drawn afresh from rng (in log space for lognormal
+    /// noise), so the value has the full noise. At w = 0 or 1, or with std 0, nothing is drawn.
+    public func between(_ a: Double, _ b: Double, weight w: Double, _ rng: inout RandomStream) -> Double {
+        let linear = a * (1 - w) + b * w
+        guard std > 0, w > 0, w < 1 else { return linear }
+        let fresh = (2 * w * (1 - w)).squareRoot() * std * rng.normal()
+        switch kind {
+        case .additive: return linear + fresh
+        case .lognormal:
+            guard a > 0, b > 0 else { return linear * exp(fresh) }
+            return exp(log(a) * (1 - w) + log(b) * w + fresh)
+        }
+    }
 
     public init?(text: String) {
         let parts = text.split(separator: " ", omittingEmptySubsequences: true)

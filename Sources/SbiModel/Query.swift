@@ -105,15 +105,8 @@ public struct QueryPlan: Sendable {
     /// One interpolated value of draw `row` (shape comment: row has tokens.count values).
     static func interpolate(_ row: [Double], _ p: Interpolation, _ rng: inout RandomStream) -> Double {
         let a = row[p.lower], b = row[p.upper], w = p.weight
-        let linear = a * (1 - w) + b * w
-        guard let noise = p.noise, noise.std > 0, w > 0, w < 1 else { return linear }
-        let fresh = (2 * w * (1 - w)).squareRoot() * noise.std * rng.normal()
-        switch noise.kind {
-        case .additive: return linear + fresh
-        case .lognormal:
-            guard a > 0, b > 0 else { return linear * exp(fresh) }
-            return exp(log(a) * (1 - w) + log(b) * w + fresh)
-        }
+        guard let noise = p.noise else { return a * (1 - w) + b * w }
+        return noise.between(a, b, weight: w, &rng)
     }
 
     public init(spec: ModelSpec) {

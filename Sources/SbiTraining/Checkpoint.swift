@@ -60,15 +60,19 @@ enum TrainingCheckpoint {
                             simulations: [[Double]]) -> String {
         var identity = config
         identity.threads = nil
+        // the series-noise choice enters through the examples' scheme name (so the interpolated
+        // scheme's identity is what it was before the choice existed)
+        let examples = ExampleMaker.scheme(config.seriesNoise ?? .restored)
+        identity.seriesNoise = nil
         struct Identity: Encodable {
             var spec: ModelSpec; var settings: NetworkSettings; var config: TrainingConfig
             /// How examples are drawn (a checkpoint of another scheme must not continue under this one).
-            var examples = ExampleMaker.scheme
+            var examples: String
         }
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         var hash = FNV1a()
-        hash.add(Array((try? enc.encode(Identity(spec: spec, settings: settings, config: identity))) ?? Data()))
+        hash.add(Array((try? enc.encode(Identity(spec: spec, settings: settings, config: identity, examples: examples))) ?? Data()))
         for row in simulations {
             for v in row { withUnsafeBytes(of: v.bitPattern.littleEndian) { hash.add($0) } }
         }

@@ -64,7 +64,7 @@ final class TrainingRun {
         let transformer = Transformer(config: ScoreModel.transformerConfig(spec: spec, settings: settings))
         params = transformer.initialParameters(key: key.split(2))
         model = ScoreModel(spec: spec, settings: settings, params: params, normalization: normalization)
-        maker = ExampleMaker(model: model)
+        maker = ExampleMaker(model: model, seriesNoise: config.seriesNoise ?? .restored)
         trainData = trainRows.map(maker.normalize)
         steps = config.resolvedSteps(simulations: simulations.count)
         schedule = LearningRateSchedule(peak: config.learningRate, final: config.finalLearningRate, totalSteps: steps)

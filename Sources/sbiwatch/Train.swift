@@ -10,6 +10,7 @@ import SbiTraining
 extension TransformerConfig.Preset: ExpressibleByArgument {}
 extension AttentionMaskKind: ExpressibleByArgument {}
 extension SamplerSettings.Method: ExpressibleByArgument {}
+extension SeriesNoise: ExpressibleByArgument {}
 
 enum SDEChoice: String, ExpressibleByArgument, CaseIterable {
     case ve, vp
@@ -70,6 +71,11 @@ struct Train: ParsableCommand {
         valueName: "n"))
     var maxPoints: Int?
 
+    @Option(name: .customLong("series-noise"), help: ArgumentHelp(
+        "How a data series' value at a time between two grid points of the simulations is made in training: restored (interpolated, with the observation noise the average loses drawn afresh, so every time scatters by the declared noise) or interpolated (plain interpolation, as models trained before 2026-12-06 were: their noise comes out about 0.82 of the declared sd).",
+        valueName: "restored|interpolated"))
+    var seriesNoise: SeriesNoise = .restored
+
     @Option(name: .customLong("calibration-cases"), help: ArgumentHelp(
         "Held-out simulations of the calibration pass after training (default: what fits in 10% of the training time, 20 to 1000; 0 skips it).",
         valueName: "n"))
@@ -121,7 +127,9 @@ struct Train: ParsableCommand {
     }
 
     /// The canonical command line that rebuilds this model (written into the model card).
-    var canonicalCommand: String {
+    /// `--series-noise` appears when the simulations have a data series with declared noise (where it
+    /// matters).
+    func canonicalCommand(spec: ModelSpec) -> String {
         var c = "sbiwatch train"
         if let task { c += " --task \(task) --budget \(budget)" }
         if let simulations { c += " --simulations \(URL(fileURLWithPath: simulations).lastPathComponent)" }
@@ -129,6 +137,9 @@ struct Train: ParsableCommand {
         if let steps { c += " --steps \(steps)" }
         if batchSize != 1000 { c += " --batch-size \(batchSize)" }
         if let maxPoints { c += " --max-points \(maxPoints)" }
+        if spec.variables.contains(where: { $0.kind == .data && $0.time != nil && ($0.noise?.std ?? 0) > 0 }) {
+            c += " --series-noise \(seriesNoise.rawValue)"
+        }
         c += " --config \(preset.rawValue) --sde \(sde.rawValue) --mask \(mask.rawValue)"
         // the sampler as resolved, so the command rebuilds the same archive whatever later defaults are
         c += " --sampler \(resolvedSampler.method.rawValue) --sampler-steps \(resolvedSampler.steps)"
@@ -143,6 +154,7 @@ struct Train: ParsableCommand {
         var config = TrainingConfig(steps: steps, seed: seed)
         config.batchSize = batchSize
         config.threads = threads
+        config.seriesNoise = seriesNoise
         let settings = NetworkSettings(preset: preset, sde: sde.sde, mask: mask)
         stderrLine("training \(preset.rawValue) network, \(config.resolvedSteps(simulations: sims.count)) steps of \(batchSize)")
         try checkCheckpointPath()
@@ -150,7 +162,7 @@ struct Train: ParsableCommand {
         let policy = CheckpointPolicy(path: checkpointPath, everySeconds: checkpointEvery,
                                       stopRequested: { stop.requested }, log: { stderrLine($0) })
         let sampler = resolvedSampler
-        let origin = TrainingOrigin(task: task, simulationsSHA256: fileDigest, seed: seed, command: canonicalCommand)
+        let origin = TrainingOrigin(task: task, simulationsSHA256: fileDigest, seed: seed, command: canonicalCommand(spec: spec))
         let trained = try stop.armed(checkpoint: checkpointPath) {
             try TrainedArchive.train(spec: spec, simulations: sims, settings: settings, config: config, sampler: sampler,
                                      origin: origin, source: out, calibration: calibration, checkpoint: policy,

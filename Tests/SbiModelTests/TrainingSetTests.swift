@@ -38,6 +38,47 @@ final class TrainingSetTests: TemporaryDirectoryTestCase {
         for _ in 0..<100 { XCTAssertEqual(ExampleMaker.tokenCount(maxPoints: 1, &rng), 1) }
     }
 
+    /// A training example's data series between two grid points scatters by the declared noise (restored),
+    /// not by the (1 - w)^2 + w^2 of it that plain interpolation of two noisy grid values keeps. A series
+    /// of pure noise on an 11-point grid (signal 0 additive, or 1 lognormal, sd 0.3): values of tokens
+    /// more than 0.3 of a cell away from any grid point (about 3,000 of them). Restored, their variance is
+    /// 0.09 (one SE about 0.0025); interpolated, E[(1 - w)^2 + w^2] = 0.527 of it for w uniform on 0.3...0.7.
+    func testExamplesRestoreSeriesNoiseBetweenGridPoints() throws {
+        for kind in ObservationNoise.Kind.allCases {
+            let axis = TimeAxis(lower: 0, upper: 10, grid: 11, maxPoints: 30)
+            let spec = ModelSpec(variables: [VariableSpec(name: "a", kind: .parameter, size: 1),
+                                             VariableSpec(name: "y", kind: .data, time: axis, noise: ObservationNoise(kind, std: 0.3))],
+                                 edges: [.init(0, 1)])
+            var rng = RandomStream(seed: 5)
+            let rows = (0..<200).map { _ in [rng.normal()] + (0..<11).map { _ in kind == .additive ? 0.3 * rng.normal() : exp(0.3 * rng.normal()) } }
+            let settings = NetworkSettings(preset: .small)
+            let transformer = Transformer(config: ScoreModel.transformerConfig(spec: spec, settings: settings))
+            let model = ScoreModel(spec: spec, settings: settings, params: transformer.initialParameters(key: RandomKey(seed: 1)),
+                                   normalization: Normalization(fitting: rows, spec: spec))
+            for scheme in SeriesNoise.allCases {
+                let maker = ExampleMaker(model: model, seriesNoise: scheme)
+                var values: [Double] = []
+                for row in rows.map(maker.normalize) {
+                    for _ in 0..<5 {
+                        let (tokens, clean) = maker.draw(row, &rng)
+                        for (token, v) in zip(tokens, clean) where token.node == 1 {
+                            let w = axis.cell(at: token.time!).weight
+                            guard w > 0.3, w < 0.7 else { continue }
+                            let y = model.normalization.denormalize(Double(v), node: 1)
+                            values.append(kind == .additive ? y : log(y))
+                        }
+                    }
+                }
+                let mean = values.reduce(0, +) / Double(values.count)
+                let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count - 1)
+                print("series noise \(kind) \(scheme): \(values.count) mid-cell values, variance \(variance) (declared 0.09)")
+                XCTAssertGreaterThan(values.count, 2000)
+                if scheme == .restored { XCTAssertEqual(variance, 0.09, accuracy: 0.01, "\(kind)") }
+                else { XCTAssertEqual(variance, 0.09 * 0.527, accuracy: 0.01, "\(kind)") }
+            }
+        }
+    }
+
     /// A training set from the SIRD simulator trains a model (tiny budget) with the right variables.
     func testTrainFromTrainingSet() throws {
         let task = SIRDTask()
