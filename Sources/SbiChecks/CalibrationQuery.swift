@@ -19,7 +19,8 @@ extension Calibration {
     /// (fixed data: every value); scalars and functions on `functionGrid` targeted; the targets
     /// calibrated with their true values.
     static func heldOutQuery(_ row: [Double], spec: ModelSpec, rng: inout RandomStream) throws -> (QueryPlan, [Target]) {
-        try query(row, spec: spec) { _, axis in seriesDesign(axis, rng: &rng) }
+        var noise = RandomStream(seed: rng.nextUInt64())
+        return try query(row, spec: spec, noise: &noise) { _, axis in seriesDesign(axis, rng: &rng) }
     }
 
     /// Random observation times of one series, the way files come: a uniformly random number of
@@ -39,9 +40,10 @@ extension Calibration {
     }
 
     /// The query of dense `row` with each data series observed at `seriesTimes(variable, axis)`
-    /// (fixed data: every value), scalars and functions on `functionGrid` targeted; the calibrated
-    /// targets with their true values. `bench misspecification` observes files' designs this way.
-    public static func query(_ row: [Double], spec: ModelSpec,
+    /// (fixed data: every value, series with their declared noise restored between grid points, drawn
+    /// from `noise`), scalars and functions on `functionGrid` targeted; the calibrated targets with
+    /// their true values. `bench misspecification` observes files' designs this way.
+    public static func query(_ row: [Double], spec: ModelSpec, noise: inout RandomStream,
                              seriesTimes: (VariableSpec, TimeAxis) -> [Double]) throws -> (QueryPlan, [Target]) {
         let offsets = spec.denseOffsets, nodeOffsets = spec.offsets
         var plan = QueryPlan(spec: spec)
@@ -52,7 +54,7 @@ extension Calibration {
                 let grid = row[offsets[v]..<(offsets[v] + axis.grid)]
                 if variable.kind == .data {
                     for t in seriesTimes(variable, axis) {
-                        try plan.observe(node: node, time: t, value: axis.interpolate(grid, at: t))
+                        try plan.observe(node: node, time: t, value: axis.observe(grid, at: t, noise: variable.noise, &noise))
                     }
                 } else {
                     let times = functionGrid(axis), first = plan.tokens.count

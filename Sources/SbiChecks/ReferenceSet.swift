@@ -22,11 +22,12 @@ public struct DensePoint: Hashable, Sendable {
         self.init(variable: v, element: token.node - spec.offsets[v], time: token.time)
     }
 
-    /// Its value in a dense row of `spec`.
-    public func value(in row: [Float], spec: ModelSpec, offsets: [Int]) -> Double {
-        let o = offsets[variable]
-        guard let time, let axis = spec.variables[variable].time else { return Double(row[o + element]) }
-        return axis.interpolate(row[o..<(o + axis.grid)], at: time)
+    /// Its value in a dense row of `spec`, as an observation: a data series' declared noise is
+    /// restored between grid points (`TimeAxis.observe`, drawing from rng).
+    public func value(in row: [Float], spec: ModelSpec, offsets: [Int], rng: inout RandomStream) -> Double {
+        let o = offsets[variable], v = spec.variables[variable]
+        guard let time, let axis = v.time else { return Double(row[o + element]) }
+        return axis.observe(row[o..<(o + axis.grid)], at: time, noise: v.kind == .data ? v.noise : nil, &rng)
     }
 }
 
@@ -43,11 +44,16 @@ public struct ReferenceSet: Codable, Sendable {
         self.rows = rows.map { $0.map { Float($0) } }
     }
 
-    /// (simulations, points): the rows read at `points`.
+    /// (simulations, points): the rows read at `points` as observations (series noise restored
+    /// between grid points from a fixed stream, so a file's checks do not depend on anything else).
     public func values(at points: [DensePoint], spec: ModelSpec) -> [[Double]] {
         let offsets = spec.denseOffsets
-        return rows.map { row in points.map { $0.value(in: row, spec: spec, offsets: offsets) } }
+        var rng = RandomStream(seed: Self.observationNoiseSeed)
+        return rows.map { row in points.map { $0.value(in: row, spec: spec, offsets: offsets, rng: &rng) } }
     }
+
+    /// The seed of the noise restored when reference rows are read between grid points.
+    static let observationNoiseSeed: UInt64 = 0x0B5E_5EED
 
     /// The prior's standard deviation at each point (over the reference rows).
     public func priorStandardDeviation(at points: [DensePoint], spec: ModelSpec) -> [Double] {

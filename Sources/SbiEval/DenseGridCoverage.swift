@@ -145,7 +145,7 @@ public enum DenseGridCoverage {
             if v.kind == .data {
                 let (end, forecast) = forecastGrid(task: task, axis: axis)
                 for t in (0..<TimeAxis.filePoints).map({ _ in rng.uniform(axis.lower, end) }).sorted() {
-                    try plan.observe(node: node, time: t, value: axis.interpolate(dense, at: t))
+                    try plan.observe(node: node, time: t, value: axis.observe(dense, at: t, noise: v.noise, &rng))
                 }
                 times = forecast
             } else {
@@ -153,7 +153,9 @@ public enum DenseGridCoverage {
             }
             let first = plan.targets.count
             try plan.target(node: node, times: times, method: method)
-            truths.append((v.name, first, times.map { axis.interpolate(dense, at: $0) }))
+            // a series' truth between grid points is an observation too (its noise restored)
+            let truth = times.map { axis.observe(dense, at: $0, noise: v.kind == .data ? v.noise : nil, &rng) }
+            truths.append((v.name, first, truth))
         }
         return (plan, truths)
     }

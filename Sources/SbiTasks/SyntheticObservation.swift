@@ -121,7 +121,7 @@ public enum SyntheticObservation {
             try w.setAttribute("coordinates", dimName, variable: id)
             try w.setAttribute("long_name", "observed \(v.name)", variable: id)
             let values = times.map { t -> Double in
-                rng.uniform() < missing ? fillValue : axis.interpolate(dense, at: t)
+                rng.uniform() < missing ? fillValue : axis.observe(dense, at: t, noise: v.noise, &rng)
             }
             return [(tv, times), (id, values)]
         }

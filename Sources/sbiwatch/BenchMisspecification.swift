@@ -119,7 +119,8 @@ struct BenchMisspecification: ParsableCommand {
     /// may differ from today's task).
     static func fileQuery(_ row: [Double], task: any SimulationTask, spec: ModelSpec, rng: inout RandomStream) throws -> QueryPlan {
         let times = SyntheticObservation.observationTimes(for: task, rng: &rng)
-        return try Calibration.query(row, spec: spec) { variable, _ in times[variable.name] ?? [] }.0
+        var noise = RandomStream(seed: rng.nextUInt64())
+        return try Calibration.query(row, spec: spec, noise: &noise) { variable, _ in times[variable.name] ?? [] }.0
     }
 
     func describe(_ rows: [Row], path: String) -> String {

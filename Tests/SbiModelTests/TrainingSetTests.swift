@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import SbiTestSupport
+@testable import SbiChecks
 @testable import SbiCore
 @testable import SbiModel
 @testable import SbiNetCDF
@@ -77,6 +78,29 @@ final class TrainingSetTests: TemporaryDirectoryTestCase {
                 else { XCTAssertEqual(variance, 0.09 * 0.527, accuracy: 0.01, "\(kind)") }
             }
         }
+    }
+
+    /// Observations made from simulated dense rows (reference sets, held-out and synthetic files) get the
+    /// same treatment as training examples: a pure-noise series (sd 0.3) read at 4 mid-cell times of
+    /// 500 rows scatters by the declared noise (variance 0.09, one SE about 0.003), a parameter function
+    /// is interpolated plainly, and the same points read twice give the same values.
+    func testObservationsBetweenGridPointsCarryTheDeclaredNoise() {
+        let axis = TimeAxis(lower: 0, upper: 10, grid: 11, maxPoints: 30)
+        let spec = ModelSpec(variables: [VariableSpec(name: "f", kind: .parameter, time: axis),
+                                         VariableSpec(name: "y", kind: .data, time: axis, noise: ObservationNoise(.additive, std: 0.3))],
+                             edges: [.init(0, 1)])
+        var rng = RandomStream(seed: 8)
+        let rows = (0..<500).map { _ in (0..<11).map { Double($0) } + (0..<11).map { _ in 0.3 * rng.normal() } }
+        let reference = ReferenceSet(origin: "test", rows: rows)
+        let times = [2.5, 4.4, 6.5, 8.6]
+        let points = times.map { DensePoint(variable: 1, time: $0) } + [DensePoint(variable: 0, time: 3.25)]
+        let values = reference.values(at: points, spec: spec)
+        let noisy = values.flatMap { $0.prefix(4) }
+        let variance = noisy.reduce(0) { $0 + $1 * $1 } / Double(noisy.count)
+        print("reference values between grid points: variance \(variance) (declared 0.09)")
+        XCTAssertEqual(variance, 0.09, accuracy: 0.012)
+        XCTAssert(values.allSatisfy { abs($0[4] - 3.25) < 1e-6 }, "a parameter function is interpolated without noise")
+        XCTAssertEqual(reference.values(at: points, spec: spec), values)
     }
 
     /// A training set from the SIRD simulator trains a model (tiny budget) with the right variables.

@@ -50,8 +50,9 @@ final class TrustChecksTests: XCTestCase {
         let reference = ReferenceSet(origin: "test", rows: task.simulate(count: 200, key: RandomKey(seed: 1)))
         let refValues = reference.values(at: points, spec: spec)
         var alarms = 0
+        var rng = RandomStream(seed: 3)
         for row in task.simulate(count: 300, key: RandomKey(seed: 2)) {
-            let observed = points.map { $0.value(in: row.map { Float($0) }, spec: spec, offsets: spec.denseOffsets) }
+            let observed = points.map { $0.value(in: row.map { Float($0) }, spec: spec, offsets: spec.denseOffsets, rng: &rng) }
             if OutOfDistribution.test(observed: observed, reference: refValues).pValue < 0.05 { alarms += 1 }
         }
         XCTAssert((6...27).contains(alarms), "\(alarms) of 300 well-specified cases flagged")
