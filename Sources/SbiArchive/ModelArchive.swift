@@ -20,6 +20,9 @@ public struct Provenance: Codable, Hashable, Sendable {
     public var sbiwatchVersion: String
     /// The `sbiwatch calibrate` command that added the archive's calibration, when it was added later.
     public var calibrationCommand: String?
+    /// The `sbiwatch train` commands that built the weights this model's training started from
+    /// (`train --init`), oldest first; nil for a model trained from fresh weights.
+    public var initialCommands: [String]?
 
     public init(task: String?, simulationsSHA256: String?, simulations: Int, seed: UInt64,
                 training: TrainingSummary, command: String, sbiwatchVersion: String, calibrationCommand: String? = nil) {

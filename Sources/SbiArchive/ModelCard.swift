@@ -20,7 +20,8 @@ public enum ModelCard {
         s += "(batch \(p.training.batchSize)) in \(Int(p.training.seconds.rounded())) s; best validation loss "
         s += "\(p.training.bestValidationLoss) at step \(p.training.bestValidationStep).\n\n## Calibration\n\n"
         s += calibrationLines(calibration).joined(separator: "\n") + "\n\n"
-        s += "## Rebuild\n\nWith sbiwatch \(p.sbiwatchVersion):\n\n    \(p.command)\n"
+        s += "## Rebuild\n\nWith sbiwatch \(p.sbiwatchVersion):\n\n"
+        for c in (p.initialCommands ?? []) + [p.command] { s += "    \(c)\n" }
         if let c = p.calibrationCommand { s += "    \(c)\n" }
         return s
     }

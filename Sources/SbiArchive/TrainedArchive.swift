@@ -16,9 +16,12 @@ public struct TrainingOrigin: Sendable {
     public var simulationsSHA256: String?
     public var seed: UInt64
     public var command: String
+    /// The commands that built the initial weights (fine-tuning with `train --init`), oldest first.
+    public var initialCommands: [String]?
 
-    public init(task: String?, simulationsSHA256: String? = nil, seed: UInt64, command: String) {
+    public init(task: String?, simulationsSHA256: String? = nil, seed: UInt64, command: String, initialCommands: [String]? = nil) {
         self.task = task; self.simulationsSHA256 = simulationsSHA256; self.seed = seed; self.command = command
+        self.initialCommands = initialCommands
     }
 }
 
@@ -74,13 +77,14 @@ public struct TrainedArchive {
     /// unless `calibration` is nil, the calibration measured after training. `source` names the
     /// model in messages (its path once saved).
     public static func train(spec: ModelSpec, simulations: [[Double]], settings: NetworkSettings, config: TrainingConfig,
-                             sampler: SamplerSettings, origin: TrainingOrigin, source: String,
+                             sampler: SamplerSettings, origin: TrainingOrigin, source: String, initial: Arena? = nil,
                              calibration: CalibrationPlan? = nil, checkpoint: CheckpointPolicy? = nil,
                              progress: (TrainingProgress) -> Void, log: (String) -> Void = { _ in }) throws -> TrainedArchive {
         let (model, summary) = try Trainer.train(spec: spec, simulations: simulations, settings: settings, config: config,
-                                                 checkpoint: checkpoint, progress: progress)
+                                                 initial: initial, checkpoint: checkpoint, progress: progress)
         var provenance = Provenance(task: origin.task, simulationsSHA256: origin.simulationsSHA256, simulations: simulations.count,
                                     seed: origin.seed, training: summary, command: origin.command, sbiwatchVersion: sbiwatchVersion)
+        provenance.initialCommands = origin.initialCommands
         let trust: TrustRecord
         if let calibration {
             do {

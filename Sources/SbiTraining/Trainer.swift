@@ -24,6 +24,9 @@ public struct TrainingConfig: Codable, Hashable, Sendable {
     public var threads: Int?
     /// How a data series' value between two grid points is made in an example; nil: `.restored`.
     public var seriesNoise: SeriesNoise?
+    /// SHA-256 of the archive whose weights the run starts from (`Trainer.train(initial:)`), part of
+    /// the run's identity; nil: fresh weights.
+    public var initialWeightsSHA256: String?
 
     public init(steps: Int? = nil, seed: UInt64 = 0) { self.steps = steps; self.seed = seed }
 
@@ -80,10 +83,10 @@ public enum Trainer {
     /// state, saves there periodically and when asked to stop (then throws a `.temporary` error).
     /// The caller removes the file once the trained model is safely written.
     public static func train(spec: ModelSpec, simulations: [[Double]], settings: NetworkSettings,
-                             config: TrainingConfig, checkpoint: CheckpointPolicy? = nil,
+                             config: TrainingConfig, initial: Arena? = nil, checkpoint: CheckpointPolicy? = nil,
                              progress: (TrainingProgress) -> Void) throws -> (ScoreModel, TrainingSummary) {
         try TrainingData.check(simulations, width: spec.denseWidth)
-        let run = TrainingRun(spec: spec, simulations: simulations, settings: settings, config: config)
+        let run = TrainingRun(spec: spec, simulations: simulations, settings: settings, config: config, initial: initial)
         if let checkpoint { try run.resumeIfSaved(checkpoint) }
         try run.train(checkpoint: checkpoint, progress: progress)
         return (run.model, run.summary)

@@ -50,8 +50,9 @@ final class TrainingRun {
     static func clock() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
     /// The split (a random 5% for validation), the normalisation fitted on the training rows, and
-    /// fresh weights; keys: 1 split, 2 weights, 3 validation draws, 4 training stream.
-    init(spec: ModelSpec, simulations: [[Double]], settings: NetworkSettings, config: TrainingConfig) {
+    /// fresh weights (or a copy of `initial`, fine-tuning a trained network of the same layout); keys:
+    /// 1 split, 2 weights, 3 validation draws, 4 training stream.
+    init(spec: ModelSpec, simulations: [[Double]], settings: NetworkSettings, config: TrainingConfig, initial: Arena? = nil) {
         self.spec = spec; self.settings = settings; self.config = config
         key = RandomKey(seed: config.seed)
         var splitRng = RandomStream(key: key.split(1))
@@ -63,6 +64,10 @@ final class TrainingRun {
         let normalization = Normalization(fitting: trainRows, spec: spec)
         let transformer = Transformer(config: ScoreModel.transformerConfig(spec: spec, settings: settings))
         params = transformer.initialParameters(key: key.split(2))
+        if let initial {
+            precondition(initial.layout == params.layout, "initial weights do not match the network layout")
+            params.copy(from: initial)
+        }
         model = ScoreModel(spec: spec, settings: settings, params: params, normalization: normalization)
         maker = ExampleMaker(model: model, seriesNoise: config.seriesNoise ?? .restored)
         trainData = trainRows.map(maker.normalize)

@@ -76,6 +76,16 @@ struct Train: ParsableCommand {
         valueName: "restored|interpolated"))
     var seriesNoise: SeriesNoise = .restored
 
+    @Option(name: .customLong("init"), help: ArgumentHelp(
+        "Start from this model's weights instead of fresh ones (fine-tuning): an archive of the same variables and network (PATH or PATH@sha256:HEX); its own train commands are recorded before this one.",
+        valueName: "MODEL.sbim"))
+    var initial: String?
+
+    @Option(name: .customLong("learning-rate"), help: ArgumentHelp(
+        "Peak learning rate of Adam (default 0.001; it decays linearly to 1e-6 over the second half). Fine-tuning with --init wants less, e.g. 0.0002.",
+        valueName: "rate"))
+    var learningRate: Float?
+
     @Option(name: .customLong("calibration-cases"), help: ArgumentHelp(
         "Held-out simulations of the calibration pass after training (default: what fits in 10% of the training time, 20 to 1000; 0 skips it).",
         valueName: "n"))
@@ -94,6 +104,7 @@ struct Train: ParsableCommand {
         guard checkpointEvery > 0 else { throw ValidationError("--checkpoint-every must be positive") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if let maxPoints, maxPoints < 1 { throw ValidationError("--max-points must be at least 1") }
+        if let learningRate, !(learningRate > 0 && learningRate <= 1) { throw ValidationError("--learning-rate must be in (0, 1]") }
         if let calibrationCases, calibrationCases < 0 || (1..<20).contains(calibrationCases) {
             throw ValidationError("--calibration-cases must be 0 (skip) or at least 20")
         }
@@ -141,6 +152,8 @@ struct Train: ParsableCommand {
             c += " --series-noise \(seriesNoise.rawValue)"
         }
         c += " --config \(preset.rawValue) --sde \(sde.rawValue) --mask \(mask.rawValue)"
+        if let initial { c += " --init \(URL(fileURLWithPath: ModelArchive.pathPart(initial)).lastPathComponent)" }
+        if let learningRate { c += " --learning-rate \(learningRate)" }
         // the sampler as resolved, so the command rebuilds the same archive whatever later defaults are
         c += " --sampler \(resolvedSampler.method.rawValue) --sampler-steps \(resolvedSampler.steps)"
         if let calibrationCases { c += " --calibration-cases \(calibrationCases)" }
@@ -155,6 +168,9 @@ struct Train: ParsableCommand {
         config.batchSize = batchSize
         config.threads = threads
         config.seriesNoise = seriesNoise
+        if let learningRate { config.learningRate = learningRate }
+        let start = try initial.map { try initialWeights($0, spec: spec, settings: NetworkSettings(preset: preset, sde: sde.sde, mask: mask)) }
+        config.initialWeightsSHA256 = start?.sha256
         let settings = NetworkSettings(preset: preset, sde: sde.sde, mask: mask)
         stderrLine("training \(preset.rawValue) network, \(config.resolvedSteps(simulations: sims.count)) steps of \(batchSize)")
         try checkCheckpointPath()
@@ -162,10 +178,11 @@ struct Train: ParsableCommand {
         let policy = CheckpointPolicy(path: checkpointPath, everySeconds: checkpointEvery,
                                       stopRequested: { stop.requested }, log: { stderrLine($0) })
         let sampler = resolvedSampler
-        let origin = TrainingOrigin(task: task, simulationsSHA256: fileDigest, seed: seed, command: canonicalCommand(spec: spec))
+        let origin = TrainingOrigin(task: task, simulationsSHA256: fileDigest, seed: seed, command: canonicalCommand(spec: spec),
+                                    initialCommands: start.map { ($0.manifest.provenance.initialCommands ?? []) + [$0.manifest.provenance.command] })
         let trained = try stop.armed(checkpoint: checkpointPath) {
             try TrainedArchive.train(spec: spec, simulations: sims, settings: settings, config: config, sampler: sampler,
-                                     origin: origin, source: out, calibration: calibration, checkpoint: policy,
+                                     origin: origin, source: out, initial: start?.model.params, calibration: calibration, checkpoint: policy,
                                      progress: { stderrLine($0.line) }, log: { stderrLine($0) })
         }
         let digest = try ModelArchive.save(trained.data, to: out)
@@ -174,6 +191,27 @@ struct Train: ParsableCommand {
         stderrLine("trained in \(Int(training.seconds.rounded())) s; best validation loss \(training.bestValidationLoss) at step \(training.bestValidationStep)")
         for line in ModelCard.calibrationLines(trained.loaded.calibration) where !line.isEmpty { stderrLine(line) }
         print("\(out)@sha256:\(digest)")
+    }
+
+    /// The archive of --init, refused unless its network takes this run's variables and settings.
+    func initialWeights(_ reference: String, spec: ModelSpec, settings: NetworkSettings) throws -> LoadedModel {
+        let loaded = try ModelArchive.load(reference)
+        let theirs = loaded.manifest.spec, name = loaded.path
+        guard theirs == spec else {
+            let diff = zip(theirs.variables, spec.variables).first { $0 != $1 }.map { " (\($0.0.name) differs, e.g. its time axis or max points)" } ?? ""
+            throw SbiError(.usage, "--init \(name) models other variables than this run\(diff)",
+                           hint: "fine-tune a model of the same task or training set, with the same --max-points")
+        }
+        guard loaded.model.settings.preset == settings.preset, loaded.model.settings.sde == settings.sde,
+              loaded.model.settings.mask == settings.mask else {
+            throw SbiError(.usage, "--init \(name) is a \(loaded.model.settings.preset.rawValue) network with \(loaded.model.settings.mask.rawValue) mask, not what this run trains",
+                           hint: "give the same --config, --sde and --mask as the model's own train command")
+        }
+        guard loaded.model.params.layout == Transformer(config: ScoreModel.transformerConfig(spec: spec, settings: settings)).layout else {
+            throw SbiError(.usage, "--init \(name) has a network of another shape than this run's",
+                           hint: "fine-tune a model trained by this sbiwatch version's train command with the same settings")
+        }
+        return loaded
     }
 
     /// The training rows and the calibration pass: for --task, fresh simulations with their own

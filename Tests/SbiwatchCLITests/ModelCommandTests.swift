@@ -190,6 +190,42 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(first, try String(contentsOfFile: csv2, encoding: .utf8))
     }
 
+    /// `train --init` starts from a trained model's weights: at a learning rate of 1e-9 two steps leave
+    /// them as they were (a fresh start lands far away); the card lists the first model's command
+    /// before the fine-tuning one; a model of other variables or another network is refused.
+    func testTrainFromAnotherModelsWeights() throws {
+        func weights(_ archive: String) throws -> [Float] {
+            let d = [UInt8](try tarMember(archive, "weights.safetensors"))
+            let header = d[0..<8].enumerated().reduce(0) { $0 | Int($1.1) << (8 * $1.0) }
+            let body = Array(d[(8 + header)...])
+            return stride(from: 0, to: body.count, by: 4).map { k in
+                Float(bitPattern: UInt32(body[k]) | UInt32(body[k + 1]) << 8 | UInt32(body[k + 2]) << 16 | UInt32(body[k + 3]) << 24)
+            }
+        }
+        let base = ["train", "--task", "gaussian_linear", "--budget", "200", "--batch-size", "32", "--seed", "3",
+                    "--threads", "1", "--calibration-cases", "0"]
+        let a = dir.appendingPathComponent("a.sbim").path, b = dir.appendingPathComponent("b.sbim").path
+        let fresh = dir.appendingPathComponent("fresh.sbim").path
+        for (args, out) in [(["--steps", "20"], a), (["--steps", "2", "--init", a, "--learning-rate", "1e-9"], b), (["--steps", "2"], fresh)] {
+            let r = try CLI.run(base + args + ["--out", out])
+            XCTAssertEqual(r.status, 0, r.stderr)
+        }
+        let wa = try weights(a), wb = try weights(b), wf = try weights(fresh)
+        XCTAssertEqual(wa.count, wb.count)
+        XCTAssertLessThan(zip(wa, wb).map { abs($0 - $1) }.max()!, 1e-5, "fine-tuning at 1e-9 must keep the initial weights")
+        XCTAssertGreaterThan(zip(wa, wf).map { abs($0 - $1) }.max()!, 1e-3, "a fresh start is elsewhere")
+        let inspect = try CLI.run(["inspect", b])
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        XCTAssert(inspect.stdout.contains("rebuild:   sbiwatch train --task gaussian_linear --budget 200 --seed 3 --steps 20 --batch-size 32"), inspect.stdout)
+        XCTAssert(inspect.stdout.contains("--steps 2 --batch-size 32 --config small --sde ve --mask undirected --init a.sbim --learning-rate 1e-09"), inspect.stdout)
+        for (args, needle) in [(["--task", "two_moons", "--budget", "200", "--init", a], "models other variables than this run"),
+                               (["--task", "gaussian_linear", "--budget", "200", "--config", "large", "--init", a], "is a small network with undirected mask")] {
+            let r = try CLI.run(["train"] + args + ["--steps", "1", "--calibration-cases", "0", "--out", dir.appendingPathComponent("x.sbim").path])
+            XCTAssertEqual(r.status, 64, r.stderr)
+            XCTAssert(r.stderr.contains(needle), r.stderr)
+        }
+    }
+
     func testClearErrors() throws {
         let model = dir.appendingPathComponent("gl.sbim").path
         XCTAssertEqual(try CLI.run(["train", "--task", "gaussian_linear", "--budget", "100", "--steps", "2",
