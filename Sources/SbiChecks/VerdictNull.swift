@@ -33,6 +33,21 @@ extension ModelCalibration {
         return minima
     }
 
+    /// Each held-out case's smallest raw predictive p-value over the predictive checks among `names`
+    /// (1 without one): the verdict's tie-break (`Verdict.combine`). nil when a case lacks one.
+    public func verdictNullRawPredictive(for names: Set<String>) -> [Double]? {
+        guard let cases = verdictNull else { return nil }
+        let variables = names.filter { $0.hasPrefix(Self.predictiveCheckPrefix) }.map { String($0.dropFirst(Self.predictiveCheckPrefix.count)) }
+        var raw = [Double](repeating: 1, count: cases.count)
+        for v in variables {
+            for i in cases.indices {
+                guard let p = cases[i].predictive[v]?.pValue else { return nil }
+                raw[i] = min(raw[i], p)
+            }
+        }
+        return raw
+    }
+
     /// Each case's p-value of the check `name` (nil if a case lacks it).
     func nullPValues(of name: String, _ cases: [VerdictNullCase]) -> [Double]? {
         if name == Self.outOfDistributionCheck {

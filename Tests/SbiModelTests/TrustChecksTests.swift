@@ -96,6 +96,28 @@ final class TrustChecksTests: XCTestCase {
                        accuracy: 1e-12, "inside the cases' range the rank alone")
     }
 
+    /// Calibrated predictive p-values share a floor, 1/(k+1): held-out cases at the floor tie with a file
+    /// far off every case. With the tie-break (smallest raw predictive p) a tied case counts only when
+    /// its raw p is not larger than the file's, so such a file ranks below the tied cases.
+    func testVerdictBreaksTiesAtTheFloorByTheRawPredictivePValue() {
+        func check(_ p: Double) -> Check { Check(name: "c", statistic: 1, pValue: p, threshold: 0.05, detail: "flagged \(p)") }
+        let floor = 1.0 / 101
+        let null = [0.002, 0.004] + [Double](repeating: floor, count: 8) + (1...190).map { 0.01 + Double($0) / 200 }
+        let raws = [0.3, 0.5] + [Double](repeating: 0.0198, count: 8) + [Double](repeating: 0.4, count: 190)
+        let checks = [check(floor), check(0.5)]
+        XCTAssertEqual(Verdict(checks: checks, modelCautions: [], nullMinima: null).combinedPValue!, 11.0 / 201, accuracy: 1e-12,
+                       "ties counted: 11/201, just over 0.05")
+        let broken = Verdict(checks: checks, modelCautions: [], nullMinima: null, tieBreak: (file: floor, null: raws))
+        XCTAssertEqual(broken.combinedPValue!, 3.0 / 201, accuracy: 1e-12)
+        XCTAssertEqual(broken.level, .caution)
+        // a file whose raw p is no smaller than the tied cases' ranks with them
+        XCTAssertEqual(Verdict(checks: checks, modelCautions: [], nullMinima: null, tieBreak: (file: 0.0198, null: raws)).combinedPValue!,
+                       11.0 / 201, accuracy: 1e-12)
+        // cases strictly more extreme count whatever their raw p
+        XCTAssertEqual(Verdict(checks: [check(0.003)], modelCautions: [], nullMinima: null, tieBreak: (file: 0.0099, null: raws)).combinedPValue!,
+                       2.0 / 201, accuracy: 1e-12)
+    }
+
     /// Each held-out case's p-values are computed as a file's: the predictive one calibrated against
     /// the other cases (itself left out) nearest its design; a check some case lacks gives no null.
     func testVerdictNullLeavesEachCaseOut() {
