@@ -169,9 +169,9 @@ struct Train: ParsableCommand {
         config.threads = threads
         config.seriesNoise = seriesNoise
         if let learningRate { config.learningRate = learningRate }
-        let start = try initial.map { try initialWeights($0, spec: spec, settings: NetworkSettings(preset: preset, sde: sde.sde, mask: mask)) }
-        config.initialWeightsSHA256 = start?.sha256
         let settings = NetworkSettings(preset: preset, sde: sde.sde, mask: mask)
+        let start = try initial.map { try initialWeights($0, spec: spec, settings: settings) }
+        config.initialWeightsSHA256 = start?.sha256
         stderrLine("training \(preset.rawValue) network, \(config.resolvedSteps(simulations: sims.count)) steps of \(batchSize)")
         try checkCheckpointPath()
         let stop = StopRequests.install()
