@@ -24,6 +24,9 @@ public struct Provenance: Codable, Hashable, Sendable {
     /// (`train --init`), oldest first; nil for a model trained from fresh weights.
     public var initialCommands: [String]?
 
+    /// Every `sbiwatch train` command that built the weights, oldest first (the initial model's, then this one's).
+    public var trainCommands: [String] { (initialCommands ?? []) + [command] }
+
     public init(task: String?, simulationsSHA256: String?, simulations: Int, seed: UInt64,
                 training: TrainingSummary, command: String, sbiwatchVersion: String, calibrationCommand: String? = nil) {
         self.task = task; self.simulationsSHA256 = simulationsSHA256; self.simulations = simulations

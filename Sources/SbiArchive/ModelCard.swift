@@ -21,7 +21,7 @@ public enum ModelCard {
         s += "\(p.training.bestValidationLoss) at step \(p.training.bestValidationStep).\n\n## Calibration\n\n"
         s += calibrationLines(calibration).joined(separator: "\n") + "\n\n"
         s += "## Rebuild\n\nWith sbiwatch \(p.sbiwatchVersion):\n\n"
-        for c in (p.initialCommands ?? []) + [p.command] { s += "    \(c)\n" }
+        for c in p.trainCommands { s += "    \(c)\n" }
         if let c = p.calibrationCommand { s += "    \(c)\n" }
         return s
     }

@@ -107,8 +107,9 @@ public struct Verdict: Codable, Equatable, Sendable {
         let sidak = Self.sidak(smallest: smallest, count: count)
         guard let null = nullMinima, let mostExtreme = null.min() else { return (sidak, .sidak) }
         let asExtreme = null.indices.filter { i in
-            guard null[i] >= smallest * (1 - 1e-12), let t = tieBreak, t.null.count == null.count else { return null[i] <= smallest }
-            return null[i] <= smallest * (1 + 1e-12) && t.null[i] <= t.file
+            let tied = abs(null[i] - smallest) <= 1e-12 * smallest
+            guard tied, let t = tieBreak, t.null.count == null.count else { return null[i] <= smallest }
+            return t.null[i] <= t.file
         }
         let rank = Double(1 + asExtreme.count) / Double(null.count + 1)
         return (smallest <= mostExtreme ? min(rank, sidak) : rank, .heldOut)

@@ -211,9 +211,9 @@ struct ExampleMaker: Sendable {
     /// where the noise is declared; shape comment: grid has axis.grid normalised values).
     func observe(_ grid: ArraySlice<Float>, at t: Double, axis: TimeAxis, node: Int, noise: ObservationNoise,
                  _ rng: inout RandomStream) -> Float {
-        let norm = model.normalization, (k, f) = axis.cell(at: t), base = grid.startIndex
-        let a = norm.denormalize(Double(grid[base + k]), node: node), b = norm.denormalize(Double(grid[base + k + 1]), node: node)
-        return Float(norm.normalize(noise.between(a, b, weight: f, &rng), node: node))
+        let norm = model.normalization
+        let raw = grid.lazy.map { norm.denormalize(Double($0), node: node) }   // only the two neighbours are read
+        return Float(norm.normalize(axis.observe(raw, at: t, noise: noise, &rng), node: node))
     }
 }
 

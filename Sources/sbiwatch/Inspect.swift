@@ -22,7 +22,7 @@ struct Inspect: ParsableCommand {
         print("sampler:   \(m.sampler.method.rawValue), \(m.sampler.steps) steps")
         print("training:  \(p.task.map { "task \($0)" } ?? "simulation file \(p.simulationsSHA256 ?? "?")"), \(p.simulations) simulations, seed \(p.seed)")
         print("           \(p.training.steps)/\(p.training.stepsPlanned) steps, batch \(p.training.batchSize), \(Int(p.training.seconds.rounded())) s, best validation loss \(p.training.bestValidationLoss) at step \(p.training.bestValidationStep)\(p.training.stoppedEarly ? " (stopped early)" : "")")
-        for (k, c) in ((p.initialCommands ?? []) + [p.command]).enumerated() { print(k == 0 ? "rebuild:   \(c)" : "           \(c)") }
+        for (k, c) in p.trainCommands.enumerated() { print(k == 0 ? "rebuild:   \(c)" : "           \(c)") }
         if let c = p.calibrationCommand { print("           \(c)") }
         print("calibration:")
         for line in ModelCard.calibrationLines(loaded.calibration) { print(line.isEmpty ? "" : "  " + line) }

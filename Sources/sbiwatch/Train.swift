@@ -179,7 +179,7 @@ struct Train: ParsableCommand {
                                       stopRequested: { stop.requested }, log: { stderrLine($0) })
         let sampler = resolvedSampler
         let origin = TrainingOrigin(task: task, simulationsSHA256: fileDigest, seed: seed, command: canonicalCommand(spec: spec),
-                                    initialCommands: start.map { ($0.manifest.provenance.initialCommands ?? []) + [$0.manifest.provenance.command] })
+                                    initialCommands: start?.manifest.provenance.trainCommands)
         let trained = try stop.armed(checkpoint: checkpointPath) {
             try TrainedArchive.train(spec: spec, simulations: sims, settings: settings, config: config, sampler: sampler,
                                      origin: origin, source: out, initial: start?.model.params, calibration: calibration, checkpoint: policy,
