@@ -15,9 +15,13 @@ public struct QueryTimingEntry: Codable, Sendable {
     public var seconds: Double
     public var samplesPerSecond: Double
     public var model: String
+    /// How beta(t)'s 100 points were answered: `direct`, or `interpolated` between `supportTimes`.
+    public var method: QueryMethod
+    public var supportTimes: Int
 
     enum CodingKeys: String, CodingKey {
-        case name, samples, tokens, seconds, model, sampler
+        case name, samples, tokens, seconds, model, sampler, method
+        case supportTimes = "support_times"
         case samplerSteps = "sampler_steps", samplesPerSecond = "samples_per_second"
         case networkEvaluations = "network_evaluations"
     }
@@ -28,8 +32,10 @@ public enum QueryTiming {
     /// observation times per series; the grid is answered as files' grids are: directly by a model
     /// trained with up to 100 times per variable (163 tokens), at 20 support times by the earlier
     /// models (83 tokens). The time does not depend on the weights: without a trained model a freshly
-    /// initialised large network of today's SIRD spec (up to 100 times) is timed.
-    public static func sird(model: ScoreModel?, settings: SamplerSettings, threads: Int?) throws -> QueryTimingEntry {
+    /// initialised large network of today's SIRD spec (up to 100 times) is timed. `method` forces
+    /// one way (`.interpolated`: 20 support times, what a user trades accuracy for speed with).
+    public static func sird(model: ScoreModel?, settings: SamplerSettings, threads: Int?,
+                            method: QueryMethod? = nil) throws -> QueryTimingEntry {
         let task = SIRDTask()
         let m = model ?? {
             let settings = NetworkSettings(preset: .large)
@@ -50,7 +56,8 @@ public enum QueryTiming {
             }
         }
         for n in 0..<3 { try plan.target(node: n) }
-        try plan.target(node: m.spec.offsets[3], times: (0..<100).map { axis.gridTime($0) })
+        try plan.target(node: m.spec.offsets[3], times: (0..<100).map { axis.gridTime($0) }, method: method)
+        let answer = plan.answers[m.spec.offsets[3]]!
         let t0 = DispatchTime.now().uptimeNanoseconds
         _ = try Sampler.sample(m, tokens: plan.tokens, plan.conditioning, count: 1000, settings: settings,
                                key: RandomKey(seed: 79), threads: threads)
@@ -58,6 +65,7 @@ public enum QueryTiming {
         return QueryTimingEntry(name: "sird_posterior_1000_samples_beta_100_points", samples: 1000, tokens: plan.tokens.count,
                                 sampler: settings.method.rawValue, samplerSteps: settings.steps,
                                 networkEvaluations: settings.networkEvaluations, seconds: seconds, samplesPerSecond: 1000 / seconds,
-                                model: model == nil ? "untrained large network (timing only)" : "trained")
+                                model: model == nil ? "untrained large network (timing only)" : "trained",
+                                method: answer.method, supportTimes: answer.supportTimes)
     }
 }

@@ -69,14 +69,24 @@ struct BenchQuery: ParsableCommand {
     @Option(help: ArgumentHelp("A trained SIRD model and its sampler (default: an untrained large network, 50 SDE steps).", valueName: "model"))
     var model: String?
 
+    @Option(help: ArgumentHelp("How beta's 100 points are answered: direct (up to the model's trained density) or interpolated between 20 support times (default: as a file's query is).", valueName: "method"))
+    var method: QueryMethod?
+
     func run() throws {
         stderrLine("timing a SIRD posterior query (1,000 samples, beta on 100 points, 20 observations per series)")
         let loaded = try model.map { try ModelArchive.load($0) }
         let settings = sampling.applied(to: loaded?.manifest.sampler ?? SamplerSettings())
-        let q = try QueryTiming.sird(model: loaded?.model, settings: settings, threads: threading.threads)
+        let q: QueryTimingEntry
+        do {
+            q = try QueryTiming.sird(model: loaded?.model, settings: settings, threads: threading.threads, method: method)
+        } catch var e as SbiError where e.code == .usage && method == .direct {
+            e.hint = "leave out --method direct (the grid is then interpolated), or time a model trained with up to 100 times per variable"
+            throw e
+        }
+        let answered = q.method == .direct ? "beta answered directly" : "beta interpolated between \(q.supportTimes) support times"
         try output.print(q) {
-            String(format: "%@: %.1f s for %d samples of %d tokens (%@ %d steps, %d network evaluations, %@)\n", q.name, q.seconds,
-                   q.samples, q.tokens, q.sampler, q.samplerSteps, q.networkEvaluations, q.model)
+            String(format: "%@: %.1f s for %d samples of %d tokens (%@; %@ %d steps, %d network evaluations, %@)\n", q.name, q.seconds,
+                   q.samples, q.tokens, answered, q.sampler, q.samplerSteps, q.networkEvaluations, q.model)
         }
     }
 }

@@ -109,6 +109,16 @@ final class BasicCommandTests: XCTestCase {
         XCTAssertEqual(q["sampler"] as? String, "dpmpp2m-sde", "the shipped model's sampler")
         XCTAssertEqual(q["network_evaluations"] as? Int, 2)
         XCTAssertGreaterThan(q["seconds"] as! Double, 0)
+        // beta's 100 points answered directly (the shipped model is trained up to 100 times): 3 + 100 + 60 tokens
+        XCTAssertEqual(q["method"] as? String, "direct")
+        XCTAssertEqual(q["support_times"] as? Int, 100)
+        XCTAssertEqual(q["tokens"] as? Int, 163)
+        let i = try CLI.run(["bench", "query", "--model", model, "--sampler-steps", "2", "--threads", "1", "--method", "interpolated", "--json"])
+        XCTAssertEqual(i.status, 0, i.stderr)
+        let iq = try JSONSerialization.jsonObject(with: Data(i.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(iq["method"] as? String, "interpolated")
+        XCTAssertEqual(iq["support_times"] as? Int, 20)
+        XCTAssertEqual(iq["tokens"] as? Int, 83)
         // a noise-level sampler: 2 levels of DPM-Solver++(2M), 2 evaluations
         let d = try CLI.run(["bench", "query", "--model", model, "--sampler", "dpmpp2m", "--sampler-steps", "2", "--threads", "1", "--json"])
         XCTAssertEqual(d.status, 0, d.stderr)
