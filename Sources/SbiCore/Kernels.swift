@@ -187,6 +187,52 @@ public func residualBackward(_ da: UnsafeMutablePointer<Float>, _ db: UnsafeMuta
     for i in 0..<count { da[i] += dout[i]; db[i] += dout[i] }
 }
 
+/// out (B*T, W) += mid (B*T, W) + ctx (B, W), the context row of each example added to its T rows.
+/// Eight lanes at a time with wrapping index arithmetic (the plain loop ran scalar with overflow
+/// checks); every element gets the same two float additions in the same order, so the same bits.
+public func addResidualAndContext(_ out: UnsafeMutablePointer<Float>, _ mid: UnsafePointer<Float>,
+                                  _ ctx: UnsafePointer<Float>, _ batch: Int, _ tokens: Int, _ width: Int) {
+    let vectorEnd = width & ~7
+    for e in 0..<batch {
+        let c = ctx + e &* width
+        for tk in 0..<tokens {
+            let row = (e &* tokens &+ tk) &* width
+            let o = out + row, m = mid + row
+            var k = 0
+            while k < vectorEnd {
+                let sum = load8(m + k) + load8(c + k)
+                store8(load8(o + k) + sum, o + k)
+                k &+= 8
+            }
+            while k < width { o[k] += m[k] + c[k]; k &+= 1 }
+        }
+    }
+}
+
+/// out (B, W) += the sum over each example's T rows of inp (B*T, W), rows added in order (the same
+/// bits as the scalar loop), eight lanes at a time.
+public func addRowSumsPerExample(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
+                                 _ batch: Int, _ tokens: Int, _ width: Int) {
+    let vectorEnd = width & ~7
+    for e in 0..<batch {
+        let d = out + e &* width
+        for tk in 0..<tokens {
+            let r = inp + (e &* tokens &+ tk) &* width
+            var k = 0
+            while k < vectorEnd { store8(load8(d + k) + load8(r + k), d + k); k &+= 8 }
+            while k < width { d[k] += r[k]; k &+= 1 }
+        }
+    }
+}
+
+@inline(__always) private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+@inline(__always) private func load8(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> { load8(UnsafePointer(p)) }
+@inline(__always) private func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+}
+
 // MARK: Gaussian Fourier features (frozen frequencies)
 
 /// out (R, 2F) = [sin(2 pi w_f x_r) | cos(2 pi w_f x_r)] for inp x (R) and frequencies w (F)

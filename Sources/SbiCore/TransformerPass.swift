@@ -84,18 +84,20 @@ extension Transformer {
         if c.timeDim > 0 { timeEmbedding(params, input, ws) }
         let idTable = P(slots.idTable), cond = P(slots.condition)
         let valueOff = c.idDim, timeOff = c.idDim + c.valueDim, condOff = timeOff + c.timeDim
+        let timeLinear = UnsafePointer(ws.timeLinear.base)
         for r in 0..<rows {
-            let h = h0 + r * cw
-            // plain loops: a memmove call per 13-float row cost more than the copy
-            let id = idTable + Int(input.ids[r]) * c.idDim, v = input.values[r]
+            let h = h0 + r &* cw
+            // plain loops (a memmove call per 13-float row cost more than the copy), wrapping index
+            // arithmetic (overflow checks kept them scalar)
+            let id = idTable + Int(input.ids[r]) &* c.idDim, v = input.values[r]
             for k in 0..<c.idDim { h[k] = id[k] }
-            for k in 0..<c.valueDim { h[valueOff + k] = v }
-            let ht = input.hasTime[r]
-            for k in 0..<c.timeDim { h[timeOff + k] = ws.timeLinear.base[r * c.timeDim + k] * ht }
+            for k in 0..<c.valueDim { h[valueOff &+ k] = v }
+            let ht = input.hasTime[r], time = timeLinear + r &* c.timeDim
+            for k in 0..<c.timeDim { h[timeOff &+ k] = time[k] * ht }
             let o = input.observed[r]
-            for k in 0..<c.condDim { h[condOff + k] = cond[k] * o }
+            for k in 0..<c.condDim { h[condOff &+ k] = cond[k] * o }
         }
-        fourierForward(ws.contextFeatures.base, input.diffusionTime, P(slots.contextFreqs), b, c.contextFrequencies)
+        contextFeatures(params, input, ws)
 
         let training = ws.training
         for (l, s) in slots.blocks.enumerated() {
@@ -113,17 +115,22 @@ extension Transformer {
             linearForward(a.ctxPre.base, ws.contextFeatures.base, P(s.ctxW), P(s.ctxB), b, 2 * c.contextFrequencies, cw)
             geluForward(a.ctx.base, a.ctxPre.base, b * cw)
             linearForward(hout, a.gelu.base, P(s.downW), P(s.downB), rows, c.hiddenWidth, cw)
-            for e in 0..<b {
-                let ctx = a.ctx.base + e * cw
-                for tk in 0..<t {
-                    let r = (e * t + tk) * cw
-                    for k in 0..<cw { hout[r + k] += a.mid.base[r + k] + ctx[k] }
-                }
-            }
+            addResidualAndContext(hout, a.mid.base, a.ctx.base, b, t, cw)
         }
         let last = ws.residual[training ? c.layers : 0].base
         layerNormForward(ws.lnf.base, ws.lnfMean.base, ws.lnfRstd.base, last, P(slots.lnfW), P(slots.lnfB), rows, cw)
         linearForward(ws.output.base, ws.lnf.base, P(slots.headW), P(slots.headB), rows, cw, 1)
+    }
+
+    /// ws.contextFeatures (B, 2F) = Fourier features of each example's diffusion time. A sampler's step
+    /// gives every example the same time: its sines are then computed once and copied (the same bits).
+    func contextFeatures(_ params: Arena, _ input: TokenBatchView, _ ws: TransformerWorkspace) {
+        let b = input.batch, width = 2 * config.contextFrequencies
+        let shared = b > 1 && (1..<b).allSatisfy { input.diffusionTime[$0].bitPattern == input.diffusionTime[0].bitPattern }
+        fourierForward(ws.contextFeatures.base, input.diffusionTime, UnsafePointer(params.pointer(slots.contextFreqs)),
+                       shared ? 1 : b, config.contextFrequencies)
+        guard shared else { return }
+        for e in 1..<b { (ws.contextFeatures.base + e * width).update(from: ws.contextFeatures.base, count: width) }
     }
 
     /// ws.timeLinear (B*T, timeDim) = Linear(Fourier features of the token times), 0 features for
@@ -170,13 +177,7 @@ extension Transformer {
             let s = slots.blocks[l], a = ws.blocks[l], hin = ws.residual[l].base
             // h' = mid + down(gelu) + ctx: the context gradient is the sum over each example's tokens
             ws.dctx.zero()
-            for e in 0..<b {
-                let d = ws.dctx.base + e * cw
-                for tk in 0..<t {
-                    let r = dres + (e * t + tk) * cw
-                    for k in 0..<cw { d[k] += r[k] }
-                }
-            }
+            addRowSumsPerExample(ws.dctx.base, dres, b, t, cw)
             geluBackward(ws.dctxPre.base, a.ctxPre.base, ws.dctx.base, b * cw, overwrite: true)
             linearBackward(nil, G(s.ctxW), G(s.ctxB), ws.dctxPre.base, ws.contextFeatures.base, P(s.ctxW), b,
                            2 * c.contextFrequencies, cw)
