@@ -39,3 +39,32 @@ final class SmallGemmTests: XCTestCase {
         } } } } }
     }
 }
+
+/// The vectorised context add and row sums give the plain loops' bits, for widths with and without an
+/// 8-lane remainder (50 = the large network's, 13, 8, 3).
+final class ContextKernelTests: XCTestCase {
+    func testContextAddAndRowSumsMatchThePlainLoops() {
+        var rng = RandomStream(seed: 21)
+        for width in [50, 13, 8, 3] { for (batch, tokens) in [(1, 1), (3, 7), (5, 2)] {
+            let rows = batch * tokens
+            let out0 = (0..<(rows * width)).map { _ in Float(rng.normal()) }
+            let mid = (0..<(rows * width)).map { _ in Float(rng.normal()) }
+            let ctx = (0..<(batch * width)).map { _ in Float(rng.normal()) }
+            var out = out0, want = out0
+            for e in 0..<batch { for tk in 0..<tokens { for k in 0..<width {
+                let r = (e * tokens + tk) * width + k
+                want[r] += mid[r] + ctx[e * width + k]
+            } } }
+            out.withUnsafeMutableBufferPointer { o in
+                addResidualAndContext(o.baseAddress!, mid, ctx, batch, tokens, width)
+            }
+            XCTAssertEqual(out.map(\.bitPattern), want.map(\.bitPattern), "context add, width \(width)")
+            var sums = ctx, wantSums = ctx
+            for e in 0..<batch { for tk in 0..<tokens { for k in 0..<width {
+                wantSums[e * width + k] += mid[(e * tokens + tk) * width + k]
+            } } }
+            sums.withUnsafeMutableBufferPointer { s in addRowSumsPerExample(s.baseAddress!, mid, batch, tokens, width) }
+            XCTAssertEqual(sums.map(\.bitPattern), wantSums.map(\.bitPattern), "row sums, width \(width)")
+        } }
+    }
+}
