@@ -60,10 +60,11 @@ enum TrainingCheckpoint {
                             simulations: [[Double]]) -> String {
         var identity = config
         identity.threads = nil
-        // the series-noise choice enters through the examples' scheme name (so the interpolated
-        // scheme's identity is what it was before the choice existed)
-        let examples = ExampleMaker.scheme(config.seriesNoise ?? .restored)
+        // the series-noise and function-token choices enter through the examples' scheme name (so
+        // the earlier schemes' identities are what they were before the choices existed)
+        let examples = ExampleMaker.scheme(config.seriesNoise ?? .restored, functions: config.functionTokens ?? .logUniform)
         identity.seriesNoise = nil
+        identity.functionTokens = nil
         struct Identity: Encodable {
             var spec: ModelSpec; var settings: NetworkSettings; var config: TrainingConfig
             /// How examples are drawn (a checkpoint of another scheme must not continue under this one).

@@ -24,6 +24,8 @@ public struct TrainingConfig: Codable, Hashable, Sendable {
     public var threads: Int?
     /// How a data series' value between two grid points is made in an example; nil: `.restored`.
     public var seriesNoise: SeriesNoise?
+    /// How many tokens a function-valued parameter gets in an example; nil: `.logUniform`.
+    public var functionTokens: FunctionTokens?
     /// SHA-256 of the archive whose weights the run starts from (`Trainer.train(initial:)`), part of
     /// the run's identity; nil: fresh weights.
     public var initialWeightsSHA256: String?
@@ -43,6 +45,16 @@ public struct TrainingConfig: Codable, Hashable, Sendable {
 /// 2026-12-06) learnt a noise sd about 0.82 of the declared one. Series without declared noise are
 /// interpolated either way.
 public enum SeriesNoise: String, Codable, CaseIterable, Sendable { case restored, interpolated }
+
+/// How many tokens a function-valued parameter (e.g. SIRD's beta(t)) gets in a training example.
+/// `logUniform`: as every series, log-uniform on 1...maxPoints, so only about 2.5% of examples have 90
+/// or more of a 100-point function's tokens, while queries ask for it on its whole grid.
+/// `halfDense`: half the examples draw it log-uniform, the other half uniform on
+/// ceil(maxPoints / 2)...maxPoints, so dense queries of the function are as common in training as sparse ones.
+public enum FunctionTokens: String, Codable, CaseIterable, Sendable {
+    case logUniform = "log-uniform"
+    case halfDense = "half-dense"
+}
 
 /// What happened during training: the figures stored with a model (its provenance's `training`).
 public struct TrainingSummary: Codable, Hashable, Sendable {
@@ -114,15 +126,19 @@ struct ExampleMaker: Sendable {
     let fixedAllowed: [UInt8]
     /// Each data series' declared noise when it is restored between grid points (`SeriesNoise`).
     let restoredNoise: [Int: ObservationNoise]
+    /// Nodes of function-valued parameters whose token counts are drawn half dense (`FunctionTokens`).
+    let halfDenseNodes: Set<Int>
     static let dropProbability = 0.1
     /// The name of how examples are drawn, part of a checkpoint's identity: series token counts
     /// log-uniform on 1...maxPoints, chunks sized by the mean example, and how series noise is treated
     /// between grid points (the interpolated scheme keeps the name it had before the choice existed).
-    static func scheme(_ noise: SeriesNoise) -> String {
+    static func scheme(_ noise: SeriesNoise, functions: FunctionTokens = .logUniform) -> String {
+        let counts: String
         switch noise {
-        case .interpolated: return "log-uniform-token-counts"
-        case .restored: return "log-uniform-token-counts, series noise restored between grid points"
+        case .interpolated: counts = "log-uniform-token-counts"
+        case .restored: counts = "log-uniform-token-counts, series noise restored between grid points"
         }
+        return functions == .halfDense ? counts + ", function-valued parameters half dense" : counts
     }
 
     /// Examples per chunk of a batch: about 512 token rows at the mean example size (examples are
@@ -136,6 +152,19 @@ struct ExampleMaker: Sendable {
         return min(max(k, 1), maxPoints)
     }
 
+    /// Tokens of a function-valued parameter under `FunctionTokens.halfDense`: with probability 1/2
+    /// `tokenCount`, else uniform on ceil(maxPoints / 2)...maxPoints.
+    static func halfDenseTokenCount(maxPoints: Int, _ rng: inout RandomStream) -> Int {
+        if rng.uniform() < 0.5 { return tokenCount(maxPoints: maxPoints, &rng) }
+        let fewest = (maxPoints + 1) / 2
+        return fewest + Int(rng.nextUInt64() % UInt64(maxPoints - fewest + 1))
+    }
+
+    /// E[halfDenseTokenCount] = (E[tokenCount] + (ceil(maxPoints / 2) + maxPoints) / 2) / 2.
+    static func meanHalfDenseTokenCount(maxPoints: Int) -> Double {
+        (meanTokenCount(maxPoints: maxPoints) + Double((maxPoints + 1) / 2 + maxPoints) / 2) / 2
+    }
+
     /// E[tokenCount] = sum_k k log((k + 1) / k) / log(maxPoints + 1).
     static func meanTokenCount(maxPoints: Int) -> Double {
         guard maxPoints > 1 else { return 1 }
@@ -147,10 +176,12 @@ struct ExampleMaker: Sendable {
         return sum / log(Double(maxPoints) + 1)
     }
 
-    init(model: ScoreModel, seriesNoise: SeriesNoise) {
+    init(model: ScoreModel, seriesNoise: SeriesNoise, functionTokens: FunctionTokens = .logUniform) {
         self.model = model
         let spec = model.spec
         self.spec = spec
+        halfDenseNodes = functionTokens == .halfDense
+            ? Set((0..<spec.nodeCount).filter { spec.variables[spec.variableOfNode[$0]].kind == .parameter }) : []
         var noise: [Int: ObservationNoise] = [:]
         if seriesNoise == .restored {
             for node in 0..<spec.nodeCount {
@@ -170,7 +201,11 @@ struct ExampleMaker: Sendable {
         isDataNode = (0..<spec.nodeCount).map { spec.variables[varOf[$0]].kind == .data }
         maxTokens = max(1, fixed.count + timed.reduce(0) { $0 + $1.1.maxPoints })
         var expected = Double(fixed.count)
-        for (_, axis, _) in timed { expected += (1 - ExampleMaker.dropProbability) * ExampleMaker.meanTokenCount(maxPoints: axis.maxPoints) }
+        for (node, axis, _) in timed {
+            let mean = halfDenseNodes.contains(node) ? ExampleMaker.meanHalfDenseTokenCount(maxPoints: axis.maxPoints)
+                : ExampleMaker.meanTokenCount(maxPoints: axis.maxPoints)
+            expected += (1 - ExampleMaker.dropProbability) * mean
+        }
         expectedTokens = expected
         fixedAllowed = model.masks.mask(for: spec.fixedLayout, kind: model.settings.mask)
     }
@@ -192,7 +227,8 @@ struct ExampleMaker: Sendable {
         for (node, col) in fixedNodes { tokens.append(TokenRef(node: node)); values.append(row[col]) }
         for (node, axis, first) in timeNodes {
             if rng.uniform() < ExampleMaker.dropProbability && !(tokens.isEmpty && node == timeNodes.last!.0) { continue }
-            let k = ExampleMaker.tokenCount(maxPoints: axis.maxPoints, &rng)
+            let k = halfDenseNodes.contains(node) ? ExampleMaker.halfDenseTokenCount(maxPoints: axis.maxPoints, &rng)
+                : ExampleMaker.tokenCount(maxPoints: axis.maxPoints, &rng)
             let times = (0..<k).map { _ in rng.uniform(axis.lower, axis.upper) }.sorted()
             let grid = row[first..<(first + axis.grid)]
             for t in times {

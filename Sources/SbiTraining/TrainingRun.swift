@@ -69,7 +69,8 @@ final class TrainingRun {
             params.copy(from: initial)
         }
         model = ScoreModel(spec: spec, settings: settings, params: params, normalization: normalization)
-        maker = ExampleMaker(model: model, seriesNoise: config.seriesNoise ?? .restored)
+        maker = ExampleMaker(model: model, seriesNoise: config.seriesNoise ?? .restored,
+                             functionTokens: config.functionTokens ?? .logUniform)
         trainData = trainRows.map(maker.normalize)
         steps = config.resolvedSteps(simulations: simulations.count)
         schedule = LearningRateSchedule(peak: config.learningRate, final: config.finalLearningRate, totalSteps: steps)

@@ -11,6 +11,7 @@ extension TransformerConfig.Preset: ExpressibleByArgument {}
 extension AttentionMaskKind: ExpressibleByArgument {}
 extension SamplerSettings.Method: ExpressibleByArgument {}
 extension SeriesNoise: ExpressibleByArgument {}
+extension FunctionTokens: ExpressibleByArgument {}
 
 enum SDEChoice: String, ExpressibleByArgument, CaseIterable {
     case ve, vp
@@ -75,6 +76,11 @@ struct Train: ParsableCommand {
         "How a data series' value at a time between two grid points of the simulations is made in training: restored (interpolated, with the observation noise the average loses drawn afresh, so every time scatters by the declared noise) or interpolated (plain interpolation, as models trained before 2026-12-06 were: their noise comes out about 0.82 of the declared sd).",
         valueName: "restored|interpolated"))
     var seriesNoise: SeriesNoise = .restored
+
+    @Option(name: .customLong("function-tokens"), help: ArgumentHelp(
+        "How many tokens a function-valued parameter gets in a training example: log-uniform (on 1 to max points, as every series) or half-dense (half the examples so, half uniform on max points / 2 to max points, so that queries on the function's whole grid are as common in training as sparse ones).",
+        valueName: "log-uniform|half-dense"))
+    var functionTokens: FunctionTokens = .logUniform
 
     @Option(name: .customLong("init"), help: ArgumentHelp(
         "Start from this model's weights instead of fresh ones (fine-tuning): an archive of the same variables and network (PATH or PATH@sha256:HEX); its own train commands are recorded before this one.",
@@ -151,6 +157,7 @@ struct Train: ParsableCommand {
         if spec.variables.contains(where: { $0.kind == .data && $0.time != nil && ($0.noise?.std ?? 0) > 0 }) {
             c += " --series-noise \(seriesNoise.rawValue)"
         }
+        if functionTokens != .logUniform { c += " --function-tokens \(functionTokens.rawValue)" }
         c += " --config \(preset.rawValue) --sde \(sde.rawValue) --mask \(mask.rawValue)"
         if let initial { c += " --init \(URL(fileURLWithPath: ModelArchive.pathPart(initial)).lastPathComponent)" }
         if let learningRate { c += " --learning-rate \(learningRate)" }
@@ -163,11 +170,16 @@ struct Train: ParsableCommand {
     func run() throws {
         let (given, all, fileDigest) = try readSimulations()
         let spec = try maxPoints.map(given.cappingMaxPoints) ?? given
+        if functionTokens == .halfDense, !spec.variables.contains(where: { $0.kind == .parameter && $0.time != nil }) {
+            throw SbiError(.usage, "--function-tokens half-dense: the model has no function-valued parameter",
+                           hint: "leave out --function-tokens (it only changes how a function of time such as sird's beta(t) is drawn)")
+        }
         let (sims, calibration) = try calibrationPlan(all)
         var config = TrainingConfig(steps: steps, seed: seed)
         config.batchSize = batchSize
         config.threads = threads
         config.seriesNoise = seriesNoise
+        config.functionTokens = functionTokens == .logUniform ? nil : functionTokens
         if let learningRate { config.learningRate = learningRate }
         let settings = NetworkSettings(preset: preset, sde: sde.sde, mask: mask)
         let start = try initial.map { try initialWeights($0, spec: spec, settings: settings) }

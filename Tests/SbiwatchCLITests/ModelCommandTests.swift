@@ -226,6 +226,21 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
         }
     }
 
+    /// `--function-tokens half-dense` is recorded in the rebuild command of a model with a function-valued
+    /// parameter (sird's beta) and refused for a model without one.
+    func testFunctionTokensOption() throws {
+        let out = dir.appendingPathComponent("s.sbim").path
+        let r = try CLI.run(["train", "--task", "sird", "--budget", "60", "--steps", "2", "--batch-size", "8", "--config", "small",
+                             "--threads", "1", "--calibration-cases", "0", "--function-tokens", "half-dense", "--out", out])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let inspect = try CLI.run(["inspect", out])
+        XCTAssert(inspect.stdout.contains("--batch-size 8 --series-noise restored --function-tokens half-dense --config small"), inspect.stdout)
+        let refused = try CLI.run(["train", "--task", "gaussian_linear", "--budget", "60", "--steps", "1", "--calibration-cases", "0",
+                                   "--function-tokens", "half-dense", "--out", dir.appendingPathComponent("g.sbim").path])
+        XCTAssertEqual(refused.status, 64, refused.stderr)
+        XCTAssert(refused.stderr.contains("--function-tokens half-dense: the model has no function-valued parameter"), refused.stderr)
+    }
+
     func testClearErrors() throws {
         let model = dir.appendingPathComponent("gl.sbim").path
         XCTAssertEqual(try CLI.run(["train", "--task", "gaussian_linear", "--budget", "100", "--steps", "2",
