@@ -180,8 +180,10 @@ struct ExampleMaker: Sendable {
         self.model = model
         let spec = model.spec
         self.spec = spec
-        halfDenseNodes = functionTokens == .halfDense
-            ? Set((0..<spec.nodeCount).filter { spec.variables[spec.variableOfNode[$0]].kind == .parameter }) : []
+        halfDenseNodes = functionTokens == .halfDense ? Set((0..<spec.nodeCount).filter {
+            let v = spec.variables[spec.variableOfNode[$0]]
+            return v.kind == .parameter && v.time != nil
+        }) : []
         var noise: [Int: ObservationNoise] = [:]
         if seriesNoise == .restored {
             for node in 0..<spec.nodeCount {
