@@ -37,7 +37,7 @@ extension ModelCalibration {
     /// (1 without one): the verdict's tie-break (`Verdict.combine`). nil when a case lacks one.
     public func verdictNullRawPredictive(for names: Set<String>) -> [Double]? {
         guard let cases = verdictNull else { return nil }
-        let variables = names.filter { $0.hasPrefix(Self.predictiveCheckPrefix) }.map { String($0.dropFirst(Self.predictiveCheckPrefix.count)) }
+        let variables = names.compactMap(Self.predictiveVariable)
         var raw = [Double](repeating: 1, count: cases.count)
         for v in variables {
             for i in cases.indices {
@@ -48,14 +48,18 @@ extension ModelCalibration {
         return raw
     }
 
+    /// The series a predictive check is about ("posterior_predictive:infected" -> "infected"); nil for other checks.
+    static func predictiveVariable(ofCheck name: String) -> String? {
+        name.hasPrefix(predictiveCheckPrefix) ? String(name.dropFirst(predictiveCheckPrefix.count)) : nil
+    }
+
     /// Each case's p-value of the check `name` (nil if a case lacks it).
     func nullPValues(of name: String, _ cases: [VerdictNullCase]) -> [Double]? {
         if name == Self.outOfDistributionCheck {
             let ps = cases.compactMap(\.outOfDistribution)
             return ps.count == cases.count ? ps : nil
         }
-        guard name.hasPrefix(Self.predictiveCheckPrefix) else { return nil }
-        let variable = String(name.dropFirst(Self.predictiveCheckPrefix.count))
+        guard let variable = Self.predictiveVariable(ofCheck: name) else { return nil }
         let designs = cases.compactMap { $0.predictive[variable] }
         guard designs.count == cases.count else { return nil }
         return designs.indices.map { i in
