@@ -44,12 +44,16 @@ public enum QueryTiming {
             return ScoreModel(spec: task.spec, settings: settings, params: t.initialParameters(key: RandomKey(seed: 1)),
                               normalization: Normalization(mean: [Double](repeating: 0, count: n), std: [Double](repeating: 1, count: n)))
         }()
+        let names = m.spec.variables.map(\.name), sirdNames = task.spec.variables.map(\.name)
+        guard names == sirdNames else {
+            throw SbiError(.usage, "the query is timed on a SIRD model (variables \(sirdNames.joined(separator: ", "))), but the model given has \(names.joined(separator: ", "))",
+                           hint: "give a SIRD model, e.g. fixtures/models/sird.sbim, or none to time an untrained network")
+        }
         let row = task.simulate(count: 1, key: RandomKey(seed: 77))[0]
         var plan = QueryPlan(spec: m.spec)
         var rng = RandomStream(seed: 78)
         let axis = SIRDTask.axis, offsets = m.spec.denseOffsets
-        for (v, name) in [(4, "infected"), (5, "recovered"), (6, "dead")] {
-            precondition(m.spec.variables[v].name == name)
+        for v in 4...6 {
             let grid = row[offsets[v]..<(offsets[v] + axis.grid)]
             for t in (0..<20).map({ _ in rng.uniform(axis.lower, axis.upper) }).sorted() {
                 try plan.observe(node: m.spec.offsets[v], time: t, value: axis.interpolate(grid, at: t))

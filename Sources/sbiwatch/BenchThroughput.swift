@@ -76,13 +76,12 @@ struct BenchQuery: ParsableCommand {
         stderrLine("timing a SIRD posterior query (1,000 samples, beta on 100 points, 20 observations per series)")
         let loaded = try model.map { try ModelArchive.load($0) }
         let settings = sampling.applied(to: loaded?.manifest.sampler ?? SamplerSettings())
-        let q: QueryTimingEntry
-        do {
-            q = try QueryTiming.sird(model: loaded?.model, settings: settings, threads: threading.threads, method: method)
-        } catch var e as SbiError where e.code == .usage && method == .direct {
-            e.hint = "leave out --method direct (the grid is then interpolated), or time a model trained with up to 100 times per variable"
-            throw e
+        if method == .direct, let model, let beta = loaded?.model.spec.variables.first(where: { $0.name == "beta" }),
+           let trained = beta.time?.maxPoints, trained < 100 {
+            throw SbiError(.usage, "--method direct asks \(model) for beta(t) on 100 points directly, but it answers at most \(trained) directly (it was trained with up to \(trained) times per variable)",
+                           hint: "leave out --method direct (the grid is then interpolated), or time a model trained with up to 100 times per variable")
         }
+        let q = try QueryTiming.sird(model: loaded?.model, settings: settings, threads: threading.threads, method: method)
         let answered = q.method == .direct ? "beta answered directly" : "beta interpolated between \(q.supportTimes) support times"
         try output.print(q) {
             String(format: "%@: %.1f s for %d samples of %d tokens (%@; %@ %d steps, %d network evaluations, %@)\n", q.name, q.seconds,

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import SbiArchive
 import SbiCore
 import SbiTasks
 
@@ -96,6 +97,30 @@ final class BasicCommandTests: XCTestCase {
         XCTAssertEqual(entries.map { $0["kernels"] as! String }, ["avx2", "avx512"])
         XCTAssertEqual(Set(entries.map { $0["name"] as! String }), ["small_train_b1000_t13"])
         for e in entries { XCTAssertGreaterThan(e["tokens_per_second"] as! Double, 0) }
+    }
+
+    /// `bench query` refuses, with status 64 and a hint, a model that is not SIRD and `--method direct`
+    /// on a model that answers fewer than beta's 100 points directly (the shipped sird with beta's
+    /// trained maximum set to 20 in a copy's manifest).
+    func testBenchQueryRefusals() throws {
+        let lv = CLI.repository.appendingPathComponent("fixtures/models/lotka-volterra.sbim").path
+        let other = try CLI.run(["bench", "query", "--model", lv, "--sampler-steps", "2", "--threads", "1"])
+        XCTAssertEqual(other.status, 64, other.stderr)
+        XCTAssert(other.stderr.contains("timed on a SIRD model") && other.stderr.contains("prey"), other.stderr)
+        XCTAssert(other.stderr.contains("give a SIRD model"), other.stderr)
+
+        let loaded = try ModelArchive.load(CLI.repository.appendingPathComponent("fixtures/models/sird.sbim").path)
+        var manifest = loaded.manifest
+        let beta = try XCTUnwrap(manifest.spec.variables.firstIndex { $0.name == "beta" })
+        manifest.spec.variables[beta].time!.maxPoints = 20
+        let trust = loaded.calibration.map { TrustRecord(calibration: $0, reference: loaded.reference) }
+        let sparse = NSTemporaryDirectory() + "/sird-beta20-\(getpid()).sbim"
+        defer { try? FileManager.default.removeItem(atPath: sparse) }
+        try ModelArchive.save(try ModelArchive.encode(loaded.model, manifest: manifest, trust: trust), to: sparse)
+        let direct = try CLI.run(["bench", "query", "--model", sparse, "--method", "direct", "--sampler-steps", "2", "--threads", "1"])
+        XCTAssertEqual(direct.status, 64, direct.stderr)
+        XCTAssert(direct.stderr.contains("answers at most 20 directly"), direct.stderr)
+        XCTAssert(direct.stderr.contains("leave out --method direct"), direct.stderr)
     }
 
     /// `bench query` with the shipped SIRD model at 2 sampler steps: the entry names the model's sampler and the override.
