@@ -37,10 +37,15 @@ public struct Smoothness: Codable, Sendable {
     public var posteriorDraws: Double
     /// Of the prior's paths (the held-out simulations' own, on the same grid).
     public var prior: Double
+    /// Of the pointwise median of as many prior paths as there are posterior draws per case (fresh
+    /// simulations): the Monte Carlo kinks a median of that many exact draws has. A pointwise median
+    /// follows different draws at different times, so it is rougher than the draws themselves
+    /// unless there are many of them.
+    public var priorMedian: Double
 
     enum CodingKeys: String, CodingKey {
         case variable, prior
-        case posteriorMedian = "posterior_median", posteriorDraws = "posterior_draws"
+        case posteriorMedian = "posterior_median", posteriorDraws = "posterior_draws", priorMedian = "prior_median"
     }
 
     public static func secondDifference(_ path: [Double]) -> Double {
@@ -109,10 +114,11 @@ struct GridTally {
                             answeredBy: answer)
     }
 
-    var smoothness: Smoothness {
+    /// The tallies' smoothness; `priorMedian` from `DenseGridCoverage.priorMedianRoughness`.
+    func smoothness(priorMedian: Double) -> Smoothness {
         let n = Double(cases)
         return Smoothness(variable: variable, posteriorMedian: medianRoughness / n, posteriorDraws: drawRoughness / n,
-                          prior: priorRoughness / n)
+                          prior: priorRoughness / n, priorMedian: priorMedian)
     }
 }
 
@@ -160,6 +166,16 @@ public enum DenseGridCoverage {
         return (plan, truths)
     }
 
+    /// Second difference of the pointwise median, over rows (dense simulations), of a variable's dense path.
+    static func priorMedianRoughness(_ rows: [[Double]], variable: String, spec: ModelSpec) throws -> Double {
+        guard let k = spec.variableIndex(named: variable), let axis = spec.variables[k].time else {
+            throw SbiError(.internalError, "\(variable) is not a function of time in the model")
+        }
+        let first = spec.denseOffsets[k]
+        let median = (0..<axis.grid).map { i in quantile(rows.map { $0[first + i] }.sorted(), 0.5) }
+        return Smoothness.secondDifference(median)
+    }
+
     public static func run(model: ScoreModel, task taskName: String, cases: Int, draws: Int, method: QueryMethod?,
                            settings: SamplerSettings, seed: UInt64, threads: Int?,
                            progress: (String) -> Void) throws -> DenseGridReport {
@@ -195,7 +211,10 @@ public enum DenseGridCoverage {
         let coverage = tallies.keys.sorted().map { tallies[$0]!.coverage }
         // smoothness only means something for functions of time queried on a dense grid
         let functions = model.spec.variables.filter { $0.kind == .parameter && $0.time != nil }.map(\.name)
-        let smoothness = functions.map { tallies[$0]!.smoothness }
+        let priorRows = functions.isEmpty ? [] : task.simulate(count: draws, key: key.split(5))
+        let smoothness = try functions.map { name in
+            tallies[name]!.smoothness(priorMedian: try priorMedianRoughness(priorRows, variable: name, spec: model.spec))
+        }
         return DenseGridReport(task: taskName, cases: cases, draws: draws, method: method == .interpolated ? "interpolate" : "auto",
                                sampler: settings.method.rawValue, samplerSteps: settings.steps,
                                historyEnd: model.spec.variables.compactMap(\.time).first.map { forecastGrid(task: taskName, axis: $0).end } ?? 0,

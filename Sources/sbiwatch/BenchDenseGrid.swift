@@ -63,7 +63,7 @@ struct BenchDenseGrid: ParsableCommand {
             s += "    coverage 90%: \(range(c.coverage90)), worst deviation \(f3(c.worstDeviation90)) (1 SE \(f3(c.standardError90)))\n"
         }
         for m in r.smoothness {
-            s += "  \(m.variable) mean |second difference|: median path \(f4(m.posteriorMedian)), single draws \(f4(m.posteriorDraws)), prior paths \(f4(m.prior)) (median / prior \(f3(m.posteriorMedian / max(m.prior, 1e-12))))\n"
+            s += "  \(m.variable) mean |second difference|: median path \(f4(m.posteriorMedian)), single draws \(f4(m.posteriorDraws)), prior paths \(f4(m.prior)) (median / prior \(f3(m.posteriorMedian / max(m.prior, 1e-12)))), median of \(r.draws) prior paths \(f4(m.priorMedian))\n"
         }
         return s
     }

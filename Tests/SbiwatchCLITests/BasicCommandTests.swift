@@ -195,6 +195,14 @@ final class BasicCommandTests: XCTestCase {
         }
         let prior = rows.map(secondDifference).reduce(0, +) / 10
         XCTAssertEqual(smooth["prior"] as! Double, prior, accuracy: 1e-12)
+        // the pointwise median of 20 fresh prior paths (as many as the draws), from the same seed
+        let fresh = SIRDTask().simulate(count: 20, key: RandomKey(seed: 7).split(5))
+        let median = (3..<103).map { i -> Double in let s = fresh.map { $0[i] }.sorted(); return 0.5 * (s[9] + s[10]) }
+        var medianRoughness = 0.0
+        for i in 1..<99 { medianRoughness += abs(median[i + 1] - 2 * median[i] + median[i - 1]) }
+        medianRoughness /= 98
+        XCTAssertEqual(smooth["prior_median"] as! Double, medianRoughness, accuracy: 1e-12)
+        XCTAssertGreaterThan(medianRoughness, prior, "a median of 20 paths has kinks where single paths have none")
         XCTAssertGreaterThan(smooth["posterior_median"] as! Double, 0)
     }
 
