@@ -166,13 +166,11 @@ public enum DenseGridCoverage {
         return (plan, truths)
     }
 
-    /// Second difference of the pointwise median, over rows (dense simulations), of a variable's dense path.
-    static func priorMedianRoughness(_ rows: [[Double]], variable: String, spec: ModelSpec) throws -> Double {
-        guard let k = spec.variableIndex(named: variable), let axis = spec.variables[k].time else {
-            throw SbiError(.internalError, "\(variable) is not a function of time in the model")
-        }
+    /// Second difference of the pointwise median, over rows (dense simulations), of the dense path of
+    /// variable k (time-indexed, with `grid` points).
+    static func priorMedianRoughness(_ rows: [[Double]], variable k: Int, grid: Int, spec: ModelSpec) -> Double {
         let first = spec.denseOffsets[k]
-        let median = (0..<axis.grid).map { i in quantile(rows.map { $0[first + i] }.sorted(), 0.5) }
+        let median = (0..<grid).map { i in quantile(rows.map { $0[first + i] }.sorted(), 0.5) }
         return Smoothness.secondDifference(median)
     }
 
@@ -210,10 +208,11 @@ public enum DenseGridCoverage {
         }
         let coverage = tallies.keys.sorted().map { tallies[$0]!.coverage }
         // smoothness only means something for functions of time queried on a dense grid
-        let functions = model.spec.variables.filter { $0.kind == .parameter && $0.time != nil }.map(\.name)
+        let functions = model.spec.variables.indices.filter { model.spec.variables[$0].isFunctionOfTime }
         let priorRows = functions.isEmpty ? [] : task.simulate(count: draws, key: key.split(5))
-        let smoothness = try functions.map { name in
-            tallies[name]!.smoothness(priorMedian: try priorMedianRoughness(priorRows, variable: name, spec: model.spec))
+        let smoothness = functions.map { k in
+            let v = model.spec.variables[k]
+            return tallies[v.name]!.smoothness(priorMedian: priorMedianRoughness(priorRows, variable: k, grid: v.time!.grid, spec: model.spec))
         }
         return DenseGridReport(task: taskName, cases: cases, draws: draws, method: method == .interpolated ? "interpolate" : "auto",
                                sampler: settings.method.rawValue, samplerSteps: settings.steps,

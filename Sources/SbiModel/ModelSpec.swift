@@ -134,6 +134,9 @@ public struct VariableSpec: Codable, Hashable, Sendable {
 
     /// Values per simulation in the dense layout: size, or the grid for a time-indexed variable.
     public var denseWidth: Int { time?.grid ?? size }
+
+    /// A parameter that is a function of time (e.g. SIRD's beta(t)).
+    public var isFunctionOfTime: Bool { kind == .parameter && time != nil }
 }
 
 /// One token: a node, and a time when the node's variable is time-indexed.

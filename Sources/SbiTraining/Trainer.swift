@@ -180,10 +180,8 @@ struct ExampleMaker: Sendable {
         self.model = model
         let spec = model.spec
         self.spec = spec
-        halfDenseNodes = functionTokens == .halfDense ? Set((0..<spec.nodeCount).filter {
-            let v = spec.variables[spec.variableOfNode[$0]]
-            return v.kind == .parameter && v.time != nil
-        }) : []
+        halfDenseNodes = functionTokens == .halfDense
+            ? Set((0..<spec.nodeCount).filter { spec.variables[spec.variableOfNode[$0]].isFunctionOfTime }) : []
         var noise: [Int: ObservationNoise] = [:]
         if seriesNoise == .restored {
             for node in 0..<spec.nodeCount {

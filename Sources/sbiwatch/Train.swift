@@ -170,7 +170,7 @@ struct Train: ParsableCommand {
     func run() throws {
         let (given, all, fileDigest) = try readSimulations()
         let spec = try maxPoints.map(given.cappingMaxPoints) ?? given
-        if functionTokens == .halfDense, !spec.variables.contains(where: { $0.kind == .parameter && $0.time != nil }) {
+        if functionTokens == .halfDense, !spec.variables.contains(where: \.isFunctionOfTime) {
             throw SbiError(.usage, "--function-tokens half-dense: the model has no function-valued parameter",
                            hint: "leave out --function-tokens (it only changes how a function of time such as sird's beta(t) is drawn)")
         }
