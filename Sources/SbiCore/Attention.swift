@@ -78,9 +78,7 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMu
         let tok = qkv + b * t * st
         for h in 0..<shape.heads {
             let p = keepProbabilities ? att + (b * shape.heads + h) * t * tp : att
-            // qt[e, i] = scale * q[i, e], zero past n
-            qt.update(repeating: 0, count: d * tp)
-            for i in 0..<n { for e in 0..<d { qt[e * tp + i] = scale * tok[i * st + h * d + e] } }
+            transposeQueries(qt, tok + h &* d, scale, n: n, d: d, st: st, tp: tp)
             for i in 0..<tp { mx[i] = -1e30; sum[i] = 0 }
             // scores S (n,Tp) = K_h (n,D) @ qt (D,Tp); running max over kept keys
             headGemm(p, tp, tok + hd + h * d, st, 1, qt, tp, n, tp, d, accumulate: false)
@@ -102,17 +100,45 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMu
                 }
                 headGemm(ot, tp, tok + 2 * hd + h * d, 1, st, p, tp, d, tp, n, accumulate: false)
             } else {
-                // ot = V_h^T @ unnormalised P, then each query's column scaled: D x Tp work instead of n x Tp
+                // ot = V_h^T @ unnormalised P; each query's column is scaled as it is copied out (D x Tp
+                // work instead of n x Tp)
                 headGemm(ot, tp, tok + 2 * hd + h * d, 1, st, p, tp, d, tp, n, accumulate: false)
-                for e in 0..<d { let row = ot + e * tp; for i in 0..<tp { row[i] *= sum[i] } }
             }
             if n < t { (p + n * tp).update(repeating: 0, count: (t - n) * tp) }
-            for i in 0..<t {
-                let o = out + (b * t + i) * hd + h * d
-                if i < n { for e in 0..<d { o[e] = ot[e * tp + i] } } else { o.update(repeating: 0, count: d) }
-            }
+            copyOutHead(out + (b &* t &* hd &+ h &* d), ot, keepProbabilities ? nil : UnsafePointer(sum),
+                        n: n, t: t, d: d, hd: hd, tp: tp)
         }
     }
+}
+
+/// qt (D,Tp): qt[e, i] = scale * q[i * st + e] for the n valid queries, zero past n. Row by row of qt,
+/// so the writes are contiguous; wrapping index arithmetic keeps the loops free of overflow checks.
+@inline(__always)
+func transposeQueries(_ qt: UnsafeMutablePointer<Float>, _ q: UnsafePointer<Float>, _ scale: Float,
+                      n: Int, d: Int, st: Int, tp: Int) {
+    for e in 0..<d {
+        let row = qt + e &* tp
+        var i = 0
+        while i < n { row[i] = scale * q[i &* st &+ e]; i &+= 1 }
+        while i < tp { row[i] = 0; i &+= 1 }
+    }
+}
+
+/// One head's output rows: out[i * hd + e] = ot[e, i] (times scale[i] when given) for the n valid
+/// queries, zero for the padding rows up to t. The same product per element as scaling ot first.
+@inline(__always)
+func copyOutHead(_ out: UnsafeMutablePointer<Float>, _ ot: UnsafePointer<Float>, _ scale: UnsafePointer<Float>?,
+                 n: Int, t: Int, d: Int, hd: Int, tp: Int) {
+    for i in 0..<n {
+        let o = out + i &* hd
+        if let scale {
+            let s = scale[i]
+            for e in 0..<d { o[e] = ot[e &* tp &+ i] * s }
+        } else {
+            for e in 0..<d { o[e] = ot[e &* tp &+ i] }
+        }
+    }
+    for i in n..<max(n, t) { let o = out + i &* hd; for e in 0..<d { o[e] = 0 } }
 }
 
 /// Scores p (n,Tp) key-major -> exp(p - column max) in place; mx (Tp) the column maxima, sum (Tp)

@@ -32,8 +32,8 @@ public enum BLAS {
 public func linearForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
                           _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
                           _ rows: Int, _ inDim: Int, _ outDim: Int) {
-    if let bias {
-        for r in 0..<rows { (out + r * outDim).update(from: bias, count: outDim) }
+    if let bias {  // plain loops: a memmove call per short row cost more than the copy
+        for r in 0..<rows { let o = out + r &* outDim; for j in 0..<outDim { o[j] = bias[j] } }
     }
     BLAS.gemm(false, false, rows, outDim, inDim, 1, inp, inDim, weight, outDim, bias == nil ? 0 : 1, out, outDim)
 }
@@ -64,12 +64,23 @@ public func layerNormForward(_ out: UnsafeMutablePointer<Float>, _ mean: UnsafeM
                              _ rstd: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
                              _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>,
                              _ rows: Int, _ dim: Int) {
+    // the method's width, 50, as a constant: the row loops unroll (the same arithmetic, so the same bits)
+    if dim == 50 { return layerNormForwardRows(out, mean, rstd, inp, weight, bias, rows, 50) }
+    layerNormForwardRows(out, mean, rstd, inp, weight, bias, rows, dim)
+}
+
+/// `layerNormForward` for a dimension the caller may pass as a constant.
+@inline(__always)
+func layerNormForwardRows(_ out: UnsafeMutablePointer<Float>, _ mean: UnsafeMutablePointer<Float>,
+                          _ rstd: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
+                          _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>,
+                          _ rows: Int, _ dim: Int) {
     let invDim = 1 / Float(dim)
     for r in 0..<rows {
-        let x = inp + r * dim
+        let x = inp + r &* dim
         let m = rowSum(x, dim) * invDim
         var v: Float = 0
-        let o = out + r * dim
+        let o = out + r &* dim
         for c in 0..<dim { o[c] = x[c] - m }
         v = rowDot(o, o, dim) * invDim
         let s = 1 / (v + 1e-5).squareRoot()
@@ -87,13 +98,24 @@ public func layerNormBackward(_ dinp: UnsafeMutablePointer<Float>, _ dweight: Un
                               _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
                               _ mean: UnsafePointer<Float>, _ rstd: UnsafePointer<Float>,
                               _ rows: Int, _ dim: Int) {
+    if dim == 50 { return layerNormBackwardRows(dinp, dweight, dbias, dout, inp, weight, mean, rstd, rows, 50) }
+    layerNormBackwardRows(dinp, dweight, dbias, dout, inp, weight, mean, rstd, rows, dim)
+}
+
+/// `layerNormBackward` for a dimension the caller may pass as a constant (see `layerNormForward`).
+@inline(__always)
+func layerNormBackwardRows(_ dinp: UnsafeMutablePointer<Float>, _ dweight: UnsafeMutablePointer<Float>?,
+                           _ dbias: UnsafeMutablePointer<Float>?, _ dout: UnsafePointer<Float>,
+                           _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
+                           _ mean: UnsafePointer<Float>, _ rstd: UnsafePointer<Float>,
+                           _ rows: Int, _ dim: Int) {
     let invDim = 1 / Float(dim)
     // per-row scratch for norm and dnorm (dim <= 1024 covers every config)
     precondition(dim <= 1024)
     return withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * dim) { buf in
         let norm = buf.baseAddress!, dnorm = norm + dim
         for r in 0..<rows {
-            let x = inp + r * dim, g = dout + r * dim, dx = dinp + r * dim
+            let x = inp + r &* dim, g = dout + r &* dim, dx = dinp + r &* dim
             let m = mean[r], s = rstd[r]
             for c in 0..<dim { norm[c] = (x[c] - m) * s; dnorm[c] = g[c] * weight[c] }
             let meanDnorm = rowSum(dnorm, dim) * invDim

@@ -45,6 +45,31 @@ final class KernelGradientTests: XCTestCase {
         assertDoubled(dx.array, dx1, "dx")
     }
 
+    /// The method's width (50) runs LayerNorm with the width as a constant (unrolled loops); it must
+    /// give the bits of the same code with the width known only at run time, forward and backward.
+    func testLayerNormAtTheMethodWidthIsTheGenericArithmetic() {
+        let (r, c) = (7, 50)
+        let opaqueWidth = Int(ProcessInfo.processInfo.environment["SBIWATCH_TEST_NO_SUCH_WIDTH"] ?? "50")!
+        let x = randomBuffer(r * c, seed: 15, std: 3), w = randomBuffer(c, seed: 16), b = randomBuffer(c, seed: 17)
+        let g = randomBuffer(r * c, seed: 18)
+        func run(_ forward: (FloatBuffer, FloatBuffer, FloatBuffer) -> Void,
+                 _ backward: (FloatBuffer, FloatBuffer, FloatBuffer, FloatBuffer, FloatBuffer) -> Void) -> [[Float]] {
+            let out = FloatBuffer(r * c), mean = FloatBuffer(r), rstd = FloatBuffer(r)
+            let dx = FloatBuffer(r * c), dw = FloatBuffer(c), db = FloatBuffer(c)
+            forward(out, mean, rstd)
+            backward(dx, dw, db, mean, rstd)
+            return [out.array, mean.array, rstd.array, dx.array, dw.array, db.array]
+        }
+        let constant = run({ layerNormForward($0.base, $1.base, $2.base, x.base, w.base, b.base, r, c) },
+                           { layerNormBackward($0.base, $1.base, $2.base, g.base, x.base, w.base, $3.base, $4.base, r, c) })
+        let generic = run({ layerNormForwardRows($0.base, $1.base, $2.base, x.base, w.base, b.base, r, opaqueWidth) },
+                          { layerNormBackwardRows($0.base, $1.base, $2.base, g.base, x.base, w.base, $3.base, $4.base, r, opaqueWidth) })
+        XCTAssert(constant[3].contains { $0 != 0 })
+        for (name, (a, z)) in zip(["out", "mean", "rstd", "dx", "dweight", "dbias"], zip(constant, generic)) {
+            XCTAssertEqual(a.map(\.bitPattern), z.map(\.bitPattern), name)
+        }
+    }
+
     func testGELUAndResidual() {
         let n = 21  // not a multiple of 8: exercises the vector tail
         let x = randomBuffer(n, seed: 9, std: 2), y = randomBuffer(n, seed: 10), out = FloatBuffer(n)
