@@ -188,19 +188,18 @@ final class BasicCommandTests: XCTestCase {
         let smooth = (d["smoothness"] as! [[String: Any]]).first!
         XCTAssertEqual(smooth["variable"] as? String, "beta")
         let rows = SIRDTask().simulate(count: 10, key: RandomKey(seed: 7).split(1))
-        func secondDifference(_ r: [Double]) -> Double {
+        // mean |second difference| of a path; beta's 100 grid values sit at 3..<103 of a simulation row
+        func secondDifference(_ path: [Double]) -> Double {
             var sum = 0.0
-            for i in 4..<102 { sum += abs(r[i + 1] - 2 * r[i] + r[i - 1]) }
-            return sum / 98
+            for i in 1..<(path.count - 1) { sum += abs(path[i + 1] - 2 * path[i] + path[i - 1]) }
+            return sum / Double(path.count - 2)
         }
-        let prior = rows.map(secondDifference).reduce(0, +) / 10
+        let prior = rows.map { secondDifference(Array($0[3..<103])) }.reduce(0, +) / 10
         XCTAssertEqual(smooth["prior"] as! Double, prior, accuracy: 1e-12)
         // the pointwise median of 20 fresh prior paths (as many as the draws), from the same seed
         let fresh = SIRDTask().simulate(count: 20, key: RandomKey(seed: 7).split(5))
         let median = (3..<103).map { i -> Double in let s = fresh.map { $0[i] }.sorted(); return 0.5 * (s[9] + s[10]) }
-        var medianRoughness = 0.0
-        for i in 1..<99 { medianRoughness += abs(median[i + 1] - 2 * median[i] + median[i - 1]) }
-        medianRoughness /= 98
+        let medianRoughness = secondDifference(median)
         XCTAssertEqual(smooth["prior_median"] as! Double, medianRoughness, accuracy: 1e-12)
         XCTAssertGreaterThan(medianRoughness, prior, "a median of 20 paths has kinks where single paths have none")
         XCTAssertGreaterThan(smooth["posterior_median"] as! Double, 0)
