@@ -53,11 +53,8 @@ public struct FileChecks: Sendable {
         // the held-out cases' smallest p-values under the same checks, when the file's were computed as theirs
         let tested = Set(checks.filter { $0.pValue != nil }.map(\.name))
         let nullMinima = allCalibrated ? comparable?.verdictNullMinima(for: tested) : nil
-        let fileRaw = raw.filter { tested.contains(ModelCalibration.predictiveCheckPrefix + $0.key) }.map(\.value.pValue).min() ?? 1
-        let tieBreak = (allCalibrated ? comparable?.verdictNullRawPredictive(for: tested) : nil).map { (file: fileRaw, null: $0) }
         let failures = context.calibration.map { $0.measured ? $0.failed() : [] } ?? []
-        let verdict = Verdict(checks: checks, modelCautions: modelCautions(context, failures: failures), nullMinima: nullMinima,
-                              tieBreak: tieBreak)
+        let verdict = Verdict(checks: checks, modelCautions: modelCautions(context, failures: failures), nullMinima: nullMinima)
         return FileChecks(checks: checks, verdict: verdict,
                           predictive: predictive, contraction: contraction(context, plan: plan, draws: reported ?? draws),
                           rawPredictive: raw, calibrationFailures: failures)

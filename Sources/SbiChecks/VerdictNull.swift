@@ -33,21 +33,6 @@ extension ModelCalibration {
         return minima
     }
 
-    /// Each held-out case's smallest raw predictive p-value over the predictive checks among `names`
-    /// (1 without one): the verdict's tie-break (`Verdict.combine`). nil when a case lacks one.
-    public func verdictNullRawPredictive(for names: Set<String>) -> [Double]? {
-        guard let cases = verdictNull else { return nil }
-        let variables = names.compactMap(Self.predictiveVariable)
-        var raw = [Double](repeating: 1, count: cases.count)
-        for v in variables {
-            for i in cases.indices {
-                guard let p = cases[i].predictive[v]?.pValue else { return nil }
-                raw[i] = min(raw[i], p)
-            }
-        }
-        return raw
-    }
-
     /// The series a predictive check is about ("posterior_predictive:infected" -> "infected"); nil for other checks.
     static func predictiveVariable(ofCheck name: String) -> String? {
         name.hasPrefix(predictiveCheckPrefix) ? String(name.dropFirst(predictiveCheckPrefix.count)) : nil

@@ -80,7 +80,7 @@ final class TrustChecksTests: XCTestCase {
         func check(_ p: Double) -> Check { Check(name: "c", statistic: 1, pValue: p, threshold: 0.05, detail: "flagged \(p)") }
         let null = (1...100).map { Double($0) / 100 }
         let caution = Verdict(checks: [check(0.03), check(0.9)], modelCautions: [], nullMinima: null)
-        XCTAssertEqual(caution.combinedPValue!, 4.0 / 101, accuracy: 1e-12)
+        XCTAssertEqual(caution.combinedPValue!, 3.5 / 101, accuracy: 1e-12, "two cases below 0.03, one tied: counted half")
         XCTAssertEqual(caution.combination, .heldOut)
         XCTAssertEqual(caution.level, .caution)
         XCTAssertEqual(Verdict(checks: [check(0.03), check(0.9)], modelCautions: []).combination, .sidak)
@@ -97,25 +97,25 @@ final class TrustChecksTests: XCTestCase {
     }
 
     /// Calibrated predictive p-values share a floor, 1/(k+1): held-out cases at the floor tie with a file
-    /// far off every case. With the tie-break (smallest raw predictive p) a tied case counts only when
-    /// its raw p is not larger than the file's, so such a file ranks below the tied cases.
-    func testVerdictBreaksTiesAtTheFloorByTheRawPredictivePValue() {
+    /// far off every case. Tied cases count half (the mid-rank): ten of them no longer hold such a
+    /// file over 0.05 (counted whole: 11/201), and three of them, as sird's null has, keep a file at
+    /// the floor `caution` (a tie-break that ranked it below all three made it `unreliable`).
+    func testVerdictCountsTiedHeldOutCasesHalf() {
         func check(_ p: Double) -> Check { Check(name: "c", statistic: 1, pValue: p, threshold: 0.05, detail: "flagged \(p)") }
         let floor = 1.0 / 101
         let null = [0.002, 0.004] + [Double](repeating: floor, count: 8) + (1...190).map { 0.01 + Double($0) / 200 }
-        let raws = [0.3, 0.5] + [Double](repeating: 0.0198, count: 8) + [Double](repeating: 0.4, count: 190)
         let checks = [check(floor), check(0.5)]
-        XCTAssertEqual(Verdict(checks: checks, modelCautions: [], nullMinima: null).combinedPValue!, 11.0 / 201, accuracy: 1e-12,
-                       "ties counted: 11/201, just over 0.05")
-        let broken = Verdict(checks: checks, modelCautions: [], nullMinima: null, tieBreak: (file: floor, null: raws))
-        XCTAssertEqual(broken.combinedPValue!, 3.0 / 201, accuracy: 1e-12)
-        XCTAssertEqual(broken.level, .caution)
-        // a file whose raw p is no smaller than the tied cases' ranks with them
-        XCTAssertEqual(Verdict(checks: checks, modelCautions: [], nullMinima: null, tieBreak: (file: 0.0198, null: raws)).combinedPValue!,
-                       11.0 / 201, accuracy: 1e-12)
-        // cases strictly more extreme count whatever their raw p
-        XCTAssertEqual(Verdict(checks: [check(0.003)], modelCautions: [], nullMinima: null, tieBreak: (file: 0.0099, null: raws)).combinedPValue!,
-                       2.0 / 201, accuracy: 1e-12)
+        let verdict = Verdict(checks: checks, modelCautions: [], nullMinima: null)
+        XCTAssertEqual(verdict.combinedPValue!, 7.0 / 201, accuracy: 1e-12, "2 below, 8 tied: (1 + 2 + 4) / 201")
+        XCTAssertEqual(verdict.level, .caution)
+        // sird's null: three cases at the floor, none below; a file at the floor is caution, never unreliable
+        let sird = [Double](repeating: floor, count: 3) + (1...197).map { 0.02 + Double($0) / 200 }
+        let atFloor = Verdict(checks: [check(floor), check(0.4), check(0.7)], modelCautions: [], nullMinima: sird)
+        XCTAssertEqual(atFloor.combinedPValue!, min(2.5 / 201, Verdict.sidak(smallest: floor, count: 3)), accuracy: 1e-12)
+        XCTAssertEqual(atFloor.level, .caution)
+        // cases strictly more extreme count whole; a file beyond every case gets Šidák's tail
+        XCTAssertEqual(Verdict(checks: [check(0.003)], modelCautions: [], nullMinima: null).combinedPValue!, 2.0 / 201, accuracy: 1e-12)
+        XCTAssertEqual(Verdict(checks: [check(0.001), check(0.5)], modelCautions: [], nullMinima: null).level, .unreliable)
     }
 
     /// Each held-out case's p-values are computed as a file's: the predictive one calibrated against
