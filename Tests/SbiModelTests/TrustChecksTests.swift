@@ -85,9 +85,9 @@ final class TrustChecksTests: XCTestCase {
         XCTAssertEqual(caution.level, .caution)
         XCTAssertEqual(Verdict(checks: [check(0.03), check(0.9)], modelCautions: []).combination, .sidak)
         XCTAssertEqual(Verdict(checks: [check(0.03), check(0.9)], modelCautions: []).level, .ok)   // Šidák: 0.0591
-        XCTAssertEqual(Verdict(checks: [check(0.06)], modelCautions: [], nullMinima: null).level, .ok)           // 7/101
+        XCTAssertEqual(Verdict(checks: [check(0.06)], modelCautions: [], nullMinima: null).level, .ok)           // 6.5/101
         XCTAssertEqual(Verdict(checks: [check(0.001)], modelCautions: [], nullMinima: null).level, .unreliable)  // 1/101
-        // tied with the most extreme held-out case the rank gives 2/136; beyond the cases Šidák's carries the tail
+        // tied with the most extreme held-out case the rank gives 1.5/136; Šidák's, smaller, carries the tail
         let floor = [0.002] + (1...134).map { 0.01 + Double($0) / 140 }
         let tied = Verdict(checks: [check(0.002), check(0.6)], modelCautions: [], nullMinima: floor)
         XCTAssertEqual(tied.combinedPValue!, 1 - 0.998 * 0.998, accuracy: 1e-12)
