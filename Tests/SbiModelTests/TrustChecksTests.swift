@@ -115,7 +115,9 @@ final class TrustChecksTests: XCTestCase {
         XCTAssertEqual(atFloor.level, .caution)
         // cases strictly more extreme count whole; a file beyond every case gets Šidák's tail
         XCTAssertEqual(Verdict(checks: [check(0.003)], modelCautions: [], nullMinima: null).combinedPValue!, 2.0 / 201, accuracy: 1e-12)
-        XCTAssertEqual(Verdict(checks: [check(0.001), check(0.5)], modelCautions: [], nullMinima: null).level, .unreliable)
+        let beyond = Verdict(checks: [check(0.001), check(0.5)], modelCautions: [], nullMinima: null)
+        XCTAssertEqual(beyond.combinedPValue!, Verdict.sidak(smallest: 0.001, count: 2), accuracy: 1e-12, "Šidák's, under the rank's 1/201")
+        XCTAssertEqual(beyond.level, .unreliable)
     }
 
     /// Each held-out case's p-values are computed as a file's: the predictive one calibrated against
