@@ -72,8 +72,16 @@ struct BenchQuery: ParsableCommand {
     @Option(help: ArgumentHelp("How beta's 100 points are answered: direct (up to the model's trained density) or interpolated between 20 support times (default: as a file's query is).", valueName: "method"))
     var method: QueryMethod?
 
+    @Option(help: ArgumentHelp("Time this many files' queries (one simulation each, the same observation times) one after another and then sampled as one batch, instead of one query (default: 1).", valueName: "count"))
+    var files: Int = 1
+
+    func validate() throws {
+        guard (1...64).contains(files) else {
+            throw ValidationError("--files \(files): give 1 (one query) to 64 files")
+        }
+    }
+
     func run() throws {
-        stderrLine("timing a SIRD posterior query (1,000 samples, beta on 100 points, 20 observations per series)")
         let loaded = try model.map { try ModelArchive.load($0) }
         let settings = sampling.applied(to: loaded?.manifest.sampler ?? SamplerSettings())
         if method == .direct, let model, let beta = loaded?.model.spec.variables.first(where: { $0.name == "beta" }),
@@ -81,11 +89,23 @@ struct BenchQuery: ParsableCommand {
             throw SbiError(.usage, "--method direct asks \(model) for beta(t) on 100 points directly, but it answers at most \(trained) directly (it was trained with up to \(trained) times per variable)",
                            hint: "leave out --method direct (the grid is then interpolated), or time a model trained with up to 100 times per variable")
         }
+        if files > 1 { return try runBatch(loaded?.model, settings) }
+        stderrLine("timing a SIRD posterior query (1,000 samples, beta on 100 points, 20 observations per series)")
         let q = try QueryTiming.sird(model: loaded?.model, settings: settings, threads: threading.threads, method: method)
         let answered = q.method == .direct ? "beta answered directly" : "beta interpolated between \(q.supportTimes) support times"
         try output.print(q) {
             String(format: "%@: %.1f s for %d samples of %d tokens (%@; %@ %d steps, %d network evaluations, %@)\n", q.name, q.seconds,
                    q.samples, q.tokens, answered, q.sampler, q.samplerSteps, q.networkEvaluations, q.model)
+        }
+    }
+
+    func runBatch(_ model: ScoreModel?, _ settings: SamplerSettings) throws {
+        stderrLine("timing \(files) SIRD posterior queries (1,000 samples each) one after another, then as one batch")
+        let b = try QueryTiming.sirdBatch(model: model, settings: settings, threads: threading.threads,
+                                          files: files, method: method)
+        try output.print(b) {
+            String(format: "%d files of %d samples (%d tokens): %.2f s one after another, %.2f s as one batch (%.3fx)\n",
+                   b.files, b.samplesPerFile, b.tokens, b.separateSeconds, b.batchedSeconds, b.speedup)
         }
     }
 }

@@ -156,6 +156,25 @@ final class BasicCommandTests: XCTestCase {
         XCTAssertEqual(dq["network_evaluations"] as? Int, 2)
     }
 
+    /// `bench query --files 2`: two files' queries timed one after another and as one batch; the
+    /// ratio is the two times' quotient, and more than 64 files is refused.
+    func testBenchQueryFilesTimesABatch() throws {
+        let model = CLI.repository.appendingPathComponent("fixtures/models/sird.sbim").path
+        let r = try CLI.run(["bench", "query", "--model", model, "--files", "2", "--sampler-steps", "2", "--threads", "1", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let b = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(b["files"] as? Int, 2)
+        XCTAssertEqual(b["samples_per_file"] as? Int, 1000)
+        XCTAssertEqual(b["tokens"] as? Int, 83)
+        let separate = try XCTUnwrap(b["separate_seconds"] as? Double), batched = try XCTUnwrap(b["batched_seconds"] as? Double)
+        XCTAssertGreaterThan(separate, 0)
+        XCTAssertGreaterThan(batched, 0)
+        XCTAssertEqual(try XCTUnwrap(b["speedup"] as? Double), separate / batched, accuracy: 1e-9)
+        let many = try CLI.run(["bench", "query", "--files", "65"])
+        XCTAssertEqual(many.status, 64, many.stderr)
+        XCTAssert(many.stderr.contains("--files 65"), many.stderr)
+    }
+
     /// `bench dense-grid` on the shipped SIRD model (trained with up to 20 times per variable): beta on
     /// its 100-point grid is interpolated between 20 support times, the 14-day forecasts of the three
     /// series are answered directly; coverages are fractions of the 10 cases; the prior's smoothness
