@@ -176,6 +176,16 @@ public struct ModelSpec: Codable, Hashable, Sendable {
 
     public var nodeCount: Int { variables.reduce(0) { $0 + $1.size } }
 
+    /// This spec with each time-indexed variable's max points taken from the same variable of
+    /// `other` (matched by position; the rest unchanged): for comparing specs apart from max points.
+    public func withMaxPoints(of other: ModelSpec) -> ModelSpec {
+        var out = self
+        for k in out.variables.indices where k < other.variables.count {
+            if out.variables[k].time != nil, let m = other.variables[k].time?.maxPoints { out.variables[k].time?.maxPoints = m }
+        }
+        return out
+    }
+
     /// The spec with every time axis trained with at most `maxPoints` times per variable
     /// (`train --max-points`); refused beyond a variable's grid.
     public func cappingMaxPoints(_ maxPoints: Int) throws -> ModelSpec {

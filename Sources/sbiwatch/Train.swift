@@ -209,10 +209,18 @@ struct Train: ParsableCommand {
     func initialWeights(_ reference: String, spec: ModelSpec, settings: NetworkSettings) throws -> LoadedModel {
         let loaded = try ModelArchive.load(reference)
         let theirs = loaded.manifest.spec, name = loaded.path
-        guard theirs == spec else {
-            let diff = zip(theirs.variables, spec.variables).first { $0 != $1 }.map { " (\($0.0.name) differs, e.g. its time axis or max points)" } ?? ""
+        // max points may change (e.g. a model trained on 20 times per variable fine-tuned towards dense
+        // grids): it shapes the training examples, not the network
+        let comparable = theirs.withMaxPoints(of: spec)
+        guard comparable == spec else {
+            let diff = zip(comparable.variables, spec.variables).first { $0 != $1 }.map { " (\($0.0.name) differs, e.g. its time axis)" } ?? ""
             throw SbiError(.usage, "--init \(name) models other variables than this run\(diff)",
-                           hint: "fine-tune a model of the same task or training set, with the same --max-points")
+                           hint: "fine-tune a model of the same task or training set")
+        }
+        for (mine, old) in zip(spec.variables, theirs.variables) {
+            if let to = mine.time?.maxPoints, let from = old.time?.maxPoints, to != from {
+                stderrLine("--init: \(mine.name) was trained with up to \(from) times, this run draws up to \(to)")
+            }
         }
         guard loaded.model.settings.preset == settings.preset, loaded.model.settings.sde == settings.sde,
               loaded.model.settings.mask == settings.mask else {

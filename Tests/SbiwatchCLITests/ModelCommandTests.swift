@@ -226,6 +226,23 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
         }
     }
 
+    /// `train --init` may change max points (the training examples' density, not the network): a small
+    /// sird model trained with up to 5 times per variable is fine-tuned with up to 8; the run says so,
+    /// the new model answers 8 times directly, and its card lists both commands.
+    func testInitMayChangeMaxPoints() throws {
+        let base = ["train", "--task", "sird", "--budget", "60", "--steps", "2", "--batch-size", "8", "--config", "small",
+                    "--threads", "1", "--calibration-cases", "0"]
+        let a = dir.appendingPathComponent("s5.sbim").path, b = dir.appendingPathComponent("s8.sbim").path
+        let first = try CLI.run(base + ["--max-points", "5", "--out", a])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let tuned = try CLI.run(base + ["--max-points", "8", "--init", a, "--learning-rate", "0.0001", "--out", b])
+        XCTAssertEqual(tuned.status, 0, tuned.stderr)
+        XCTAssert(tuned.stderr.contains("--init: beta was trained with up to 5 times, this run draws up to 8"), tuned.stderr)
+        let inspect = try CLI.run(["inspect", b]).stdout
+        XCTAssert(inspect.contains("queried at up to 8 times directly"), inspect)
+        XCTAssert(inspect.contains("--max-points 5") && inspect.contains("--max-points 8") && inspect.contains("--init s5.sbim"), inspect)
+    }
+
     /// `--function-tokens half-dense` is recorded in the rebuild command of a model with a function-valued
     /// parameter (sird's beta) and refused for a model without one.
     func testFunctionTokensOption() throws {
