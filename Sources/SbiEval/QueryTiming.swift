@@ -72,19 +72,23 @@ public enum QueryTiming {
     /// observed tokens take each file's values (`Conditioning.perSample`). The network's work per
     /// sample is the same either way; the batch saves only what a query costs besides it.
     public static func sirdBatch(model: ScoreModel?, settings: SamplerSettings, threads: Int?, files: Int,
-                                 method: QueryMethod? = nil) throws -> BatchTimingEntry {
+                                 method: QueryMethod? = nil, progress: (String) -> Void = { _ in }) throws -> BatchTimingEntry {
         precondition(files >= 2, "a batch needs two files or more")
         let m = try sirdModel(model)
         let plans = try sirdPlans(m, files: files, method: method)
         let separate = try timed {
             for (k, plan) in plans.enumerated() {
-                _ = try Sampler.sample(m, tokens: plan.tokens, plan.conditioning, count: 1000, settings: settings,
-                                       key: RandomKey(seed: 79 + UInt64(k)), threads: threads)
+                let seconds = try timed {
+                    _ = try Sampler.sample(m, tokens: plan.tokens, plan.conditioning, count: 1000, settings: settings,
+                                           key: RandomKey(seed: 79 + UInt64(k)), threads: threads)
+                }
+                progress(String(format: "file %d of %d on its own: %.2f s", k + 1, files, seconds))
             }
         }
         let batched = try timed {
             _ = try batchedSamples(m, plans, count: 1000, settings: settings, key: RandomKey(seed: 79), threads: threads)
         }
+        progress(String(format: "%d files as one batch: %.2f s", files, batched))
         return BatchTimingEntry(files: files, samplesPerFile: 1000, tokens: plans[0].tokens.count,
                                 separateSeconds: separate, batchedSeconds: batched, speedup: separate / batched)
     }

@@ -102,7 +102,7 @@ struct BenchQuery: ParsableCommand {
     func runBatch(_ model: ScoreModel?, _ settings: SamplerSettings) throws {
         stderrLine("timing \(files) SIRD posterior queries (1,000 samples each) one after another, then as one batch")
         let b = try QueryTiming.sirdBatch(model: model, settings: settings, threads: threading.threads,
-                                          files: files, method: method)
+                                          files: files, method: method, progress: { stderrLine($0) })
         try output.print(b) {
             String(format: "%d files of %d samples (%d tokens): %.2f s one after another, %.2f s as one batch (%.3fx)\n",
                    b.files, b.samplesPerFile, b.tokens, b.separateSeconds, b.batchedSeconds, b.speedup)
