@@ -26,3 +26,24 @@ public struct ConditionMaskSampler: Sendable {
         if all { mask.update(repeating: 0, count: n) }
     }
 }
+
+/// A forecast's condition mask: every data token up to a cut observed, everything else latent
+/// (parameters, functions of time, data after the cut). The cut is the same fraction of every time
+/// axis, uniform on [0.2, 1): a file observed up to "today" that asks for forecasts and for a
+/// function-valued parameter over the whole domain. The reference's random masks almost never make
+/// this conditional when series are dense (every one of 60 data tokens on the early side of a cut).
+public struct ForecastMaskSampler: Sendable {
+    public init() {}
+
+    /// Writes 1 (observed) or 0 (latent) per token; `isData[i]` as in `ConditionMaskSampler`,
+    /// `position[i]` the token's time as a fraction of its axis (nil: a token without time, observed
+    /// when it is data). Consumes one uniform draw.
+    public func sample(isData: [Bool], position: [Double?], into mask: UnsafeMutablePointer<Float>,
+                       _ rng: inout RandomStream) {
+        let cut = 0.2 + 0.8 * rng.uniform()
+        for i in 0..<isData.count {
+            let early = position[i].map { $0 <= cut } ?? true
+            mask[i] = isData[i] && early ? 1 : 0
+        }
+    }
+}

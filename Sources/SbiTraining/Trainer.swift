@@ -26,6 +26,10 @@ public struct TrainingConfig: Codable, Hashable, Sendable {
     public var seriesNoise: SeriesNoise?
     /// How many tokens a function-valued parameter gets in an example; nil: `.logUniform`.
     public var functionTokens: FunctionTokens?
+    /// Share of examples whose condition mask is a forecast (`ForecastMaskSampler`: data up to a cut
+    /// observed, the rest latent) instead of one of the reference's mixture; nil: none (the method's
+    /// mixture alone). Part of the run's identity only when set.
+    public var forecastMasks: Double?
     /// SHA-256 of the archive whose weights the run starts from (`Trainer.train(initial:)`), part of
     /// the run's identity; nil: fresh weights.
     public var initialWeightsSHA256: String?
@@ -128,6 +132,9 @@ struct ExampleMaker: Sendable {
     let restoredNoise: [Int: ObservationNoise]
     /// Nodes of function-valued parameters whose token counts are drawn half dense (`FunctionTokens`).
     let halfDenseNodes: Set<Int>
+    /// Share of examples given a forecast's condition mask (`TrainingConfig.forecastMasks`); 0: none,
+    /// and then no random number is drawn for it (earlier runs keep their bits).
+    let forecastShare: Double
     static let dropProbability = 0.1
     /// The name of how examples are drawn, part of a checkpoint's identity: series token counts
     /// log-uniform on 1...maxPoints, chunks sized by the mean example, and how series noise is treated
@@ -176,8 +183,9 @@ struct ExampleMaker: Sendable {
         return sum / log(Double(maxPoints) + 1)
     }
 
-    init(model: ScoreModel, seriesNoise: SeriesNoise, functionTokens: FunctionTokens = .logUniform) {
+    init(model: ScoreModel, seriesNoise: SeriesNoise, functionTokens: FunctionTokens = .logUniform, forecastShare: Double = 0) {
         self.model = model
+        self.forecastShare = forecastShare
         let spec = model.spec
         self.spec = spec
         halfDenseNodes = functionTokens == .halfDense
@@ -243,6 +251,20 @@ struct ExampleMaker: Sendable {
         return (tokens, values)
     }
 
+    /// An example's condition mask (1 observed, 0 latent per token): a forecast's with probability
+    /// `forecastShare`, else the reference's mixture.
+    func conditionMask(_ tokens: [TokenRef], into mask: UnsafeMutablePointer<Float>, _ rng: inout RandomStream) {
+        let isData = tokens.map { isDataNode[$0.node] }
+        guard forecastShare > 0, rng.uniform() < forecastShare else {
+            ConditionMaskSampler().sample(isData: isData, into: mask, &rng)
+            return
+        }
+        let position = tokens.map { token in
+            token.time.flatMap { t in spec.variables[spec.variableOfNode[token.node]].time.map { ($0.upper > $0.lower) ? (t - $0.lower) / ($0.upper - $0.lower) : 0 } }
+        }
+        ForecastMaskSampler().sample(isData: isData, position: position, into: mask, &rng)
+    }
+
     /// A data series' normalised value at time t with its noise restored (in the variable's own units,
     /// where the noise is declared; shape comment: grid has axis.grid normalised values).
     func observe(_ grid: ArraySlice<Float>, at t: Double, axis: TimeAxis, node: Int, noise: ObservationNoise,
@@ -284,7 +306,7 @@ final class DenoisingObjective: @unchecked Sendable {
         batch.diffusionTime[e] = Float(t)
         let mu = Float(sde.mean(t)), sigma = Float(sde.std(t))
         let obs = batch.observed + e * capacity
-        ConditionMaskSampler().sample(isData: tokens.map { maker.isDataNode[$0.node] }, into: obs, &rng)
+        maker.conditionMask(tokens, into: obs, &rng)
         // the layout, once its mask is known (the directed mask depends on this condition mask);
         // fixed layouts were filled once, so only a directed mask is set for them
         if !maker.timeNodes.isEmpty || kind == .directed {

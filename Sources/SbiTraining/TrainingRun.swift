@@ -70,7 +70,7 @@ final class TrainingRun {
         }
         model = ScoreModel(spec: spec, settings: settings, params: params, normalization: normalization)
         maker = ExampleMaker(model: model, seriesNoise: config.seriesNoise ?? .restored,
-                             functionTokens: config.functionTokens ?? .logUniform)
+                             functionTokens: config.functionTokens ?? .logUniform, forecastShare: config.forecastMasks ?? 0)
         trainData = trainRows.map(maker.normalize)
         steps = config.resolvedSteps(simulations: simulations.count)
         schedule = LearningRateSchedule(peak: config.learningRate, final: config.finalLearningRate, totalSteps: steps)

@@ -82,6 +82,11 @@ struct Train: ParsableCommand {
         valueName: "log-uniform|half-dense"))
     var functionTokens: FunctionTokens = .logUniform
 
+    @Option(name: .customLong("forecast-masks"), help: ArgumentHelp(
+        "Share of training examples (0 to 0.5) whose condition mask is a forecast's: every data value up to a cut (a uniform 20-100% of the time axis) observed, everything else latent, as a file observed up to today that asks for forecasts and for a function of time over the whole domain; the rest draw the method's mixture (default 0: the mixture alone).",
+        valueName: "share"))
+    var forecastMasks: Double = 0
+
     @Option(name: .customLong("init"), help: ArgumentHelp(
         "Start from this model's weights instead of fresh ones (fine-tuning): an archive of the same variables and network (PATH or PATH@sha256:HEX); its own train commands are recorded before this one.",
         valueName: "MODEL.sbim"))
@@ -108,6 +113,7 @@ struct Train: ParsableCommand {
             throw ValidationError("--sampler \(sampler.rawValue) needs --sampler-steps (its steps mean something else than the SDE's)")
         }
         guard checkpointEvery > 0 else { throw ValidationError("--checkpoint-every must be positive") }
+        guard (0...0.5).contains(forecastMasks) else { throw ValidationError("--forecast-masks \(forecastMasks): give a share from 0 to 0.5") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if let maxPoints, maxPoints < 1 { throw ValidationError("--max-points must be at least 1") }
         if let learningRate, !(learningRate > 0 && learningRate <= 1) { throw ValidationError("--learning-rate must be in (0, 1]") }
@@ -158,6 +164,7 @@ struct Train: ParsableCommand {
             c += " --series-noise \(seriesNoise.rawValue)"
         }
         if functionTokens != .logUniform { c += " --function-tokens \(functionTokens.rawValue)" }
+        if forecastMasks > 0 { c += " --forecast-masks \(forecastMasks)" }
         c += " --config \(preset.rawValue) --sde \(sde.rawValue) --mask \(mask.rawValue)"
         if let initial { c += " --init \(URL(fileURLWithPath: ModelArchive.pathPart(initial)).lastPathComponent)" }
         if let learningRate { c += " --learning-rate \(learningRate)" }
@@ -174,12 +181,17 @@ struct Train: ParsableCommand {
             throw SbiError(.usage, "--function-tokens half-dense: the model has no function-valued parameter",
                            hint: "leave out --function-tokens (it only changes how a function of time such as sird's beta(t) is drawn)")
         }
+        if forecastMasks > 0, !spec.variables.contains(where: { $0.kind == .data && $0.time != nil }) {
+            throw SbiError(.usage, "--forecast-masks: the model has no data series to forecast",
+                           hint: "leave out --forecast-masks (it only adds condition masks that cut time series)")
+        }
         let (sims, calibration) = try calibrationPlan(all)
         var config = TrainingConfig(steps: steps, seed: seed)
         config.batchSize = batchSize
         config.threads = threads
         config.seriesNoise = seriesNoise
         config.functionTokens = functionTokens == .logUniform ? nil : functionTokens
+        config.forecastMasks = forecastMasks > 0 ? forecastMasks : nil
         if let learningRate { config.learningRate = learningRate }
         let settings = NetworkSettings(preset: preset, sde: sde.sde, mask: mask)
         let start = try initial.map { try initialWeights($0, spec: spec, settings: settings) }

@@ -80,6 +80,64 @@ final class TrainingSetTests: TemporaryDirectoryTestCase {
         XCTAssertNotEqual(TrainingCheckpoint.fingerprint(spec: task.spec, settings: settings, config: config, simulations: rows), plain)
     }
 
+    /// `--forecast-masks`: with share 1 every SIRD example's mask is a forecast's: parameters (scalars and
+    /// beta(t)) latent, and the observed data tokens all earlier (as a fraction of the axis) than every
+    /// latent one; with positions uniform and the cut uniform on [0.2, 1), 0.6 of the data tokens are
+    /// observed (about 4,000 examples of about 60 data tokens: the share's SE is well under 0.01, the cut's
+    /// per-example spread dominates: 0.23 / sqrt(4,000) = 0.004). With share 0 the masks and the random
+    /// stream are those of the reference's mixture alone; the share enters the checkpoint identity only when set.
+    func testForecastMasks() throws {
+        let task = SIRDTask()
+        let rows = task.simulate(count: 100, key: RandomKey(seed: 3))
+        let settings = NetworkSettings(preset: .small)
+        let transformer = Transformer(config: ScoreModel.transformerConfig(spec: task.spec, settings: settings))
+        let model = ScoreModel(spec: task.spec, settings: settings, params: transformer.initialParameters(key: RandomKey(seed: 1)),
+                               normalization: Normalization(fitting: rows, spec: task.spec))
+        let forecast = ExampleMaker(model: model, seriesNoise: .restored, forecastShare: 1)
+        var rng = RandomStream(seed: 9)
+        var observedData = 0, data = 0, ordered = 0, mixed = 0
+        let mask = UnsafeMutablePointer<Float>.allocate(capacity: 1000)
+        defer { mask.deallocate() }
+        for row in rows.map(forecast.normalize) {
+            for _ in 0..<40 {
+                let tokens = forecast.draw(row, &rng).0
+                forecast.conditionMask(tokens, into: mask, &rng)
+                var lastObserved = -1.0, firstLatent = 2.0
+                for (i, token) in tokens.enumerated() {
+                    let isData = forecast.isDataNode[token.node]
+                    if !isData { XCTAssertEqual(mask[i], 0, "a parameter token is latent in a forecast"); continue }
+                    let position = token.time! / 50
+                    data += 1
+                    if mask[i] != 0 { observedData += 1; lastObserved = max(lastObserved, position) }
+                    else { firstLatent = min(firstLatent, position) }
+                }
+                if lastObserved >= 0 && firstLatent <= 1 { mixed += 1 }
+                if lastObserved <= firstLatent { ordered += 1 }
+            }
+        }
+        XCTAssertEqual(ordered, 4000, "observed data tokens all precede the latent ones")
+        XCTAssertGreaterThan(mixed, 2000, "most forecasts have data on both sides of the cut")
+        XCTAssertEqual(Double(observedData) / Double(data), 0.6, accuracy: 0.03)
+
+        // share 0: the mixture's masks, from the same random numbers
+        let plain = ExampleMaker(model: model, seriesNoise: .restored)
+        let other = UnsafeMutablePointer<Float>.allocate(capacity: 1000)
+        defer { other.deallocate() }
+        var a = RandomStream(seed: 4), b = RandomStream(seed: 4)
+        let tokens = plain.draw(plain.normalize(rows[0]), &rng).0
+        for _ in 0..<50 {
+            plain.conditionMask(tokens, into: mask, &a)
+            ConditionMaskSampler().sample(isData: tokens.map { plain.isDataNode[$0.node] }, into: other, &b)
+            XCTAssert((0..<tokens.count).allSatisfy { mask[$0] == other[$0] })
+        }
+        XCTAssertEqual(a.uniform(), b.uniform(), "share 0 draws nothing of its own")
+
+        var config = TrainingConfig(steps: 10, seed: 1)
+        let identity = TrainingCheckpoint.fingerprint(spec: task.spec, settings: settings, config: config, simulations: rows)
+        config.forecastMasks = 0.2
+        XCTAssertNotEqual(TrainingCheckpoint.fingerprint(spec: task.spec, settings: settings, config: config, simulations: rows), identity)
+    }
+
     /// A training example's data series between two grid points scatters by the declared noise (restored),
     /// not by the (1 - w)^2 + w^2 of it that plain interpolation of two noisy grid values keeps. A series
     /// of pure noise on an 11-point grid (signal 0 additive, or 1 lognormal, sd 0.3): values of tokens

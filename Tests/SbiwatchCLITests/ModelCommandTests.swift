@@ -243,6 +243,25 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
         XCTAssert(inspect.contains("--max-points 5") && inspect.contains("--max-points 8") && inspect.contains("--init s5.sbim"), inspect)
     }
 
+    /// `--forecast-masks` is recorded in the rebuild command, refused above 0.5 and for a model without
+    /// data series.
+    func testForecastMasksOption() throws {
+        let out = dir.appendingPathComponent("f.sbim").path
+        let r = try CLI.run(["train", "--task", "sird", "--budget", "60", "--steps", "2", "--batch-size", "8", "--config", "small",
+                             "--threads", "1", "--calibration-cases", "0", "--forecast-masks", "0.25", "--out", out])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let inspect = try CLI.run(["inspect", out])
+        XCTAssert(inspect.stdout.contains("--series-noise restored --forecast-masks 0.25 --config small"), inspect.stdout)
+        let tooMany = try CLI.run(["train", "--task", "sird", "--budget", "60", "--steps", "1", "--forecast-masks", "0.7",
+                                   "--out", dir.appendingPathComponent("g.sbim").path])
+        XCTAssertEqual(tooMany.status, 64, tooMany.stderr)
+        XCTAssert(tooMany.stderr.contains("--forecast-masks 0.7: give a share from 0 to 0.5"), tooMany.stderr)
+        let noSeries = try CLI.run(["train", "--task", "gaussian_linear", "--budget", "60", "--steps", "1", "--calibration-cases", "0",
+                                    "--forecast-masks", "0.2", "--out", dir.appendingPathComponent("h.sbim").path])
+        XCTAssertEqual(noSeries.status, 64, noSeries.stderr)
+        XCTAssert(noSeries.stderr.contains("--forecast-masks: the model has no data series to forecast"), noSeries.stderr)
+    }
+
     /// `--function-tokens half-dense` is recorded in the rebuild command of a model with a function-valued
     /// parameter (sird's beta) and refused for a model without one.
     func testFunctionTokensOption() throws {
