@@ -176,12 +176,14 @@ public struct ModelSpec: Codable, Hashable, Sendable {
 
     public var nodeCount: Int { variables.reduce(0) { $0 + $1.size } }
 
-    /// This spec with each time-indexed variable's max points taken from the same variable of
-    /// `other` (matched by position; the rest unchanged): for comparing specs apart from max points.
-    public func withMaxPoints(of other: ModelSpec) -> ModelSpec {
+    /// This spec with each variable's max points and declared observation noise taken from the same
+    /// variable of `other` (matched by position; the rest unchanged): for comparing specs apart from
+    /// what shapes training examples but not the network.
+    public func withExampleSettings(of other: ModelSpec) -> ModelSpec {
         var out = self
         for k in out.variables.indices where k < other.variables.count {
             if out.variables[k].time != nil, let m = other.variables[k].time?.maxPoints { out.variables[k].time?.maxPoints = m }
+            out.variables[k].noise = other.variables[k].noise
         }
         return out
     }

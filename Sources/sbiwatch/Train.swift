@@ -221,9 +221,9 @@ struct Train: ParsableCommand {
     func initialWeights(_ reference: String, spec: ModelSpec, settings: NetworkSettings) throws -> LoadedModel {
         let loaded = try ModelArchive.load(reference)
         let theirs = loaded.manifest.spec, name = loaded.path
-        // max points may change (e.g. a model trained on 20 times per variable fine-tuned towards dense
-        // grids): it shapes the training examples, not the network
-        let comparable = theirs.withMaxPoints(of: spec)
+        // max points and declared noise may change (e.g. a model trained on 20 times per variable
+        // fine-tuned towards dense grids): they shape the training examples, not the network
+        let comparable = theirs.withExampleSettings(of: spec)
         guard comparable == spec else {
             let diff = zip(comparable.variables, spec.variables).first { $0 != $1 }.map { " (\($0.0.name) differs, e.g. its time axis)" } ?? ""
             throw SbiError(.usage, "--init \(name) models other variables than this run\(diff)",
@@ -232,6 +232,10 @@ struct Train: ParsableCommand {
         for (mine, old) in zip(spec.variables, theirs.variables) {
             if let to = mine.time?.maxPoints, let from = old.time?.maxPoints, to != from {
                 stderrLine("--init: \(mine.name) was trained with up to \(from) times, this run draws up to \(to)")
+            }
+            if mine.noise != old.noise {
+                let says = { (n: ObservationNoise?) in n.map { "\($0.kind.rawValue) \($0.std)" } ?? "none" }
+                stderrLine("--init: \(mine.name)'s declared observation noise was \(says(old.noise)), this run's is \(says(mine.noise))")
             }
         }
         guard loaded.model.settings.preset == settings.preset, loaded.model.settings.sde == settings.sde,

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import SbiArchive
 import SbiTestSupport
 
 /// One member of a tar.gz, read with tar(1).
@@ -226,18 +227,26 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
         }
     }
 
-    /// `train --init` may change max points (the training examples' density, not the network): a small
-    /// sird model trained with up to 5 times per variable is fine-tuned with up to 8; the run says so,
-    /// the new model answers 8 times directly, and its card lists both commands.
-    func testInitMayChangeMaxPoints() throws {
+    /// `train --init` may change max points and declared observation noise (they shape the training
+    /// examples, not the network): a small sird model trained with up to 5 times per variable, copied
+    /// without infected's declared noise (as models trained before the tasks declared it), is fine-tuned
+    /// with up to 8; the run says both, the new model answers 8 times directly, and its card lists both commands.
+    func testInitMayChangeMaxPointsAndNoise() throws {
         let base = ["train", "--task", "sird", "--budget", "60", "--steps", "2", "--batch-size", "8", "--config", "small",
                     "--threads", "1", "--calibration-cases", "0"]
         let a = dir.appendingPathComponent("s5.sbim").path, b = dir.appendingPathComponent("s8.sbim").path
         let first = try CLI.run(base + ["--max-points", "5", "--out", a])
         XCTAssertEqual(first.status, 0, first.stderr)
+        let loaded = try ModelArchive.load(a)
+        var manifest = loaded.manifest
+        let infected = try XCTUnwrap(manifest.spec.variables.firstIndex { $0.name == "infected" })
+        XCTAssertNotNil(manifest.spec.variables[infected].noise)
+        manifest.spec.variables[infected].noise = nil
+        try ModelArchive.save(try ModelArchive.encode(loaded.model, manifest: manifest, trust: nil), to: a)
         let tuned = try CLI.run(base + ["--max-points", "8", "--init", a, "--learning-rate", "0.0001", "--out", b])
         XCTAssertEqual(tuned.status, 0, tuned.stderr)
         XCTAssert(tuned.stderr.contains("--init: beta was trained with up to 5 times, this run draws up to 8"), tuned.stderr)
+        XCTAssert(tuned.stderr.contains("--init: infected's declared observation noise was none, this run's is lognormal 0.05"), tuned.stderr)
         let inspect = try CLI.run(["inspect", b]).stdout
         XCTAssert(inspect.contains("queried at up to 8 times directly"), inspect)
         XCTAssert(inspect.contains("--max-points 5") && inspect.contains("--max-points 8") && inspect.contains("--init s5.sbim"), inspect)
