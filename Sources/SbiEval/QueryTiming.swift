@@ -99,8 +99,8 @@ public enum QueryTiming {
     public static func batchedSamples(_ m: ScoreModel, _ plans: [QueryPlan], count: Int, settings: SamplerSettings,
                                       key: RandomKey, threads: Int?) throws -> [[[Double]]] {
         guard let first = plans.first else { return [] }
-        guard plans.allSatisfy({ $0.tokens == first.tokens && Set($0.observed.keys) == Set(first.observed.keys) }),
-              first.constraints.isEmpty else {
+        guard plans.allSatisfy({ $0.tokens == first.tokens && Set($0.observed.keys) == Set(first.observed.keys)
+                                 && $0.constraints.isEmpty }) else {
             throw SbiError(.usage, "queries sampled as one batch need the same tokens, the same observed tokens and no constraints")
         }
         var batch = Conditioning()

@@ -37,13 +37,17 @@ public struct ForecastMaskSampler: Sendable {
 
     /// Writes 1 (observed) or 0 (latent) per token; `isData[i]` as in `ConditionMaskSampler`,
     /// `position[i]` the token's time as a fraction of its axis (nil: a token without time, observed
-    /// when it is data). Consumes one uniform draw.
+    /// when it is data). An all-observed draw becomes all-latent, as in the mixture. Consumes one
+    /// uniform draw.
     public func sample(isData: [Bool], position: [Double?], into mask: UnsafeMutablePointer<Float>,
                        _ rng: inout RandomStream) {
         let cut = 0.2 + 0.8 * rng.uniform()
+        var all = true
         for i in 0..<isData.count {
             let early = position[i].map { $0 <= cut } ?? true
             mask[i] = isData[i] && early ? 1 : 0
+            if mask[i] == 0 { all = false }
         }
+        if all { mask.update(repeating: 0, count: isData.count) }  // nothing latent: as the mixture, all latent
     }
 }

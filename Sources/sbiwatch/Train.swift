@@ -88,7 +88,7 @@ struct Train: ParsableCommand {
     var forecastMasks: Double = 0
 
     @Option(name: .customLong("init"), help: ArgumentHelp(
-        "Start from this model's weights instead of fresh ones (fine-tuning): an archive of the same variables and network (PATH or PATH@sha256:HEX); its own train commands are recorded before this one.",
+        "Start from this model's weights instead of fresh ones (fine-tuning): an archive of the same variables and network (PATH or PATH@sha256:HEX; max points and declared observation noise may differ); its own train commands are recorded before this one.",
         valueName: "MODEL.sbim"))
     var initial: String?
 

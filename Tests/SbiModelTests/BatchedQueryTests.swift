@@ -30,7 +30,7 @@ final class BatchedQueryTests: XCTestCase {
                 XCTAssertLessThan(abs(a.mean - b.mean), 4.5 * se, "file \(k), node \(node): batch \(a.mean), separate \(b.mean)")
                 means.append(b.mean)
             }
-            // observed tokens hold the file's own values in every batched row
+            // the rows returned for file k are that file's (observed tokens echo its values: the slicing)
             for (token, value) in plan.observed {
                 XCTAssert(batched[k].allSatisfy { abs($0[token] - value) <= 1e-5 * max(1, abs(value)) }, "file \(k), token \(token)")
             }

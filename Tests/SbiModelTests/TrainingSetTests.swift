@@ -134,6 +134,9 @@ final class TrainingSetTests: TemporaryDirectoryTestCase {
 
         var config = TrainingConfig(steps: 10, seed: 1)
         let identity = TrainingCheckpoint.fingerprint(spec: task.spec, settings: settings, config: config, simulations: rows)
+        // unset, the share is not in the identity at all (earlier checkpoints keep theirs)
+        let encoded = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
+        XCTAssertFalse(encoded.contains("forecast"), encoded)
         config.forecastMasks = 0.2
         XCTAssertNotEqual(TrainingCheckpoint.fingerprint(spec: task.spec, settings: settings, config: config, simulations: rows), identity)
     }
