@@ -72,7 +72,7 @@ struct BenchQuery: ParsableCommand {
     @Option(help: ArgumentHelp("How beta's 100 points are answered: direct (up to the model's trained density) or interpolated between 20 support times (default: as a file's query is).", valueName: "method"))
     var method: QueryMethod?
 
-    @Option(help: ArgumentHelp("Time this many files' queries (one simulation each, the same observation times) one after another and then sampled as one batch, instead of one query (default: 1).", valueName: "count"))
+    @Option(help: ArgumentHelp("Time this many files' queries (one simulation each, the same observation times) one after another and then sampled as one batch, instead of one query.", valueName: "count"))
     var files: Int = 1
 
     func validate() throws {
