@@ -39,18 +39,24 @@ final class TrainingSetTests: TemporaryDirectoryTestCase {
         for _ in 0..<100 { XCTAssertEqual(ExampleMaker.tokenCount(maxPoints: 1, &rng), 1) }
     }
 
-    /// `--function-tokens half-dense`: a function-valued parameter's tokens are log-uniform in half the
-    /// examples and uniform on 50...100 in the other half, so 0.5 + 0.5 x 0.148 = 0.574 of the examples
-    /// that keep SIRD's beta(t) give it more than 50 tokens (0.148 under `log-uniform`), while the data
-    /// series keep the log-uniform counts; the mean is `meanHalfDenseTokenCount`. 4,000 examples: standard
-    /// errors 0.008 (shares of about 3,600 kept) and 0.6 on the mean. The scheme enters the checkpoint's identity.
-    func testFunctionTokensHalfDense() throws {
+    /// 100 SIRD simulations (seed 3) and a freshly initialised small network normalised on them.
+    func untrainedSmallSIRD() -> (SIRDTask, [[Double]], NetworkSettings, ScoreModel) {
         let task = SIRDTask()
         let rows = task.simulate(count: 100, key: RandomKey(seed: 3))
         let settings = NetworkSettings(preset: .small)
         let transformer = Transformer(config: ScoreModel.transformerConfig(spec: task.spec, settings: settings))
         let model = ScoreModel(spec: task.spec, settings: settings, params: transformer.initialParameters(key: RandomKey(seed: 1)),
                                normalization: Normalization(fitting: rows, spec: task.spec))
+        return (task, rows, settings, model)
+    }
+
+    /// `--function-tokens half-dense`: a function-valued parameter's tokens are log-uniform in half the
+    /// examples and uniform on 50...100 in the other half, so 0.5 + 0.5 x 0.148 = 0.574 of the examples
+    /// that keep SIRD's beta(t) give it more than 50 tokens (0.148 under `log-uniform`), while the data
+    /// series keep the log-uniform counts; the mean is `meanHalfDenseTokenCount`. 4,000 examples: standard
+    /// errors 0.008 (shares of about 3,600 kept) and 0.6 on the mean. The scheme enters the checkpoint's identity.
+    func testFunctionTokensHalfDense() throws {
+        let (task, rows, settings, model) = untrainedSmallSIRD()
         let beta = task.spec.offsets[3], infected = task.spec.offsets[4]
         for choice in FunctionTokens.allCases {
             let maker = ExampleMaker(model: model, seriesNoise: .restored, functionTokens: choice)
@@ -87,12 +93,7 @@ final class TrainingSetTests: TemporaryDirectoryTestCase {
     /// per-example spread dominates: 0.23 / sqrt(4,000) = 0.004). With share 0 the masks and the random
     /// stream are those of the reference's mixture alone; the share enters the checkpoint identity only when set.
     func testForecastMasks() throws {
-        let task = SIRDTask()
-        let rows = task.simulate(count: 100, key: RandomKey(seed: 3))
-        let settings = NetworkSettings(preset: .small)
-        let transformer = Transformer(config: ScoreModel.transformerConfig(spec: task.spec, settings: settings))
-        let model = ScoreModel(spec: task.spec, settings: settings, params: transformer.initialParameters(key: RandomKey(seed: 1)),
-                               normalization: Normalization(fitting: rows, spec: task.spec))
+        let (task, rows, settings, model) = untrainedSmallSIRD()
         let forecast = ExampleMaker(model: model, seriesNoise: .restored, forecastShare: 1)
         var rng = RandomStream(seed: 9)
         var observedData = 0, data = 0, ordered = 0, mixed = 0

@@ -227,13 +227,16 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
         }
     }
 
+    /// A two-step training of a small sird network on 60 simulations, without calibration (add --out).
+    let tinySIRDTraining = ["train", "--task", "sird", "--budget", "60", "--steps", "2", "--batch-size", "8", "--config", "small",
+                            "--threads", "1", "--calibration-cases", "0"]
+
     /// `train --init` may change max points and declared observation noise (they shape the training
     /// examples, not the network): a small sird model trained with up to 5 times per variable, copied
     /// without infected's declared noise (as models trained before the tasks declared it), is fine-tuned
     /// with up to 8; the run says both, the new model answers 8 times directly, and its card lists both commands.
     func testInitMayChangeMaxPointsAndNoise() throws {
-        let base = ["train", "--task", "sird", "--budget", "60", "--steps", "2", "--batch-size", "8", "--config", "small",
-                    "--threads", "1", "--calibration-cases", "0"]
+        let base = tinySIRDTraining
         let a = dir.appendingPathComponent("s5.sbim").path, b = dir.appendingPathComponent("s8.sbim").path
         let first = try CLI.run(base + ["--max-points", "5", "--out", a])
         XCTAssertEqual(first.status, 0, first.stderr)
@@ -256,8 +259,7 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
     /// data series.
     func testForecastMasksOption() throws {
         let out = dir.appendingPathComponent("f.sbim").path
-        let r = try CLI.run(["train", "--task", "sird", "--budget", "60", "--steps", "2", "--batch-size", "8", "--config", "small",
-                             "--threads", "1", "--calibration-cases", "0", "--forecast-masks", "0.25", "--out", out])
+        let r = try CLI.run(tinySIRDTraining + ["--forecast-masks", "0.25", "--out", out])
         XCTAssertEqual(r.status, 0, r.stderr)
         let inspect = try CLI.run(["inspect", out])
         XCTAssert(inspect.stdout.contains("--series-noise restored --forecast-masks 0.25 --config small"), inspect.stdout)
@@ -275,8 +277,7 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
     /// parameter (sird's beta) and refused for a model without one.
     func testFunctionTokensOption() throws {
         let out = dir.appendingPathComponent("s.sbim").path
-        let r = try CLI.run(["train", "--task", "sird", "--budget", "60", "--steps", "2", "--batch-size", "8", "--config", "small",
-                             "--threads", "1", "--calibration-cases", "0", "--function-tokens", "half-dense", "--out", out])
+        let r = try CLI.run(tinySIRDTraining + ["--function-tokens", "half-dense", "--out", out])
         XCTAssertEqual(r.status, 0, r.stderr)
         let inspect = try CLI.run(["inspect", out])
         XCTAssert(inspect.stdout.contains("--batch-size 8 --series-noise restored --function-tokens half-dense --config small"), inspect.stdout)
