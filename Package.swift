@@ -83,7 +83,7 @@ let package = Package(
         .testTarget(name: "SbiDaemonTests", dependencies: ["sbiwatch", "SbiCore", "SbiDaemon", "SbiPipeline", "SbiNetCDF", "SbiTestSupport"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         // Spawns the real binary (the dependency makes sure it is built first).
-        .testTarget(name: "SbiwatchCLITests", dependencies: ["sbiwatch", "SbiTestSupport", "SbiArchive", "SbiCore", "SbiTasks"],
+        .testTarget(name: "SbiwatchCLITests", dependencies: ["sbiwatch", "SbiTestSupport", "SbiArchive", "SbiCore", "SbiModel", "SbiTasks"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
     ]
 )

@@ -111,5 +111,12 @@ extension Manifest {
         if let i = normalization.std.firstIndex(where: { !($0.isFinite && $0 > 0) }) {
             throw bad("normalization.std[\(i)]", "is \(normalization.std[i]); it must be finite and positive")
         }
+        guard let logit = normalization.logit else { return }
+        guard logit.count == n else { throw bad("normalization.logit", "has \(logit.count) entries for \(n) nodes") }
+        for (i, b) in logit.enumerated() {
+            if let b, !(b.lower.isFinite && b.upper.isFinite && b.lower < b.upper) {
+                throw bad("normalization.logit[\(i)]", "is [\(b.lower), \(b.upper)]; it must be finite bounds, lower below upper")
+            }
+        }
     }
 }

@@ -120,6 +120,8 @@ public protocol ScoreFunction {
     /// Per-token normalisation: the network sees (value - mean) / std.
     var tokenMean: [Double] { get }
     var tokenStd: [Double] { get }
+    /// Per-token logit bounds (`Normalization.logit`); nil: no transform.
+    var tokenLogit: [LogitBounds?]? { get }
     /// Largest block `scores` accepts.
     var blockCapacity: Int { get }
     /// score (n, d) of x (n, d) at time t; `observed` (d) flags tokens held at their values.
@@ -127,6 +129,12 @@ public protocol ScoreFunction {
 }
 
 /// The network as a score function on one token layout: out / max(sigma(t), 1e-3).
+extension ScoreFunction {
+    public var tokenLogit: [LogitBounds?]? { nil }
+    /// The per-token normalisation the sampler converts with.
+    var tokenNormalization: Normalization { Normalization(mean: tokenMean, std: tokenStd, logit: tokenLogit) }
+}
+
 public final class NetworkScore: ScoreFunction {
     public let model: ScoreModel
     public let tokens: [TokenRef]
@@ -134,6 +142,7 @@ public final class NetworkScore: ScoreFunction {
     let runner: BatchParallel
     public let tokenMean: [Double]
     public let tokenStd: [Double]
+    public let tokenLogit: [LogitBounds?]?
     public var tokenCount: Int { tokens.count }
     public var sde: SDE { model.settings.sde }
     public var blockCapacity: Int { batch.capacity }
@@ -147,6 +156,7 @@ public final class NetworkScore: ScoreFunction {
                                training: false, threads: threads)
         tokenMean = tokens.map { model.normalization.mean[$0.node] }
         tokenStd = tokens.map { model.normalization.std[$0.node] }
+        tokenLogit = model.normalization.logit.map { l in tokens.map { l[$0.node] } }
     }
 
     /// The condition mask the directed attention mask was last computed for.
@@ -218,7 +228,7 @@ public enum Sampler {
         }
         guard count > 0 else { return [] }
         try validate(settings)
-        let norm = Normalization(mean: scoreFunction.tokenMean, std: scoreFunction.tokenStd)
+        let norm = scoreFunction.tokenNormalization
         var out: [[Double]] = []
         out.reserveCapacity(count)
         var first = 0
@@ -244,28 +254,35 @@ public enum Sampler {
     }
 
     /// score += grad log c at the Tweedie estimate x0_hat = (x_t + sigma^2 s) / mu, converted
-    /// between physical and normalised units (grad_z = std * grad_x).
+    /// between physical and normalised units by the local slope dx/dz (std without a transform:
+    /// grad_z = std * grad_x).
     static func addGuidance(_ sde: SDE, _ norm: Normalization, _ d: Int, _ conditioning: Conditioning, _ x: [Double],
                             _ t: Double, _ n: Int, _ score: inout [Double]) {
         let mu = sde.mean(t), sigma = sde.std(t)
         var x0 = [Double](repeating: 0, count: d), grad = [Double](repeating: 0, count: d)
-        let sharpness = (0..<d).map { i in 1 / (sigma * sigma * norm.std[i]) }
-        let noiseVariance = (0..<d).map { i in sigma * sigma * norm.std[i] * norm.std[i] }
-        sharpness.withUnsafeBufferPointer { k in noiseVariance.withUnsafeBufferPointer { v in
-            let scale = GuidanceScale(sharpness: k.baseAddress!, noiseVariance: v.baseAddress!)
-            for e in 0..<n {
-                for i in 0..<d {
-                    let z0 = (x[e * d + i] + sigma * sigma * score[e * d + i]) / mu
-                    x0[i] = norm.denormalize(z0, node: i)
-                    grad[i] = 0
-                }
+        var slope = norm.std, sharpness = [Double](repeating: 0, count: d), noiseVariance = sharpness
+        let fixedSlope = norm.logit == nil
+        func setScale() {
+            for i in 0..<d { sharpness[i] = 1 / (sigma * sigma * slope[i]); noiseVariance[i] = sigma * sigma * slope[i] * slope[i] }
+        }
+        if fixedSlope { setScale() }
+        for e in 0..<n {
+            for i in 0..<d {
+                let z0 = (x[e * d + i] + sigma * sigma * score[e * d + i]) / mu
+                x0[i] = norm.denormalize(z0, node: i)
+                if !fixedSlope { slope[i] = norm.slope(z0, node: i) }
+                grad[i] = 0
+            }
+            if !fixedSlope { setScale() }
+            sharpness.withUnsafeBufferPointer { k in noiseVariance.withUnsafeBufferPointer { v in
+                let scale = GuidanceScale(sharpness: k.baseAddress!, noiseVariance: v.baseAddress!)
                 x0.withUnsafeBufferPointer { xp in
                     grad.withUnsafeMutableBufferPointer { gp in
                         for c in conditioning.constraints { c.addLogGradient(x: xp.baseAddress!, scale: scale, grad: gp.baseAddress!) }
                     }
                 }
-                for i in 0..<d where grad[i] != 0 { score[e * d + i] += grad[i] * norm.std[i] }
-            }
-        } }
+            } }
+            for i in 0..<d where grad[i] != 0 { score[e * d + i] += grad[i] * slope[i] }
+        }
     }
 }

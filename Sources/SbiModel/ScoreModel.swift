@@ -1,5 +1,6 @@
 // A trained all-conditional score model: spec, network, SDE, normalisation and weights.
 import SbiCore
+import Foundation
 
 /// Choices that define the network and the diffusion (stored in the model archive).
 public struct NetworkSettings: Codable, Hashable, Sendable {
@@ -11,36 +12,97 @@ public struct NetworkSettings: Codable, Hashable, Sendable {
     }
 }
 
-/// Per-node z-scoring: the network sees (value - mean) / std.
+/// A bounded variable's logit transform: the network models u = log((x - lower) / (upper - x)),
+/// so its samples stay inside (lower, upper) and mass piled against a bound becomes a smooth tail.
+public struct LogitBounds: Codable, Hashable, Sendable {
+    public var lower: Double
+    public var upper: Double
+    public init(lower: Double, upper: Double) { self.lower = lower; self.upper = upper }
+
+    /// Values at or beyond a bound are moved this share of the width inside it (an observed 0 stays finite).
+    static let edge = 1e-6
+
+    /// u = logit((x - lower) / width), x clamped into the open interval.
+    @inline(__always) public func forward(_ x: Double) -> Double {
+        let w = upper - lower
+        let p = min(max((x - lower) / w, Self.edge), 1 - Self.edge)
+        return log(p / (1 - p))
+    }
+    /// x = lower + width sigmoid(u).
+    @inline(__always) public func inverse(_ u: Double) -> Double { lower + (upper - lower) * sigmoid(u) }
+    /// dx/du at u.
+    @inline(__always) public func slope(_ u: Double) -> Double { let s = sigmoid(u); return (upper - lower) * s * (1 - s) }
+    @inline(__always) func sigmoid(_ u: Double) -> Double { 1 / (1 + exp(-u)) }
+}
+
+/// Per-node z-scoring, after an optional logit transform of bounded nodes: the network sees
+/// (T(value) - mean) / std, with mean and std those of T(value) in the training rows.
 public struct Normalization: Codable, Hashable, Sendable {
     public var mean: [Double]
     public var std: [Double]
+    /// Per node, the bounds of its logit transform (nil: none); nil altogether for models trained
+    /// without (every archive before 2026-12-07).
+    public var logit: [LogitBounds?]?
 
-    public init(mean: [Double], std: [Double]) { self.mean = mean; self.std = std }
+    public init(mean: [Double], std: [Double], logit: [LogitBounds?]? = nil) {
+        self.mean = mean; self.std = std; self.logit = logit
+    }
 
     /// Mean and std per node of dense simulation rows (std clipped below at 1e-2, as in the reference);
-    /// a time-indexed node pools every grid value of its variable.
-    public init(fitting rows: [[Double]], spec: ModelSpec) {
+    /// a time-indexed node pools every grid value of its variable. With `logit`, a node that has
+    /// bounds is fitted on its transformed values.
+    public init(fitting rows: [[Double]], spec: ModelSpec, logit: [LogitBounds?]? = nil) {
         let n = Double(max(rows.count, 1))
         var m: [Double] = [], s: [Double] = []
         let offsets = spec.denseOffsets
+        var node = 0
         for (v, variable) in spec.variables.enumerated() {
             let columns: [[Int]] = variable.time != nil ? [Array(offsets[v]..<(offsets[v] + variable.denseWidth))]
                                                        : (0..<variable.size).map { [offsets[v] + $0] }
             for cols in columns {
+                let bounds = logit?[node] ?? nil
+                let value: (Double) -> Double = { x in bounds.map { $0.forward(x) } ?? x }
                 let count = n * Double(cols.count)
                 var mean = 0.0, varSum = 0.0
-                for r in rows { for c in cols { mean += r[c] } }
+                for r in rows { for c in cols { mean += value(r[c]) } }
                 mean /= count
-                for r in rows { for c in cols { varSum += (r[c] - mean) * (r[c] - mean) } }
+                for r in rows { for c in cols { let d = value(r[c]) - mean; varSum += d * d } }
                 m.append(mean); s.append(max((varSum / count).squareRoot(), 1e-2))
+                node += 1
             }
         }
-        mean = m; std = s
+        mean = m; std = s; self.logit = logit
     }
 
-    @inline(__always) public func normalize(_ x: Double, node: Int) -> Double { (x - mean[node]) / std[node] }
-    @inline(__always) public func denormalize(_ z: Double, node: Int) -> Double { z * std[node] + mean[node] }
+    /// Logit bounds for every node of a bounded parameter (its prior's support), none for data.
+    public static func parameterBounds(_ spec: ModelSpec) -> [LogitBounds?] {
+        spec.variableOfNode.map { v in
+            guard spec.variables[v].kind == .parameter, let s = spec.variables[v].support,
+                  s.lower.isFinite, s.upper.isFinite, s.lower < s.upper else { return nil }
+            return LogitBounds(lower: s.lower, upper: s.upper)
+        }
+    }
+
+    /// The logit bounds of a node, if it has a transform.
+    @inline(__always) public func bounds(_ node: Int) -> LogitBounds? { logit?[node] ?? nil }
+
+    @inline(__always) public func normalize(_ x: Double, node: Int) -> Double {
+        let u = logit?[node].map { $0.forward(x) } ?? x
+        return (u - mean[node]) / std[node]
+    }
+    @inline(__always) public func denormalize(_ z: Double, node: Int) -> Double {
+        let u = z * std[node] + mean[node]
+        return logit?[node].map { $0.inverse(u) } ?? u
+    }
+    /// dx/dz, the physical change per normalised unit at z (std without a transform).
+    @inline(__always) public func slope(_ z: Double, node: Int) -> Double {
+        guard let b = logit?[node] else { return std[node] }
+        return std[node] * b.slope(z * std[node] + mean[node])
+    }
+    /// The normalisation of a token layout: token i gets the transform of node `nodes[i]`.
+    public func forTokens(_ nodes: [Int]) -> Normalization {
+        Normalization(mean: nodes.map { mean[$0] }, std: nodes.map { std[$0] }, logit: logit.map { l in nodes.map { l[$0] } })
+    }
 }
 
 public final class ScoreModel: @unchecked Sendable {

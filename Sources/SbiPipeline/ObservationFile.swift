@@ -451,7 +451,8 @@ public final class ObservationFile {
     /// Finite bounds absurdly far from the training data are refused, as values are.
     func checkBounds(_ a: Double, _ b: Double, node: Int, label: String, normalization: Normalization?) throws {
         guard let n = normalization else { return }
-        for x in [a, b] where x.isFinite && abs((x - n.mean[node]) / n.std[node]) > Self.maxStandardDeviations {
+        // a bound beyond a logit-transformed node's support does not bind: nothing to check
+        for x in [a, b] where x.isFinite && n.bounds(node) == nil && abs((x - n.mean[node]) / n.std[node]) > Self.maxStandardDeviations {
             throw bad("\(label): the bound \(num(x)) is more than \(num(Self.maxStandardDeviations)) standard deviations from the mean of the training data (\(num(n.mean[node])))",
                       "check the bound and its units, or leave that side open (NaN)")
         }
@@ -461,6 +462,13 @@ public final class ObservationFile {
     /// standard deviations, where the network's single-precision inputs break down) are refused.
     func checkRange(_ x: Double, node: Int, label: String, normalization: Normalization?, into obs: inout Observation) throws {
         guard let n = normalization else { return }
+        if let b = n.bounds(node) {
+            guard x >= b.lower && x <= b.upper else {
+                throw bad("\(label) = \(num(x)) is outside [\(num(b.lower)), \(num(b.upper))], the range the model was trained on (its prior's support)",
+                          "check the value and its units")
+            }
+            return
+        }
         let z = (x - n.mean[node]) / n.std[node]
         guard abs(z) <= Self.maxStandardDeviations else {
             throw bad("\(label) = \(num(x)) is \(num(abs(z))) standard deviations from the mean of the training data (\(num(n.mean[node]))); sbiwatch refuses values this far outside what the model was trained on",

@@ -4,6 +4,13 @@ import Foundation
 import SbiCore
 import SbiModel
 
+/// How a parameter whose prior has a bounded support (e.g. sird's beta(t) in (0, 1)) is presented
+/// to the network: raw, z-scored like any value, or through the logit of its place in the support
+/// (`LogitBounds`), so samples stay inside it and mass against a bound becomes a smooth tail.
+public enum BoundedParameters: String, Codable, Sendable, CaseIterable {
+    case raw, logit
+}
+
 /// How to train (stored in the model's provenance).
 public struct TrainingConfig: Codable, Hashable, Sendable {
     /// Optimiser steps; nil: clip(3 x simulations, 5,000, 100,000) as in the reference.
@@ -30,6 +37,9 @@ public struct TrainingConfig: Codable, Hashable, Sendable {
     /// observed, the rest latent) instead of one of the reference's mixture; nil: none (the method's
     /// mixture alone). Part of the run's identity only when set.
     public var forecastMasks: Double?
+    /// How bounded parameters reach the network; nil: raw (z-scored only). Part of the run's
+    /// identity only when set.
+    public var boundedParameters: BoundedParameters?
     /// SHA-256 of the archive whose weights the run starts from (`Trainer.train(initial:)`), part of
     /// the run's identity; nil: fresh weights.
     public var initialWeightsSHA256: String?

@@ -11,6 +11,7 @@ extension TransformerConfig.Preset: ExpressibleByArgument {}
 extension AttentionMaskKind: ExpressibleByArgument {}
 extension SamplerSettings.Method: ExpressibleByArgument {}
 extension SeriesNoise: ExpressibleByArgument {}
+extension BoundedParameters: ExpressibleByArgument {}
 extension FunctionTokens: ExpressibleByArgument {}
 
 enum SDEChoice: String, ExpressibleByArgument, CaseIterable {
@@ -86,6 +87,11 @@ struct Train: ParsableCommand {
         "Share of training examples (0 to 0.5) whose condition mask is a forecast's: every data value up to a cut (a uniform 20-100% of the time axis) observed, everything else latent, as a file observed up to today that asks for forecasts and for a function of time over the whole domain; the rest draw the method's mixture (default 0: the mixture alone).",
         valueName: "share"))
     var forecastMasks: Double = 0
+
+    @Option(name: .customLong("bounded-parameters"), help: ArgumentHelp(
+        "How a parameter with a bounded prior support reaches the network: raw (z-scored, the default) or logit (the logit of its place in the support, so samples stay inside it and mass piled against a bound, as sird's beta(t) near 0 and 1, becomes a smooth tail).",
+        valueName: "raw|logit"))
+    var boundedParameters: BoundedParameters = .raw
 
     @Option(name: .customLong("init"), help: ArgumentHelp(
         "Start from this model's weights instead of fresh ones (fine-tuning): an archive of the same variables and network (PATH or PATH@sha256:HEX; max points and declared observation noise may differ); its own train commands are recorded before this one.",
@@ -165,6 +171,7 @@ struct Train: ParsableCommand {
         }
         if functionTokens != .logUniform { c += " --function-tokens \(functionTokens.rawValue)" }
         if forecastMasks > 0 { c += " --forecast-masks \(forecastMasks)" }
+        if boundedParameters != .raw { c += " --bounded-parameters \(boundedParameters.rawValue)" }
         c += " --config \(preset.rawValue) --sde \(sde.rawValue) --mask \(mask.rawValue)"
         if let initial { c += " --init \(URL(fileURLWithPath: ModelArchive.pathPart(initial)).lastPathComponent)" }
         if let learningRate { c += " --learning-rate \(learningRate)" }
@@ -192,6 +199,11 @@ struct Train: ParsableCommand {
         config.seriesNoise = seriesNoise
         config.functionTokens = functionTokens == .logUniform ? nil : functionTokens
         config.forecastMasks = forecastMasks > 0 ? forecastMasks : nil
+        config.boundedParameters = boundedParameters == .raw ? nil : boundedParameters
+        if boundedParameters == .logit, !Normalization.parameterBounds(spec).contains(where: { $0 != nil }) {
+            throw SbiError(.usage, "--bounded-parameters logit: no parameter of the model has a bounded prior support",
+                           hint: "leave out --bounded-parameters (a training set declares a support with a parameter's valid_range)")
+        }
         if let learningRate { config.learningRate = learningRate }
         let settings = NetworkSettings(preset: preset, sde: sde.sde, mask: mask)
         let start = try initial.map { try initialWeights($0, spec: spec, settings: settings) }
@@ -242,6 +254,11 @@ struct Train: ParsableCommand {
               loaded.model.settings.mask == settings.mask else {
             throw SbiError(.usage, "--init \(name) is a \(loaded.model.settings.preset.rawValue) network with \(loaded.model.settings.mask.rawValue) mask, not what this run trains",
                            hint: "give the same --config, --sde and --mask as the model's own train command")
+        }
+        let theirLogit = loaded.model.normalization.logit != nil
+        guard theirLogit == (boundedParameters == .logit) else {
+            throw SbiError(.usage, "--init \(name) was trained with --bounded-parameters \(theirLogit ? "logit" : "raw"), this run with \(boundedParameters.rawValue)",
+                           hint: "give --bounded-parameters \(theirLogit ? "logit" : "raw"): the network's inputs must mean what they meant")
         }
         guard loaded.model.params.layout == Transformer(config: ScoreModel.transformerConfig(spec: spec, settings: settings)).layout else {
             throw SbiError(.usage, "--init \(name) has a network of another shape than this run's",

@@ -110,6 +110,9 @@ final class HostileInputTests: TemporaryDirectoryTestCase {
             ("layers", "gaussian-linear", { m in Self.set(&m, ["transformer", "layers"], 1_000_000_000) }, "transformer.layers"),
             ("steps", "gaussian-linear", { m in Self.set(&m, ["sampler", "steps"], 1_000_000_000_000) }, "sampler.steps"),
             ("zero-std", "gaussian-linear", { m in Self.setNormalization(&m, std: 0) }, "normalization.std[0]"),
+            ("logit-count", "gaussian-linear", { m in Self.set(&m, ["normalization", "logit"], [["lower": 0, "upper": 1]]) }, "normalization.logit"),
+            ("logit-bounds", "gaussian-linear", { m in
+                Self.set(&m, ["normalization", "logit"], [["lower": 1, "upper": 1]] + [Any](repeating: NSNull(), count: 19)) }, "normalization.logit[0]"),
             ("sigma", "gaussian-linear", { m in Self.set(&m, ["network", "sde"], ["ve": ["sigmaMin": -1, "sigmaMax": 15]]) }, "network.sde"),
             ("support", "gaussian-linear", { m in Self.setVariable(&m, 0, "support", ["lower": 2, "upper": 1]) }, "spec.variables[0].support"),
             ("max-points", "lotka-volterra", { m in Self.setTime(&m, 4, "maxPoints", 0) }, "spec.variables[4].time.maxPoints"),

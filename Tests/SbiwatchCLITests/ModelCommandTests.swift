@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import SbiArchive
+import SbiModel
 import SbiTestSupport
 
 /// One member of a tar.gz, read with tar(1).
@@ -271,6 +272,35 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
                                     "--forecast-masks", "0.2", "--out", dir.appendingPathComponent("h.sbim").path])
         XCTAssertEqual(noSeries.status, 64, noSeries.stderr)
         XCTAssert(noSeries.stderr.contains("--forecast-masks: the model has no data series to forecast"), noSeries.stderr)
+    }
+
+    /// `--bounded-parameters logit`: recorded in the card's command and the archive's normalisation,
+    /// samples inside the priors' supports even after two steps, `--init` must repeat it, and a model
+    /// without a bounded parameter refuses it.
+    func testBoundedParametersOption() throws {
+        let out = dir.appendingPathComponent("b.sbim").path
+        let r = try CLI.run(tinySIRDTraining + ["--bounded-parameters", "logit", "--out", out])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let model = try ModelArchive.load(out).model
+        let logit = try XCTUnwrap(model.normalization.logit)
+        XCTAssertEqual(logit[try XCTUnwrap(model.spec.variableIndex(named: "gamma"))], LogitBounds(lower: 0, upper: 0.5))
+        let inspect = try CLI.run(["inspect", out])
+        XCTAssert(inspect.stdout.contains("--series-noise restored --bounded-parameters logit --config small"), inspect.stdout)
+        let csv = dir.appendingPathComponent("g.csv").path
+        let sampled = try CLI.run(["sample", "--model", out, "--target", "gamma", "--target", "I0", "--samples", "200",
+                                   "--steps", "10", "--threads", "1", "--out", csv])
+        XCTAssertEqual(sampled.status, 0, sampled.stderr)
+        let rows = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n").dropFirst()
+            .map { $0.split(separator: ",").map { Double($0)! } }
+        XCTAssertEqual(rows.count, 200)
+        for row in rows { XCTAssert(row[0] > 0 && row[0] < 0.5 && row[1] > 0 && row[1] < 0.2, "\(row)") }
+        let mismatched = try CLI.run(tinySIRDTraining + ["--init", out, "--out", dir.appendingPathComponent("c.sbim").path])
+        XCTAssertEqual(mismatched.status, 64, mismatched.stderr)
+        XCTAssert(mismatched.stderr.contains("was trained with --bounded-parameters logit, this run with raw"), mismatched.stderr)
+        let unbounded = try CLI.run(["train", "--task", "gaussian_linear", "--budget", "60", "--steps", "1", "--calibration-cases", "0",
+                                     "--bounded-parameters", "logit", "--out", dir.appendingPathComponent("h.sbim").path])
+        XCTAssertEqual(unbounded.status, 64, unbounded.stderr)
+        XCTAssert(unbounded.stderr.contains("no parameter of the model has a bounded prior support"), unbounded.stderr)
     }
 
     /// `--function-tokens half-dense` is recorded in the rebuild command of a model with a function-valued
