@@ -294,6 +294,29 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
             .map { $0.split(separator: ",").map { Double($0)! } }
         XCTAssertEqual(rows.count, 200)
         for row in rows { XCTAssert(row[0] > 0 && row[0] < 0.5 && row[1] > 0 && row[1] < 0.2, "\(row)") }
+        // a file that observes gamma outside its support is refused, naming the value and the range
+        let cdl = dir.appendingPathComponent("g.cdl").path, nc = dir.appendingPathComponent("g.nc").path
+        try """
+        netcdf g {
+        dimensions:
+          t = 3 ;
+        variables:
+          double t(t) ; t:units = "days" ;
+          double infected(t) ;
+          double gamma ;
+          :sbiwatch_model = "sird" ;
+        data:
+          t = 1, 2, 3 ;
+          infected = 0.1, 0.2, 0.3 ;
+          gamma = 0.7 ;
+        }
+        """.write(toFile: cdl, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try Tool.run("/usr/bin/ncgen", ["-k", "nc4", "-o", nc, cdl]).status, 0)
+        let outbox = dir.appendingPathComponent("outbox").path
+        try FileManager.default.createDirectory(atPath: outbox, withIntermediateDirectories: true)
+        let refused = try CLI.run(["process", nc, "--model", "sird=" + out, "--outbox", outbox, "--samples", "4"])
+        XCTAssertNotEqual(refused.status, 0, refused.stderr)
+        XCTAssert(refused.stderr.contains("gamma = 0.7 is outside [0, 0.5]"), refused.stderr)
         let mismatched = try CLI.run(tinySIRDTraining + ["--init", out, "--out", dir.appendingPathComponent("c.sbim").path])
         XCTAssertEqual(mismatched.status, 64, mismatched.stderr)
         XCTAssert(mismatched.stderr.contains("was trained with --bounded-parameters logit, this run with raw"), mismatched.stderr)
