@@ -128,13 +128,13 @@ public protocol ScoreFunction {
     func scores(_ x: [Double], n: Int, t: Double, observed: [Float], into score: inout [Double])
 }
 
-/// The network as a score function on one token layout: out / max(sigma(t), 1e-3).
 extension ScoreFunction {
     public var tokenLogit: [LogitBounds?]? { nil }
     /// The per-token normalisation the sampler converts with.
     var tokenNormalization: Normalization { Normalization(mean: tokenMean, std: tokenStd, logit: tokenLogit) }
 }
 
+/// The network as a score function on one token layout: out / max(sigma(t), 1e-3).
 public final class NetworkScore: ScoreFunction {
     public let model: ScoreModel
     public let tokens: [TokenRef]

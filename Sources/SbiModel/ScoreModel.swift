@@ -99,10 +99,6 @@ public struct Normalization: Codable, Hashable, Sendable {
         guard let b = logit?[node] else { return std[node] }
         return std[node] * b.slope(z * std[node] + mean[node])
     }
-    /// The normalisation of a token layout: token i gets the transform of node `nodes[i]`.
-    public func forTokens(_ nodes: [Int]) -> Normalization {
-        Normalization(mean: nodes.map { mean[$0] }, std: nodes.map { std[$0] }, logit: logit.map { l in nodes.map { l[$0] } })
-    }
 }
 
 public final class ScoreModel: @unchecked Sendable {
