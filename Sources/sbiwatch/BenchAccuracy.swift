@@ -39,7 +39,12 @@ struct BenchAccuracy: ParsableCommand {
                                valueName: "method:steps"))
     var samplers: [SamplerChoice] = []
 
-    @Option(name: .customLong("models"), help: "Folder keeping the trained archives (TASK-BUDGET-MASK[-STEPS].sbim); existing ones are reused.")
+    @Option(name: .customLong("bounded-parameters"), help: ArgumentHelp(
+        "How parameters with a bounded prior support reach the network in training (as train's option): raw or logit; tasks without such a parameter train raw.",
+        valueName: "raw|logit"))
+    var boundedParameters: BoundedParameters = .raw
+
+    @Option(name: .customLong("models"), help: "Folder keeping the trained archives (TASK-BUDGET-MASK[-STEPS][-logit].sbim); existing ones are reused.")
     var modelsDir: String?
 
     func validate() throws {
@@ -70,15 +75,21 @@ struct BenchAccuracy: ParsableCommand {
     }
 
     /// Where --models keeps the archive of a task, or nil without --models.
-    func archivePath(_ name: String) throws -> String? {
+    func archivePath(_ task: any SimulationTask) throws -> String? {
         guard let modelsDir else { return nil }
         try FileManager.default.createDirectory(atPath: modelsDir, withIntermediateDirectories: true)
-        return "\(modelsDir)/\(name)-\(budget)-\(mask.rawValue)\(steps.map { "-\($0)" } ?? "").sbim"
+        let logit = usesLogit(task) ? "-logit" : ""
+        return "\(modelsDir)/\(task.name)-\(budget)-\(mask.rawValue)\(steps.map { "-\($0)" } ?? "")\(logit).sbim"
+    }
+
+    /// --bounded-parameters logit, for a task that has a bounded parameter.
+    func usesLogit(_ task: any SimulationTask) -> Bool {
+        boundedParameters == .logit && Normalization.parameterBounds(task.spec).contains { $0 != nil }
     }
 
     func accuracyEntries(_ name: String, stop: StopRequests) throws -> [AccuracyEntry] {
         let task = try TaskRegistry.task(named: name)
-        let path = try archivePath(name)
+        let path = try archivePath(task)
         let loaded: LoadedModel
         if let path, FileManager.default.fileExists(atPath: path) {
             loaded = try ModelArchive.load(path)
@@ -104,13 +115,14 @@ struct BenchAccuracy: ParsableCommand {
         let sims = task.simulate(count: budget, key: RandomKey(seed: 0).split(100))
         var config = TrainingConfig(steps: steps, seed: 0)
         config.threads = threading.threads
+        if usesLogit(task) { config.boundedParameters = .logit }
         let settings = NetworkSettings(preset: .small, sde: .defaultVE, mask: mask)
         stderrLine("\(name): training on \(budget) simulations, \(config.resolvedSteps(simulations: budget)) steps")
         let policy = path.map { p in
             CheckpointPolicy(path: CheckpointPolicy.defaultPath(forModel: p), everySeconds: 600,
                              stopRequested: { stop.requested }, log: { stderrLine("\(name): \($0)") })
         }
-        let origin = TrainingOrigin(task: name, seed: 0, command: "sbiwatch train --task \(name) --budget \(budget) --seed 0\(steps.map { " --steps \($0)" } ?? "") --config small --sde ve --mask \(mask.rawValue) --out \(name).sbim")
+        let origin = TrainingOrigin(task: name, seed: 0, command: "sbiwatch train --task \(name) --budget \(budget) --seed 0\(steps.map { " --steps \($0)" } ?? "") --config small --sde ve --mask \(mask.rawValue)\(usesLogit(task) ? " --bounded-parameters logit" : "") --out \(name).sbim")
         func run() throws -> TrainedArchive {
             try TrainedArchive.train(spec: task.spec, simulations: sims, settings: settings, config: config,
                                      sampler: SamplerSettings.trainingDefault(for: settings.sde), origin: origin, source: path ?? name,

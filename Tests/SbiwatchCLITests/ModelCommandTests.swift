@@ -365,6 +365,19 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
 }
 
 final class AccuracyBenchCommandTests: TemporaryDirectoryTestCase {
+    /// `--bounded-parameters logit` trains the task's bounded parameters through the logit and keeps
+    /// the archive under its own name (two_moons' theta has the prior's support [-1, 1]).
+    func testAccuracyTrainsWithTheLogitTransformUnderItsOwnName() throws {
+        let models = path("models")
+        let r = try CLI.run(["bench", "accuracy", "--tasks", "two_moons", "--budget", "200", "--steps", "5",
+                             "--observations", "1", "--samples", "100", "--sampler", "sde", "--sampler-steps", "5",
+                             "--threads", "1", "--bounded-parameters", "logit", "--models", models, "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let loaded = try ModelArchive.load(models + "/two_moons-200-undirected-5-logit.sbim")
+        XCTAssertEqual(loaded.model.normalization.logit?.first ?? nil, LogitBounds(lower: -1, upper: 1))
+        XCTAssert(loaded.manifest.provenance.command.contains("--bounded-parameters logit"), loaded.manifest.provenance.command)
+    }
+
     /// `bench accuracy` end to end on a tiny run: trains, keeps the archive in --models, reports
     /// both C2STs per observation with the published figure at its budget (10^3), and reuses the archive on a second run.
     func testAccuracyReportsBothClassifiersAndReusesItsModel() throws {
