@@ -130,3 +130,14 @@ enum TinyModels {
         return path
     }()
 }
+
+extension TemporaryDirectoryTestCase {
+    /// NAME.nc in the test's folder, written by ncgen from CDL text.
+    func ncgen(_ cdl: String, _ name: String, kind: String = "nc4") throws -> String {
+        let cdlPath = path(name + ".cdl"), out = path(name + ".nc")
+        try cdl.write(toFile: cdlPath, atomically: true, encoding: .utf8)
+        let r = try Tool.run("/usr/bin/ncgen", ["-k", kind, "-o", out, cdlPath])
+        XCTAssertEqual(r.status, 0, "ncgen: \(r.stderr)")
+        return out
+    }
+}

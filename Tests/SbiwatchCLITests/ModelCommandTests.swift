@@ -228,6 +228,14 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
         }
     }
 
+    /// A one-step gaussian_linear training with `extra` options is refused (status 64) with `message`.
+    func assertGaussianLinearTrainingRefused(_ extra: [String], _ message: String, line: UInt = #line) throws {
+        let r = try CLI.run(["train", "--task", "gaussian_linear", "--budget", "60", "--steps", "1", "--calibration-cases", "0",
+                             "--out", dir.appendingPathComponent("refused.sbim").path] + extra)
+        XCTAssertEqual(r.status, 64, r.stderr, line: line)
+        XCTAssert(r.stderr.contains(message), r.stderr, line: line)
+    }
+
     /// A two-step training of a small sird network on 60 simulations, without calibration (add --out).
     let tinySIRDTraining = ["train", "--task", "sird", "--budget", "60", "--steps", "2", "--batch-size", "8", "--config", "small",
                             "--threads", "1", "--calibration-cases", "0"]
@@ -268,10 +276,7 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
                                    "--out", dir.appendingPathComponent("g.sbim").path])
         XCTAssertEqual(tooMany.status, 64, tooMany.stderr)
         XCTAssert(tooMany.stderr.contains("--forecast-masks 0.7: give a share from 0 to 0.5"), tooMany.stderr)
-        let noSeries = try CLI.run(["train", "--task", "gaussian_linear", "--budget", "60", "--steps", "1", "--calibration-cases", "0",
-                                    "--forecast-masks", "0.2", "--out", dir.appendingPathComponent("h.sbim").path])
-        XCTAssertEqual(noSeries.status, 64, noSeries.stderr)
-        XCTAssert(noSeries.stderr.contains("--forecast-masks: the model has no data series to forecast"), noSeries.stderr)
+        try assertGaussianLinearTrainingRefused(["--forecast-masks", "0.2"], "--forecast-masks: the model has no data series to forecast")
     }
 
     /// `--bounded-parameters logit`: recorded in the card's command and the archive's normalisation,
@@ -295,8 +300,7 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(rows.count, 200)
         for row in rows { XCTAssert(row[0] > 0 && row[0] < 0.5 && row[1] > 0 && row[1] < 0.2, "\(row)") }
         // a file that observes gamma outside its support is refused, naming the value and the range
-        let cdl = dir.appendingPathComponent("g.cdl").path, nc = dir.appendingPathComponent("g.nc").path
-        try """
+        let nc = try ncgen("""
         netcdf g {
         dimensions:
           t = 3 ;
@@ -310,8 +314,7 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
           infected = 0.1, 0.2, 0.3 ;
           gamma = 0.7 ;
         }
-        """.write(toFile: cdl, atomically: true, encoding: .utf8)
-        XCTAssertEqual(try Tool.run("/usr/bin/ncgen", ["-k", "nc4", "-o", nc, cdl]).status, 0)
+        """, "g")
         let outbox = dir.appendingPathComponent("outbox").path
         try FileManager.default.createDirectory(atPath: outbox, withIntermediateDirectories: true)
         let refused = try CLI.run(["process", nc, "--model", "sird=" + out, "--outbox", outbox, "--samples", "4"])
@@ -320,10 +323,7 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
         let mismatched = try CLI.run(tinySIRDTraining + ["--init", out, "--out", dir.appendingPathComponent("c.sbim").path])
         XCTAssertEqual(mismatched.status, 64, mismatched.stderr)
         XCTAssert(mismatched.stderr.contains("was trained with --bounded-parameters logit, this run with raw"), mismatched.stderr)
-        let unbounded = try CLI.run(["train", "--task", "gaussian_linear", "--budget", "60", "--steps", "1", "--calibration-cases", "0",
-                                     "--bounded-parameters", "logit", "--out", dir.appendingPathComponent("h.sbim").path])
-        XCTAssertEqual(unbounded.status, 64, unbounded.stderr)
-        XCTAssert(unbounded.stderr.contains("no parameter of the model has a bounded prior support"), unbounded.stderr)
+        try assertGaussianLinearTrainingRefused(["--bounded-parameters", "logit"], "no parameter of the model has a bounded prior support")
     }
 
     /// `--function-tokens half-dense` is recorded in the rebuild command of a model with a function-valued
@@ -334,10 +334,8 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         let inspect = try CLI.run(["inspect", out])
         XCTAssert(inspect.stdout.contains("--batch-size 8 --series-noise restored --function-tokens half-dense --config small"), inspect.stdout)
-        let refused = try CLI.run(["train", "--task", "gaussian_linear", "--budget", "60", "--steps", "1", "--calibration-cases", "0",
-                                   "--function-tokens", "half-dense", "--out", dir.appendingPathComponent("g.sbim").path])
-        XCTAssertEqual(refused.status, 64, refused.stderr)
-        XCTAssert(refused.stderr.contains("--function-tokens half-dense: the model has no function-valued parameter"), refused.stderr)
+        try assertGaussianLinearTrainingRefused(["--function-tokens", "half-dense"],
+                                                "--function-tokens half-dense: the model has no function-valued parameter")
     }
 
     func testClearErrors() throws {

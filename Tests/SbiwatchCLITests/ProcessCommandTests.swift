@@ -7,14 +7,6 @@ import SbiTestSupport
 final class ProcessCommandTests: TemporaryDirectoryTestCase {
     static var sirdModel: String { TinyModels.sird }
 
-    func ncgen(_ cdl: String, _ name: String, kind: String = "nc4") throws -> String {
-        let cdlPath = path(name + ".cdl"), out = path(name + ".nc")
-        try cdl.write(toFile: cdlPath, atomically: true, encoding: .utf8)
-        let r = try Tool.run("/usr/bin/ncgen", ["-k", kind, "-o", out, cdlPath])
-        XCTAssertEqual(r.status, 0, "ncgen: \(r.stderr)")
-        return out
-    }
-
     func outputs(_ stem: String, in folder: String) -> [String] {
         [".samples.nc", ".report.json", ".report.html", ".error.json"].filter {
             FileManager.default.fileExists(atPath: folder + "/" + stem + $0)
