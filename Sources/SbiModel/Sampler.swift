@@ -117,21 +117,12 @@ public struct Conditioning: Sendable {
 public protocol ScoreFunction {
     var tokenCount: Int { get }
     var sde: SDE { get }
-    /// Per-token normalisation: the network sees (value - mean) / std.
-    var tokenMean: [Double] { get }
-    var tokenStd: [Double] { get }
-    /// Per-token logit bounds (`Normalization.logit`); nil: no transform.
-    var tokenLogit: [LogitBounds?]? { get }
+    /// Per-token normalisation (token i converts as its node does): what the sampler converts with.
+    var tokenNormalization: Normalization { get }
     /// Largest block `scores` accepts.
     var blockCapacity: Int { get }
     /// score (n, d) of x (n, d) at time t; `observed` (d) flags tokens held at their values.
     func scores(_ x: [Double], n: Int, t: Double, observed: [Float], into score: inout [Double])
-}
-
-extension ScoreFunction {
-    public var tokenLogit: [LogitBounds?]? { nil }
-    /// The per-token normalisation the sampler converts with.
-    var tokenNormalization: Normalization { Normalization(mean: tokenMean, std: tokenStd, logit: tokenLogit) }
 }
 
 /// The network as a score function on one token layout: out / max(sigma(t), 1e-3).
@@ -140,9 +131,7 @@ public final class NetworkScore: ScoreFunction {
     public let tokens: [TokenRef]
     let batch: TokenBatch
     let runner: BatchParallel
-    public let tokenMean: [Double]
-    public let tokenStd: [Double]
-    public let tokenLogit: [LogitBounds?]?
+    public let tokenNormalization: Normalization
     public var tokenCount: Int { tokens.count }
     public var sde: SDE { model.settings.sde }
     public var blockCapacity: Int { batch.capacity }
@@ -154,9 +143,9 @@ public final class NetworkScore: ScoreFunction {
         for e in 0..<capacity { model.fill(batch, example: e, tokens: tokens, allowed: allowed) }
         runner = BatchParallel(model: model.transformer, capacity: capacity, tokens: batch.tokens,
                                training: false, threads: threads)
-        tokenMean = tokens.map { model.normalization.mean[$0.node] }
-        tokenStd = tokens.map { model.normalization.std[$0.node] }
-        tokenLogit = model.normalization.logit.map { l in tokens.map { l[$0.node] } }
+        let norm = model.normalization
+        tokenNormalization = Normalization(mean: tokens.map { norm.mean[$0.node] }, std: tokens.map { norm.std[$0.node] },
+                                           logit: norm.logit.map { l in tokens.map { l[$0.node] } })
     }
 
     /// The condition mask the directed attention mask was last computed for.

@@ -11,8 +11,9 @@ final class GaussianScore: ScoreFunction {
     let c: [[Double]]
     let sde: SDE
     var tokenCount: Int { m.count }
-    var tokenMean: [Double] { [Double](repeating: 0, count: m.count) }
-    var tokenStd: [Double] { [Double](repeating: 1, count: m.count) }
+    var tokenNormalization: Normalization {
+        Normalization(mean: [Double](repeating: 0, count: m.count), std: [Double](repeating: 1, count: m.count))
+    }
     let blockCapacity = 512
 
     init(mean: [Double], covariance: [[Double]], sde: SDE) {
