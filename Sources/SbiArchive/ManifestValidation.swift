@@ -74,6 +74,9 @@ extension Manifest {
             guard lo.isFinite, hi.isFinite, lo > 0, hi > lo else { throw bad("network.sde", "has sigmaMin \(lo), sigmaMax \(hi); it needs 0 < sigmaMin < sigmaMax") }
         case .vp(let lo, let hi):
             guard lo.isFinite, hi.isFinite, lo > 0, hi > lo else { throw bad("network.sde", "has betaMin \(lo), betaMax \(hi); it needs 0 < betaMin < betaMax") }
+            guard network.resolvedParametrisation == .noise else {
+                throw bad("network.parametrisation", "is \(network.resolvedParametrisation.rawValue) with a VP SDE; only the VE SDE has it")
+            }
         }
     }
 

@@ -125,7 +125,8 @@ public protocol ScoreFunction {
     func scores(_ x: [Double], n: Int, t: Double, observed: [Float], into score: inout [Double])
 }
 
-/// The network as a score function on one token layout: out / max(sigma(t), 1e-3).
+/// The network as a score function on one token layout (out / max(sigma(t), 1e-3) under the
+/// `.noise` parametrisation; `Parametrisation` gives the others).
 public final class NetworkScore: ScoreFunction {
     public let model: ScoreModel
     public let tokens: [TokenRef]
@@ -160,11 +161,24 @@ public final class NetworkScore: ScoreFunction {
         }
         batch.batch = n
         for e in 0..<n { (batch.observed + e * d).update(from: observed, count: d) }
-        for r in 0..<(n * d) { batch.values[r] = Float(x[r]) }
+        let parametrisation = model.settings.resolvedParametrisation
+        if parametrisation == .noise {
+            for r in 0..<(n * d) { batch.values[r] = Float(x[r]) }
+        } else {
+            let cIn = parametrisation.inputScale(sigma: sde.std(t))
+            for e in 0..<n {
+                for i in 0..<d { batch.values[e * d + i] = Float(observed[i] != 0 ? x[e * d + i] : cIn * x[e * d + i]) }
+            }
+        }
         for e in 0..<n { batch.diffusionTime[e] = Float(t) }
         runner.forward(model.params, batch.view)
-        let scale = model.outputScale(t)
-        for r in 0..<(n * d) { score[r] = Double(runner.output.base[r]) / scale }
+        if parametrisation == .noise {
+            let scale = model.outputScale(t)
+            for r in 0..<(n * d) { score[r] = Double(runner.output.base[r]) / scale }
+        } else {
+            let (a, b) = parametrisation.scoreCoefficients(sigma: sde.std(t))
+            for r in 0..<(n * d) { score[r] = a * x[r] + b * Double(runner.output.base[r]) }
+        }
     }
 }
 

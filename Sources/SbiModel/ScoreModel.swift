@@ -7,8 +7,45 @@ public struct NetworkSettings: Codable, Hashable, Sendable {
     public var preset: TransformerConfig.Preset
     public var sde: SDE
     public var mask: AttentionMaskKind
-    public init(preset: TransformerConfig.Preset = .small, sde: SDE = .defaultVE, mask: AttentionMaskKind = .undirected) {
-        self.preset = preset; self.sde = sde; self.mask = mask
+    /// How the network's input and output relate to x_t and the score; nil (every archive before
+    /// it existed): `.noise`. Absent from the stored settings unless set, so older archives and
+    /// checkpoints keep their bytes and identity.
+    public var parametrisation: Parametrisation?
+    public init(preset: TransformerConfig.Preset = .small, sde: SDE = .defaultVE, mask: AttentionMaskKind = .undirected,
+                parametrisation: Parametrisation? = nil) {
+        self.preset = preset; self.sde = sde; self.mask = mask; self.parametrisation = parametrisation
+    }
+
+    public var resolvedParametrisation: Parametrisation { parametrisation ?? .noise }
+}
+
+/// How the raw network output F at noise level sigma becomes a score, and how latent inputs are
+/// scaled (observed tokens are clean and always enter as they are).
+public enum Parametrisation: String, Codable, Hashable, Sendable, CaseIterable {
+    /// METHOD.md's: the input is x_t, the score is F / max(sigma, 1e-3) (F estimates -eps), and the
+    /// loss weights (s - target)^2 by g(t)^2.
+    case noise
+    /// Karras et al. 2022 (EDM) preconditioning with sigma_data = 1 (values are z-scored), VE only:
+    /// the input is c_in x_t with c_in = 1 / sqrt(sigma^2 + 1), the denoiser is D = c_skip x_t + c_out F
+    /// with c_skip = 1 / (sigma^2 + 1) and c_out = sigma / sqrt(sigma^2 + 1), the score (D - x_t) / sigma^2;
+    /// the loss is |F - F_target|^2 with F_target = (sigma x_0 - eps) / sqrt(sigma^2 + 1), the same as
+    /// EDM's lambda(sigma) |D - x_0|^2, so F's target has unit scale at every noise level.
+    case edm
+
+    /// Factor on a latent token's x_t before it enters the network.
+    @inline(__always) public func inputScale(sigma: Double) -> Double {
+        switch self {
+        case .noise: 1
+        case .edm: 1 / (sigma * sigma + 1).squareRoot()
+        }
+    }
+
+    /// The score of latent x_t from the network output F: score = a x_t + b F, as (a, b).
+    @inline(__always) public func scoreCoefficients(sigma: Double) -> (ofInput: Double, ofOutput: Double) {
+        switch self {
+        case .noise: (0, 1 / max(sigma, SDE.outputScaleMin))
+        case .edm: (-1 / (sigma * sigma + 1), 1 / (sigma * (sigma * sigma + 1).squareRoot()))
+        }
     }
 }
 
@@ -155,7 +192,7 @@ public final class ScoreModel: @unchecked Sendable {
         }
     }
 
-    /// The score from a raw network output: out / max(sigma(t), 1e-3).
+    /// The score from a raw network output under `.noise`: out / max(sigma(t), 1e-3).
     @inline(__always)
     public func outputScale(_ t: Double) -> Double { max(settings.sde.std(t), SDE.outputScaleMin) }
 }

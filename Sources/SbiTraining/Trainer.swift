@@ -294,10 +294,13 @@ final class DenoisingObjective: @unchecked Sendable {
     let capacity: Int
     /// eps (examples, tokens): the noise added to each token
     let eps: FloatBuffer
+    /// x_0 (examples, tokens): each token's clean value (read by the `.edm` loss)
+    let clean: FloatBuffer
 
     init(model: ScoreModel, batch: TokenBatch, maker: ExampleMaker) {
         self.model = model; self.batch = batch; self.maker = maker; capacity = batch.tokens
         eps = FloatBuffer(batch.capacity * batch.tokens)
+        clean = FloatBuffer(batch.capacity * batch.tokens)
         if maker.timeNodes.isEmpty {  // one layout for every example: fill it once
             for e in 0..<batch.capacity { model.fill(batch, example: e, tokens: model.spec.fixedLayout, allowed: maker.fixedAllowed) }
         }
@@ -325,10 +328,12 @@ final class DenoisingObjective: @unchecked Sendable {
             if maker.timeNodes.isEmpty { model.setMask(batch, example: e, tokens: tokens.count, allowed: allowed) }
             else { model.fill(batch, example: e, tokens: tokens, allowed: allowed) }
         }
+        let cIn = Float(model.settings.resolvedParametrisation.inputScale(sigma: Double(sigma)))
         for i in 0..<tokens.count {
             let z = Float(rng.normal())
             eps.base[e * capacity + i] = z
-            batch.values[e * capacity + i] = obs[i] != 0 ? clean[i] : mu * clean[i] + sigma * z
+            self.clean.base[e * capacity + i] = clean[i]
+            batch.values[e * capacity + i] = obs[i] != 0 ? clean[i] : cIn == 1 ? mu * clean[i] + sigma * z : cIn * (mu * clean[i] + sigma * z)
         }
     }
 
@@ -337,6 +342,9 @@ final class DenoisingObjective: @unchecked Sendable {
     /// target = -eps / sigma. Padding tokens are ignored. Writes d loss / d out when dOutput is given.
     func loss(start: Int, count: Int, output out: UnsafePointer<Float>, dOutput: UnsafeMutablePointer<Float>?,
               normalizer: Int) -> Double {
+        if model.settings.resolvedParametrisation == .edm {
+            return edmLoss(start: start, count: count, output: out, dOutput: dOutput, normalizer: normalizer)
+        }
         let sde = model.settings.sde, d = capacity
         var total = 0.0
         let inv = 1 / Double(normalizer)
@@ -357,6 +365,34 @@ final class DenoisingObjective: @unchecked Sendable {
                 dOutput?[r] = Float(lambda * 2 * diff / scale * inv)
             }
             total += lambda * sum * inv
+        }
+        return total
+    }
+
+    /// The `.edm` loss for examples [start, start+count): sum_e sum_{latent i} (out_i - F_i)^2 / normalizer
+    /// with F = (sigma x_0 - eps) / sqrt(sigma^2 + 1) (EDM's lambda(sigma) |D - x_0|^2 at sigma_data = 1).
+    /// Padding and observed tokens are ignored. Writes d loss / d out when dOutput is given.
+    func edmLoss(start: Int, count: Int, output out: UnsafePointer<Float>, dOutput: UnsafeMutablePointer<Float>?,
+                 normalizer: Int) -> Double {
+        let sde = model.settings.sde, d = capacity, inv = 1 / Double(normalizer)
+        var total = 0.0
+        for k in 0..<count {
+            let e = start + k
+            let sigma = sde.std(Double(batch.diffusionTime[e])), norm = 1 / (sigma * sigma + 1).squareRoot()
+            let n = Int(batch.counts[e])
+            var sum = 0.0
+            for i in 0..<d {
+                let r = k * d + i, c = e * d + i
+                if i >= n || batch.observed[c] != 0 {
+                    dOutput?[r] = 0
+                    continue
+                }
+                let target = (sigma * Double(clean.base[c]) - Double(eps.base[c])) * norm
+                let diff = Double(out[r]) - target
+                sum += diff * diff
+                dOutput?[r] = Float(2 * diff * inv)
+            }
+            total += sum * inv
         }
         return total
     }

@@ -44,7 +44,12 @@ struct BenchAccuracy: ParsableCommand {
         valueName: "raw|logit"))
     var boundedParameters: BoundedParameters = .raw
 
-    @Option(name: .customLong("models"), help: "Folder keeping the trained archives (TASK-BUDGET-MASK[-STEPS][-logit].sbim); existing ones are reused.")
+    @Option(name: .customLong("parametrisation"), help: ArgumentHelp(
+        "The network's parametrisation in training (as train's option): noise or edm.",
+        valueName: "noise|edm"))
+    var parametrisation: Parametrisation = .noise
+
+    @Option(name: .customLong("models"), help: "Folder keeping the trained archives (TASK-BUDGET-MASK[-STEPS][-logit][-edm].sbim); existing ones are reused.")
     var modelsDir: String?
 
     func validate() throws {
@@ -78,8 +83,8 @@ struct BenchAccuracy: ParsableCommand {
     func archivePath(_ task: any SimulationTask) throws -> String? {
         guard let modelsDir else { return nil }
         try FileManager.default.createDirectory(atPath: modelsDir, withIntermediateDirectories: true)
-        let logit = usesLogit(task) ? "-logit" : ""
-        return "\(modelsDir)/\(task.name)-\(budget)-\(mask.rawValue)\(steps.map { "-\($0)" } ?? "")\(logit).sbim"
+        let logit = usesLogit(task) ? "-logit" : "", edm = parametrisation == .edm ? "-edm" : ""
+        return "\(modelsDir)/\(task.name)-\(budget)-\(mask.rawValue)\(steps.map { "-\($0)" } ?? "")\(logit)\(edm).sbim"
     }
 
     /// --bounded-parameters logit, for a task that has a bounded parameter.
@@ -116,13 +121,14 @@ struct BenchAccuracy: ParsableCommand {
         var config = TrainingConfig(steps: steps, seed: 0)
         config.threads = threading.threads
         if usesLogit(task) { config.boundedParameters = .logit }
-        let settings = NetworkSettings(preset: .small, sde: .defaultVE, mask: mask)
+        let settings = NetworkSettings(preset: .small, sde: .defaultVE, mask: mask,
+                                       parametrisation: parametrisation == .noise ? nil : parametrisation)
         stderrLine("\(name): training on \(budget) simulations, \(config.resolvedSteps(simulations: budget)) steps")
         let policy = path.map { p in
             CheckpointPolicy(path: CheckpointPolicy.defaultPath(forModel: p), everySeconds: 600,
                              stopRequested: { stop.requested }, log: { stderrLine("\(name): \($0)") })
         }
-        let origin = TrainingOrigin(task: name, seed: 0, command: "sbiwatch train --task \(name) --budget \(budget) --seed 0\(steps.map { " --steps \($0)" } ?? "") --config small --sde ve --mask \(mask.rawValue)\(usesLogit(task) ? " --bounded-parameters logit" : "") --out \(name).sbim")
+        let origin = TrainingOrigin(task: name, seed: 0, command: "sbiwatch train --task \(name) --budget \(budget) --seed 0\(steps.map { " --steps \($0)" } ?? "") --config small --sde ve --mask \(mask.rawValue)\(usesLogit(task) ? " --bounded-parameters logit" : "")\(parametrisation == .edm ? " --parametrisation edm" : "") --out \(name).sbim")
         func run() throws -> TrainedArchive {
             try TrainedArchive.train(spec: task.spec, simulations: sims, settings: settings, config: config,
                                      sampler: SamplerSettings.trainingDefault(for: settings.sde), origin: origin, source: path ?? name,

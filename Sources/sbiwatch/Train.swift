@@ -13,6 +13,7 @@ extension SamplerSettings.Method: ExpressibleByArgument {}
 extension SeriesNoise: ExpressibleByArgument {}
 extension BoundedParameters: ExpressibleByArgument {}
 extension FunctionTokens: ExpressibleByArgument {}
+extension Parametrisation: ExpressibleByArgument {}
 
 enum SDEChoice: String, ExpressibleByArgument, CaseIterable {
     case ve, vp
@@ -93,6 +94,11 @@ struct Train: ParsableCommand {
         valueName: "raw|logit"))
     var boundedParameters: BoundedParameters = .raw
 
+    @Option(name: .customLong("parametrisation"), help: ArgumentHelp(
+        "How the network's output becomes the score: noise (the method's: it estimates the added noise, the default) or edm (Karras et al. 2022's preconditioning: inputs scaled to unit variance, a denoiser that mixes the input and the output by the noise level, a loss of unit scale at every level; VE only).",
+        valueName: "noise|edm"))
+    var parametrisation: Parametrisation = .noise
+
     @Option(name: .customLong("init"), help: ArgumentHelp(
         "Start from this model's weights instead of fresh ones (fine-tuning): an archive of the same variables and network (PATH or PATH@sha256:HEX; max points and declared observation noise may differ); its own train commands are recorded before this one.",
         valueName: "MODEL.sbim"))
@@ -118,6 +124,7 @@ struct Train: ParsableCommand {
         if let sampler, sampler != .sde, sampler != SamplerSettings.trainingDefault(for: sde.sde).method, samplerSteps == nil {
             throw ValidationError("--sampler \(sampler.rawValue) needs --sampler-steps (its steps mean something else than the SDE's)")
         }
+        if parametrisation == .edm, sde == .vp { throw ValidationError("--parametrisation edm needs --sde ve") }
         guard checkpointEvery > 0 else { throw ValidationError("--checkpoint-every must be positive") }
         guard (0...0.5).contains(forecastMasks) else { throw ValidationError("--forecast-masks \(forecastMasks): give a share from 0 to 0.5") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
@@ -173,6 +180,7 @@ struct Train: ParsableCommand {
         if forecastMasks > 0 { c += " --forecast-masks \(forecastMasks)" }
         if boundedParameters != .raw { c += " --bounded-parameters \(boundedParameters.rawValue)" }
         c += " --config \(preset.rawValue) --sde \(sde.rawValue) --mask \(mask.rawValue)"
+        if parametrisation != .noise { c += " --parametrisation \(parametrisation.rawValue)" }
         if let initial { c += " --init \(URL(fileURLWithPath: ModelArchive.pathPart(initial)).lastPathComponent)" }
         if let learningRate { c += " --learning-rate \(learningRate)" }
         // the sampler as resolved, so the command rebuilds the same archive whatever later defaults are
@@ -205,7 +213,8 @@ struct Train: ParsableCommand {
                            hint: "leave out --bounded-parameters (a training set declares a support with a parameter's valid_range)")
         }
         if let learningRate { config.learningRate = learningRate }
-        let settings = NetworkSettings(preset: preset, sde: sde.sde, mask: mask)
+        let settings = NetworkSettings(preset: preset, sde: sde.sde, mask: mask,
+                                       parametrisation: parametrisation == .noise ? nil : parametrisation)
         let start = try initial.map { try initialWeights($0, spec: spec, settings: settings) }
         config.initialWeightsSHA256 = start?.sha256
         stderrLine("training \(preset.rawValue) network, \(config.resolvedSteps(simulations: sims.count)) steps of \(batchSize)")
@@ -254,6 +263,11 @@ struct Train: ParsableCommand {
               loaded.model.settings.mask == settings.mask else {
             throw SbiError(.usage, "--init \(name) is a \(loaded.model.settings.preset.rawValue) network with \(loaded.model.settings.mask.rawValue) mask, not what this run trains",
                            hint: "give the same --config, --sde and --mask as the model's own train command")
+        }
+        let theirOutput = loaded.model.settings.resolvedParametrisation
+        guard theirOutput == parametrisation else {
+            throw SbiError(.usage, "--init \(name) was trained with --parametrisation \(theirOutput.rawValue), this run with \(parametrisation.rawValue)",
+                           hint: "give --parametrisation \(theirOutput.rawValue): the network's output must mean what it meant")
         }
         let theirLogit = loaded.model.normalization.logit != nil
         guard theirLogit == (boundedParameters == .logit) else {

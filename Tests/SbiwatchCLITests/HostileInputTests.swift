@@ -114,6 +114,9 @@ final class HostileInputTests: TemporaryDirectoryTestCase {
             ("logit-bounds", "gaussian-linear", { m in
                 Self.set(&m, ["normalization", "logit"], [["lower": 1, "upper": 1]] + [Any](repeating: NSNull(), count: 19)) }, "normalization.logit[0]"),
             ("sigma", "gaussian-linear", { m in Self.set(&m, ["network", "sde"], ["ve": ["sigmaMin": -1, "sigmaMax": 15]]) }, "network.sde"),
+            ("edm-vp", "gaussian-linear", { m in
+                Self.set(&m, ["network", "sde"], ["vp": ["betaMin": 0.01, "betaMax": 10]])
+                Self.set(&m, ["network", "parametrisation"], "edm") }, "network.parametrisation"),
             ("support", "gaussian-linear", { m in Self.setVariable(&m, 0, "support", ["lower": 2, "upper": 1]) }, "spec.variables[0].support"),
             ("max-points", "lotka-volterra", { m in Self.setTime(&m, 4, "maxPoints", 0) }, "spec.variables[4].time.maxPoints"),
             ("grid", "lotka-volterra", { m in Self.setTime(&m, 4, "grid", 0) }, "spec.variables[4].time.grid"),

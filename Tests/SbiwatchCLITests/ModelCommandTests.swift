@@ -326,6 +326,28 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
         try assertGaussianLinearTrainingRefused(["--bounded-parameters", "logit"], "no parameter of the model has a bounded prior support")
     }
 
+    /// `--parametrisation edm` is stored in the archive's settings and the rebuild command, its model
+    /// samples, `--init` must repeat the choice, and the VP SDE refuses it.
+    func testParametrisationOption() throws {
+        let out = dir.appendingPathComponent("e.sbim").path
+        let r = try CLI.run(tinySIRDTraining + ["--parametrisation", "edm", "--out", out])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try ModelArchive.load(out).model.settings.parametrisation, .edm)
+        let inspect = try CLI.run(["inspect", out])
+        XCTAssert(inspect.stdout.contains("--mask undirected --parametrisation edm --sampler"), inspect.stdout)
+        let csv = dir.appendingPathComponent("e.csv").path
+        let sampled = try CLI.run(["sample", "--model", out, "--target", "gamma", "--samples", "50",
+                                   "--steps", "10", "--threads", "1", "--out", csv])
+        XCTAssertEqual(sampled.status, 0, sampled.stderr)
+        let values = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n").dropFirst().map { Double($0)! }
+        XCTAssertEqual(values.count, 50)
+        XCTAssert(values.allSatisfy(\.isFinite))
+        let mismatched = try CLI.run(tinySIRDTraining + ["--init", out, "--out", dir.appendingPathComponent("n.sbim").path])
+        XCTAssertEqual(mismatched.status, 64, mismatched.stderr)
+        XCTAssert(mismatched.stderr.contains("was trained with --parametrisation edm, this run with noise"), mismatched.stderr)
+        try assertGaussianLinearTrainingRefused(["--sde", "vp", "--parametrisation", "edm"], "--parametrisation edm needs --sde ve")
+    }
+
     /// `--function-tokens half-dense` is recorded in the rebuild command of a model with a function-valued
     /// parameter (sird's beta) and refused for a model without one.
     func testFunctionTokensOption() throws {
