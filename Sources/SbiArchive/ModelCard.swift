@@ -13,7 +13,8 @@ public enum ModelCard {
         for line in variableLines(m.spec) { s += "- \(line)\n" }
         s += "\n## Network and training\n\n"
         s += "\(m.network.preset.rawValue) transformer (\(m.transformer.layers) layers, \(m.transformer.heads) heads), "
-        s += "\(m.network.mask.rawValue) attention mask, \(m.network.sde.name.uppercased()) SDE.\n"
+        s += "\(m.network.mask.rawValue) attention mask, \(m.network.sde.name.uppercased()) SDE"
+        s += m.network.parametrisation == .edm ? ", EDM preconditioning (Karras et al. 2022).\n" : ".\n"
         s += "Default sampler: \(m.sampler.method.rawValue), \(m.sampler.steps) steps"
         s += (m.sampler.usesNoiseLevels ? ", noise levels down to \(g(m.sampler.sigmaLow))" : "") + ".\n\n"
         s += "Trained on \(p.simulations) simulations, seed \(p.seed), \(p.training.steps) of \(p.training.stepsPlanned) steps "

@@ -335,6 +335,13 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(try ModelArchive.load(out).model.settings.parametrisation, .edm)
         let inspect = try CLI.run(["inspect", out])
         XCTAssert(inspect.stdout.contains("--mask undirected --parametrisation edm --sampler"), inspect.stdout)
+        XCTAssert(inspect.stdout.contains("undirected mask, ve SDE, edm parametrisation"), inspect.stdout)
+        let tar = Process()
+        tar.executableURL = URL(fileURLWithPath: "/usr/bin/tar")
+        tar.arguments = ["-xzf", out, "-C", dir.path, "README.md"]
+        try tar.run(); tar.waitUntilExit()
+        let card = try String(contentsOf: dir.appendingPathComponent("README.md"), encoding: .utf8)
+        XCTAssert(card.contains("VE SDE, EDM preconditioning (Karras et al. 2022)."), card)
         let csv = dir.appendingPathComponent("e.csv").path
         let sampled = try CLI.run(["sample", "--model", out, "--target", "gamma", "--samples", "50",
                                    "--steps", "10", "--threads", "1", "--out", csv])
