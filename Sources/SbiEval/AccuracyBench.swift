@@ -11,6 +11,8 @@ public struct AccuracyEntry: Codable, Sendable {
     public var trainingSteps: Int
     public var trainingSeconds: Double
     public var mask: String
+    /// The network's `Parametrisation` (noise or edm).
+    public var parametrisation: String
     public var sampler: String
     public var samplerSteps: Int
     /// Network evaluations per sample of the sampler.
@@ -34,7 +36,7 @@ public struct AccuracyEntry: Codable, Sendable {
     public var publishedC2st: Double?
 
     enum CodingKeys: String, CodingKey {
-        case task, simulations, mask, sampler, observations, c2st
+        case task, simulations, mask, parametrisation, sampler, observations, c2st
         case trainingSteps = "training_steps", trainingSeconds = "training_seconds", samplerSteps = "sampler_steps"
         case networkEvaluations = "network_evaluations", churn, sigmaLow = "sigma_low"
         case samplesPerObservation = "samples_per_observation", c2stMean = "c2st_mean"
@@ -91,7 +93,7 @@ public enum AccuracyBench {
             let sampler = samplers[j]
             return AccuracyEntry(task: task.name, simulations: simulations, trainingSteps: trainingSteps,
                                  trainingSeconds: trainingSeconds, mask: model.settings.mask.rawValue,
-                                 sampler: sampler.method.rawValue, samplerSteps: sampler.steps,
+                                 parametrisation: model.settings.resolvedParametrisation.rawValue, sampler: sampler.method.rawValue, samplerSteps: sampler.steps,
                                  networkEvaluations: sampler.networkEvaluations, churn: sampler.usesNoiseLevels ? sampler.churn : 0,
                                  sigmaLow: sampler.usesNoiseLevels ? sampler.sigmaLow : nil,
                                  observations: count, samplesPerObservation: samples, c2st: scores[j], c2stMean: mean(scores[j]),

@@ -405,6 +405,21 @@ final class AccuracyBenchCommandTests: TemporaryDirectoryTestCase {
         XCTAssert(loaded.manifest.provenance.command.contains("--bounded-parameters logit"), loaded.manifest.provenance.command)
     }
 
+    /// `--parametrisation edm` trains EDM-preconditioned networks, kept under their own name, and the
+    /// entries say which parametrisation answered.
+    func testAccuracyTrainsWithEDMUnderItsOwnName() throws {
+        let models = path("models")
+        let r = try CLI.run(["bench", "accuracy", "--tasks", "two_moons", "--budget", "200", "--steps", "5",
+                             "--observations", "1", "--samples", "100", "--sampler", "sde", "--sampler-steps", "5",
+                             "--threads", "1", "--parametrisation", "edm", "--models", models, "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let loaded = try ModelArchive.load(models + "/two_moons-200-undirected-5-edm.sbim")
+        XCTAssertEqual(loaded.model.settings.parametrisation, .edm)
+        XCTAssert(loaded.manifest.provenance.command.contains("--parametrisation edm"), loaded.manifest.provenance.command)
+        let entries = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [[String: Any]]
+        XCTAssertEqual(entries.first?["parametrisation"] as? String, "edm")
+    }
+
     /// `bench accuracy` end to end on a tiny run: trains, keeps the archive in --models, reports
     /// both C2STs per observation with the published figure at its budget (10^3), and reuses the archive on a second run.
     func testAccuracyReportsBothClassifiersAndReusesItsModel() throws {
@@ -420,6 +435,7 @@ final class AccuracyBenchCommandTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(e["task"] as? String, "two_moons")
         XCTAssertEqual(e["training_steps"] as? Int, 30)
         XCTAssertEqual(e["sampler_steps"] as? Int, 10)
+        XCTAssertEqual(e["parametrisation"] as? String, "noise")
         XCTAssertEqual(e["published_c2st"] as? Double, 0.61, "the published figure at 10^3 simulations")
         for key in ["c2st", "c2st_rf"] {
             let scores = e[key] as! [Double]
