@@ -333,7 +333,8 @@ final class DenoisingObjective: @unchecked Sendable {
             let z = Float(rng.normal())
             eps.base[e * capacity + i] = z
             self.clean.base[e * capacity + i] = clean[i]
-            batch.values[e * capacity + i] = obs[i] != 0 ? clean[i] : cIn == 1 ? mu * clean[i] + sigma * z : cIn * (mu * clean[i] + sigma * z)
+            let noised = mu * clean[i] + sigma * z
+            batch.values[e * capacity + i] = obs[i] != 0 ? clean[i] : cIn == 1 ? noised : cIn * noised
         }
     }
 
