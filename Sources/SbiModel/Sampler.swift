@@ -161,22 +161,18 @@ public final class NetworkScore: ScoreFunction {
         }
         batch.batch = n
         for e in 0..<n { (batch.observed + e * d).update(from: observed, count: d) }
-        let parametrisation = model.settings.resolvedParametrisation
-        if parametrisation == .noise {
-            for r in 0..<(n * d) { batch.values[r] = Float(x[r]) }
-        } else {
-            let cIn = parametrisation.inputScale(sigma: sde.std(t))
-            for e in 0..<n {
-                for i in 0..<d { batch.values[e * d + i] = Float(observed[i] != 0 ? x[e * d + i] : cIn * x[e * d + i]) }
-            }
+        let parametrisation = model.settings.resolvedParametrisation, sigma = sde.std(t)
+        let cIn = parametrisation.inputScale(sigma: sigma)
+        for e in 0..<n {
+            for i in 0..<d { batch.values[e * d + i] = Float(observed[i] != 0 || cIn == 1 ? x[e * d + i] : cIn * x[e * d + i]) }
         }
         for e in 0..<n { batch.diffusionTime[e] = Float(t) }
         runner.forward(model.params, batch.view)
-        if parametrisation == .noise {
+        if parametrisation == .noise {  // a division, as archives before the parametrisations sampled
             let scale = model.outputScale(t)
             for r in 0..<(n * d) { score[r] = Double(runner.output.base[r]) / scale }
         } else {
-            let (a, b) = parametrisation.scoreCoefficients(sigma: sde.std(t))
+            let (a, b) = parametrisation.scoreCoefficients(sigma: sigma)
             for r in 0..<(n * d) { score[r] = a * x[r] + b * Double(runner.output.base[r]) }
         }
     }

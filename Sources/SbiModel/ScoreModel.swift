@@ -8,12 +8,13 @@ public struct NetworkSettings: Codable, Hashable, Sendable {
     public var sde: SDE
     public var mask: AttentionMaskKind
     /// How the network's input and output relate to x_t and the score; nil (every archive before
-    /// it existed): `.noise`. Absent from the stored settings unless set, so older archives and
-    /// checkpoints keep their bytes and identity.
-    public var parametrisation: Parametrisation?
+    /// it existed, and `.noise` given to `init`): `.noise`. Absent from the stored settings unless it
+    /// is another, so older archives and checkpoints keep their bytes and identity.
+    public private(set) var parametrisation: Parametrisation?
     public init(preset: TransformerConfig.Preset = .small, sde: SDE = .defaultVE, mask: AttentionMaskKind = .undirected,
                 parametrisation: Parametrisation? = nil) {
-        self.preset = preset; self.sde = sde; self.mask = mask; self.parametrisation = parametrisation
+        self.preset = preset; self.sde = sde; self.mask = mask
+        self.parametrisation = parametrisation == .noise ? nil : parametrisation
     }
 
     public var resolvedParametrisation: Parametrisation { parametrisation ?? .noise }

@@ -295,12 +295,12 @@ final class DenoisingObjective: @unchecked Sendable {
     /// eps (examples, tokens): the noise added to each token
     let eps: FloatBuffer
     /// x_0 (examples, tokens): each token's clean value (read by the `.edm` loss)
-    let clean: FloatBuffer
+    let cleanValues: FloatBuffer
 
     init(model: ScoreModel, batch: TokenBatch, maker: ExampleMaker) {
         self.model = model; self.batch = batch; self.maker = maker; capacity = batch.tokens
         eps = FloatBuffer(batch.capacity * batch.tokens)
-        clean = FloatBuffer(batch.capacity * batch.tokens)
+        cleanValues = FloatBuffer(batch.capacity * batch.tokens)
         if maker.timeNodes.isEmpty {  // one layout for every example: fill it once
             for e in 0..<batch.capacity { model.fill(batch, example: e, tokens: model.spec.fixedLayout, allowed: maker.fixedAllowed) }
         }
@@ -332,7 +332,7 @@ final class DenoisingObjective: @unchecked Sendable {
         for i in 0..<tokens.count {
             let z = Float(rng.normal())
             eps.base[e * capacity + i] = z
-            self.clean.base[e * capacity + i] = clean[i]
+            cleanValues.base[e * capacity + i] = clean[i]
             let noised = mu * clean[i] + sigma * z
             batch.values[e * capacity + i] = obs[i] != 0 ? clean[i] : cIn == 1 ? noised : cIn * noised
         }
@@ -388,7 +388,7 @@ final class DenoisingObjective: @unchecked Sendable {
                     dOutput?[r] = 0
                     continue
                 }
-                let target = (sigma * Double(clean.base[c]) - Double(eps.base[c])) * norm
+                let target = (sigma * Double(cleanValues.base[c]) - Double(eps.base[c])) * norm
                 let diff = Double(out[r]) - target
                 sum += diff * diff
                 dOutput?[r] = Float(2 * diff * inv)

@@ -121,8 +121,7 @@ struct BenchAccuracy: ParsableCommand {
         var config = TrainingConfig(steps: steps, seed: 0)
         config.threads = threading.threads
         if usesLogit(task) { config.boundedParameters = .logit }
-        let settings = NetworkSettings(preset: .small, sde: .defaultVE, mask: mask,
-                                       parametrisation: parametrisation == .noise ? nil : parametrisation)
+        let settings = NetworkSettings(preset: .small, sde: .defaultVE, mask: mask, parametrisation: parametrisation)
         stderrLine("\(name): training on \(budget) simulations, \(config.resolvedSteps(simulations: budget)) steps")
         let policy = path.map { p in
             CheckpointPolicy(path: CheckpointPolicy.defaultPath(forModel: p), everySeconds: 600,

@@ -213,8 +213,7 @@ struct Train: ParsableCommand {
                            hint: "leave out --bounded-parameters (a training set declares a support with a parameter's valid_range)")
         }
         if let learningRate { config.learningRate = learningRate }
-        let settings = NetworkSettings(preset: preset, sde: sde.sde, mask: mask,
-                                       parametrisation: parametrisation == .noise ? nil : parametrisation)
+        let settings = NetworkSettings(preset: preset, sde: sde.sde, mask: mask, parametrisation: parametrisation)
         let start = try initial.map { try initialWeights($0, spec: spec, settings: settings) }
         config.initialWeightsSHA256 = start?.sha256
         stderrLine("training \(preset.rawValue) network, \(config.resolvedSteps(simulations: sims.count)) steps of \(batchSize)")

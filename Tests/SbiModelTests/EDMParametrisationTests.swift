@@ -6,17 +6,17 @@ import XCTest
 
 /// `--parametrisation edm`: Karras et al. 2022's preconditioning at sigma_data = 1 (`Parametrisation`).
 final class EDMParametrisationTests: XCTestCase {
-    /// At F's training target the denoiser returns the clean value exactly and the score is the
-    /// denoising score matching target -eps / sigma, at every noise level; `.noise` is unchanged.
+    /// At F's training target the score is the denoising score matching target -eps / sigma and its
+    /// Tweedie estimate x + sigma^2 score the clean value, at every noise level; `.noise` is unchanged.
     func testTheTargetGivesTheCleanValueAndTheScore() {
         for sigma in [1e-4, 0.01, 0.3, 1, 4, 15] {
             for (x0, eps) in [(0.7, -1.2), (-2.5, 0.4), (0.0, 2.0)] {
                 let x = x0 + sigma * eps
                 let target = (sigma * x0 - eps) / (sigma * sigma + 1).squareRoot()
-                let cSkip = 1 / (sigma * sigma + 1), cOut = sigma / (sigma * sigma + 1).squareRoot()
-                XCTAssertEqual(cSkip * x + cOut * target, x0, accuracy: 1e-12 * max(1, abs(x)))
                 let (a, b) = Parametrisation.edm.scoreCoefficients(sigma: sigma)
-                XCTAssertEqual(a * x + b * target, -eps / sigma, accuracy: 1e-9 * abs(eps / sigma))
+                let score = a * x + b * target
+                XCTAssertEqual(score, -eps / sigma, accuracy: 1e-9 * abs(eps / sigma))
+                XCTAssertEqual(x + sigma * sigma * score, x0, accuracy: 1e-9 * max(1, abs(x)))
             }
             XCTAssertEqual(Parametrisation.edm.inputScale(sigma: sigma), 1 / (sigma * sigma + 1).squareRoot())
             XCTAssertEqual(Parametrisation.noise.inputScale(sigma: sigma), 1)
@@ -71,7 +71,7 @@ final class EDMParametrisationTests: XCTestCase {
         for e in 0..<8 {
             let sigma = sde.std(Double(batch.diffusionTime[e]))
             for i in 0..<d {
-                let r = e * d + i, x0 = Double(objective.clean.base[r]), eps = Double(objective.eps.base[r])
+                let r = e * d + i, x0 = Double(objective.cleanValues.base[r]), eps = Double(objective.eps.base[r])
                 if batch.observed[r] != 0 {
                     XCTAssertEqual(batch.values[r], Float(x0))
                 } else {
@@ -108,5 +108,6 @@ final class EDMParametrisationTests: XCTestCase {
         XCTAssertEqual(try JSONDecoder().decode(NetworkSettings.self, from: Data(json.utf8)).resolvedParametrisation, .noise)
         let edm = NetworkSettings(parametrisation: .edm)
         XCTAssertEqual(try JSONDecoder().decode(NetworkSettings.self, from: try JSONEncoder().encode(edm)), edm)
+        XCTAssertEqual(NetworkSettings(parametrisation: .noise), old, "the default is stored as absent")
     }
 }

@@ -392,15 +392,21 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
 }
 
 final class AccuracyBenchCommandTests: TemporaryDirectoryTestCase {
-    /// `--bounded-parameters logit` trains the task's bounded parameters through the logit and keeps
-    /// the archive under its own name (two_moons' theta has the prior's support [-1, 1]).
-    func testAccuracyTrainsWithTheLogitTransformUnderItsOwnName() throws {
+    /// `bench accuracy` of two_moons at 200 simulations and 5 steps with `extra` options; the run must
+    /// succeed and keep its archive in --models under the name `archive`, which is returned loaded.
+    func tinyTwoMoonsAccuracy(_ extra: [String], archive: String) throws -> (RunResult, LoadedModel) {
         let models = path("models")
         let r = try CLI.run(["bench", "accuracy", "--tasks", "two_moons", "--budget", "200", "--steps", "5",
                              "--observations", "1", "--samples", "100", "--sampler", "sde", "--sampler-steps", "5",
-                             "--threads", "1", "--bounded-parameters", "logit", "--models", models, "--json"])
+                             "--threads", "1", "--models", models, "--json"] + extra)
         XCTAssertEqual(r.status, 0, r.stderr)
-        let loaded = try ModelArchive.load(models + "/two_moons-200-undirected-5-logit.sbim")
+        return (r, try ModelArchive.load(models + "/" + archive))
+    }
+
+    /// `--bounded-parameters logit` trains the task's bounded parameters through the logit and keeps
+    /// the archive under its own name (two_moons' theta has the prior's support [-1, 1]).
+    func testAccuracyTrainsWithTheLogitTransformUnderItsOwnName() throws {
+        let (_, loaded) = try tinyTwoMoonsAccuracy(["--bounded-parameters", "logit"], archive: "two_moons-200-undirected-5-logit.sbim")
         XCTAssertEqual(loaded.model.normalization.logit?.first ?? nil, LogitBounds(lower: -1, upper: 1))
         XCTAssert(loaded.manifest.provenance.command.contains("--bounded-parameters logit"), loaded.manifest.provenance.command)
     }
@@ -408,12 +414,7 @@ final class AccuracyBenchCommandTests: TemporaryDirectoryTestCase {
     /// `--parametrisation edm` trains EDM-preconditioned networks, kept under their own name, and the
     /// entries say which parametrisation answered.
     func testAccuracyTrainsWithEDMUnderItsOwnName() throws {
-        let models = path("models")
-        let r = try CLI.run(["bench", "accuracy", "--tasks", "two_moons", "--budget", "200", "--steps", "5",
-                             "--observations", "1", "--samples", "100", "--sampler", "sde", "--sampler-steps", "5",
-                             "--threads", "1", "--parametrisation", "edm", "--models", models, "--json"])
-        XCTAssertEqual(r.status, 0, r.stderr)
-        let loaded = try ModelArchive.load(models + "/two_moons-200-undirected-5-edm.sbim")
+        let (r, loaded) = try tinyTwoMoonsAccuracy(["--parametrisation", "edm"], archive: "two_moons-200-undirected-5-edm.sbim")
         XCTAssertEqual(loaded.model.settings.parametrisation, .edm)
         XCTAssert(loaded.manifest.provenance.command.contains("--parametrisation edm"), loaded.manifest.provenance.command)
         let entries = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [[String: Any]]
