@@ -13,9 +13,6 @@ public struct AccuracyEntry: Codable, Sendable {
     public var mask: String
     /// The network's `Parametrisation` (noise or edm).
     public var parametrisation: String
-    /// How training drew noise levels (`NoiseLevels`: log-uniform or log-normal), when the bench trained
-    /// or chose the archive by it; nil otherwise.
-    public var noiseLevels: String? = nil
     public var sampler: String
     public var samplerSteps: Int
     /// Network evaluations per sample of the sampler.
@@ -41,7 +38,7 @@ public struct AccuracyEntry: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case task, simulations, mask, parametrisation, sampler, observations, c2st
         case trainingSteps = "training_steps", trainingSeconds = "training_seconds", samplerSteps = "sampler_steps"
-        case networkEvaluations = "network_evaluations", churn, sigmaLow = "sigma_low", noiseLevels = "noise_levels"
+        case networkEvaluations = "network_evaluations", churn, sigmaLow = "sigma_low"
         case samplesPerObservation = "samples_per_observation", c2stMean = "c2st_mean"
         case c2stRandomForest = "c2st_rf", c2stRandomForestMean = "c2st_rf_mean"
         case samplingSeconds = "sampling_seconds", samplesPerSecond = "samples_per_second"

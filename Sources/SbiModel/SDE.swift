@@ -38,12 +38,6 @@ public enum SDE: Codable, Hashable, Sendable {
         }
     }
 
-    /// The time at which a VE SDE's std is sigma (clamped to [tMin, 1]); nil for a VP SDE.
-    public func veTime(std sigma: Double) -> Double? {
-        guard case let .ve(s0, s1) = self else { return nil }
-        return min(max(log(sigma / s0) / log(s1 / s0), SDE.tMin), 1)
-    }
-
     /// Drift coefficient f(t) in dx = f(t) x dt + g(t) dW.
     public func driftCoefficient(_ t: Double) -> Double {
         switch self {

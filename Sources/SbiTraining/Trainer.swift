@@ -40,9 +40,6 @@ public struct TrainingConfig: Codable, Hashable, Sendable {
     /// How bounded parameters reach the network; nil: raw (z-scored only). Part of the run's
     /// identity only when set.
     public var boundedParameters: BoundedParameters?
-    /// How training draws each example's noise level; nil: `.logUniform` (the method's). Part of the
-    /// run's identity only when set.
-    public var noiseLevels: NoiseLevels?
     /// SHA-256 of the archive whose weights the run starts from (`Trainer.train(initial:)`), part of
     /// the run's identity; nil: fresh weights.
     public var initialWeightsSHA256: String?
@@ -71,31 +68,6 @@ public enum SeriesNoise: String, Codable, CaseIterable, Sendable { case restored
 public enum FunctionTokens: String, Codable, CaseIterable, Sendable {
     case logUniform = "log-uniform"
     case halfDense = "half-dense"
-}
-
-/// How training draws an example's noise level sigma. `logUniform`: t ~ U(tMin, 1), so sigma is
-/// log-uniform on [sigma(tMin), sigmaMax] (the method's; a VE SDE spends 40% of its examples below
-/// sigma = 0.01, where the denoiser is nearly the identity). `logNormal`: ln sigma ~ N(-1.2, 1.2^2)
-/// (Karras et al. 2022's p_train), clamped to the SDE's range, so 94.5% of the examples (38.6%
-/// under `logUniform`) train the levels from 0.03 to 3 data sds where a sampler's few steps must be
-/// accurate. VE SDEs only.
-public enum NoiseLevels: String, Codable, CaseIterable, Sendable {
-    case logUniform = "log-uniform"
-    case logNormal = "log-normal"
-
-    /// EDM's P_mean and P_std (ln sigma's mean and sd under `logNormal`).
-    public static let logNormalMean = -1.2, logNormalStd = 1.2
-
-    /// One example's diffusion time under this distribution and the SDE `sde` (VE for `logNormal`).
-    public func drawTime(sde: SDE, _ rng: inout RandomStream) -> Double {
-        switch self {
-        case .logUniform: return rng.uniform(SDE.tMin, 1)
-        case .logNormal:
-            let sigma = exp(rng.normal(mean: Self.logNormalMean, std: Self.logNormalStd))
-            guard let t = sde.veTime(std: sigma) else { preconditionFailure("log-normal noise levels need a VE SDE") }
-            return t
-        }
-    }
 }
 
 /// What happened during training: the figures stored with a model (its provenance's `training`).
@@ -319,16 +291,14 @@ final class DenoisingObjective: @unchecked Sendable {
     let model: ScoreModel
     let batch: TokenBatch
     let maker: ExampleMaker
-    let noiseLevels: NoiseLevels
     let capacity: Int
     /// eps (examples, tokens): the noise added to each token
     let eps: FloatBuffer
     /// x_0 (examples, tokens): each token's clean value (read by the `.edm` loss)
     let cleanValues: FloatBuffer
 
-    init(model: ScoreModel, batch: TokenBatch, maker: ExampleMaker, noiseLevels: NoiseLevels = .logUniform) {
-        self.model = model; self.batch = batch; self.maker = maker; self.noiseLevels = noiseLevels
-        capacity = batch.tokens
+    init(model: ScoreModel, batch: TokenBatch, maker: ExampleMaker) {
+        self.model = model; self.batch = batch; self.maker = maker; capacity = batch.tokens
         eps = FloatBuffer(batch.capacity * batch.tokens)
         cleanValues = FloatBuffer(batch.capacity * batch.tokens)
         if maker.timeNodes.isEmpty {  // one layout for every example: fill it once
@@ -336,7 +306,7 @@ final class DenoisingObjective: @unchecked Sendable {
         }
     }
 
-    /// Example e: a layout, t from `noiseLevels` (U(1e-5, 1) by default), a condition mask, x_t = mu(t) x_0 + sigma(t) eps on latent tokens.
+    /// Example e: a layout, t ~ U(1e-5, 1), a condition mask, x_t = mu(t) x_0 + sigma(t) eps on latent tokens.
     func draw(example e: Int, row: [Float], rng: inout RandomStream) {
         let (tokens, clean) = maker.draw(row, &rng)
         place(example: e, tokens: tokens, clean: clean, rng: &rng)
@@ -345,7 +315,7 @@ final class DenoisingObjective: @unchecked Sendable {
     /// Example e with a given layout and clean values: t, condition mask and noise.
     func place(example e: Int, tokens: [TokenRef], clean: [Float], rng: inout RandomStream) {
         let sde = model.settings.sde, kind = model.settings.mask
-        let t = noiseLevels.drawTime(sde: sde, &rng)
+        let t = rng.uniform(SDE.tMin, 1)
         batch.diffusionTime[e] = Float(t)
         let mu = Float(sde.mean(t)), sigma = Float(sde.std(t))
         let obs = batch.observed + e * capacity

@@ -83,11 +83,9 @@ final class TrainingRun {
         runner = BatchParallel(model: transformer, capacity: config.batchSize, tokens: maker.maxTokens, training: true,
                                threads: config.threads, chunkSize: maker.chunkSize)
         batch = TokenBatch(capacity: config.batchSize, tokens: maker.maxTokens)
-        let noiseLevels = config.noiseLevels ?? .logUniform
-        precondition(noiseLevels == .logUniform || settings.sde.veTime(std: 1) != nil, "log-normal noise levels need a VE SDE")
-        objective = DenoisingObjective(model: model, batch: batch, maker: maker, noiseLevels: noiseLevels)
+        objective = DenoisingObjective(model: model, batch: batch, maker: maker)
         validation = ValidationSet(model: model, transformer: transformer, maker: maker, rows: valRows.map(maker.normalize),
-                                   batchSize: config.batchSize, threads: config.threads, key: key.split(3), noiseLevels: noiseLevels)
+                                   batchSize: config.batchSize, threads: config.threads, key: key.split(3))
         rng = RandomStream(key: key.split(4))
         fingerprintOf = { TrainingCheckpoint.fingerprint(spec: spec, settings: settings, config: config, simulations: simulations) }
         t0 = Self.clock()
@@ -244,11 +242,10 @@ final class ValidationSet {
     let runner: BatchParallel
     let key: RandomKey
 
-    init(model: ScoreModel, transformer: Transformer, maker: ExampleMaker, rows: [[Float]], batchSize: Int, threads: Int?,
-         key: RandomKey, noiseLevels: NoiseLevels) {
+    init(model: ScoreModel, transformer: Transformer, maker: ExampleMaker, rows: [[Float]], batchSize: Int, threads: Int?, key: RandomKey) {
         self.rows = rows; self.key = key
         batch = TokenBatch(capacity: min(rows.count * Self.repeats, batchSize), tokens: maker.maxTokens)
-        objective = DenoisingObjective(model: model, batch: batch, maker: maker, noiseLevels: noiseLevels)
+        objective = DenoisingObjective(model: model, batch: batch, maker: maker)
         runner = BatchParallel(model: transformer, capacity: batch.capacity, tokens: maker.maxTokens, training: false,
                                threads: threads, chunkSize: maker.chunkSize)
     }

@@ -49,12 +49,7 @@ struct BenchAccuracy: ParsableCommand {
         valueName: "noise|edm"))
     var parametrisation: Parametrisation = .noise
 
-    @Option(name: .customLong("noise-levels"), help: ArgumentHelp(
-        "How training draws noise levels (as train's option): log-uniform or log-normal.",
-        valueName: "log-uniform|log-normal"))
-    var noiseLevels: NoiseLevels = .logUniform
-
-    @Option(name: .customLong("models"), help: "Folder keeping the trained archives (TASK-BUDGET-MASK[-STEPS][-logit][-edm][-lognormal].sbim); existing ones are reused.")
+    @Option(name: .customLong("models"), help: "Folder keeping the trained archives (TASK-BUDGET-MASK[-STEPS][-logit][-edm].sbim); existing ones are reused.")
     var modelsDir: String?
 
     func validate() throws {
@@ -89,8 +84,7 @@ struct BenchAccuracy: ParsableCommand {
         guard let modelsDir else { return nil }
         try FileManager.default.createDirectory(atPath: modelsDir, withIntermediateDirectories: true)
         let logit = usesLogit(task) ? "-logit" : "", edm = parametrisation == .edm ? "-edm" : ""
-        let levels = noiseLevels == .logNormal ? "-lognormal" : ""
-        return "\(modelsDir)/\(task.name)-\(budget)-\(mask.rawValue)\(steps.map { "-\($0)" } ?? "")\(logit)\(edm)\(levels).sbim"
+        return "\(modelsDir)/\(task.name)-\(budget)-\(mask.rawValue)\(steps.map { "-\($0)" } ?? "")\(logit)\(edm).sbim"
     }
 
     /// --bounded-parameters logit, for a task that has a bounded parameter.
@@ -109,7 +103,7 @@ struct BenchAccuracy: ParsableCommand {
             loaded = try train(task, path: path, stop: stop)
         }
         let provenance = loaded.manifest.provenance
-        let entries = try AccuracyBench.evaluate(model: loaded.model, task: task, trainingSteps: provenance.training.steps,
+        return try AccuracyBench.evaluate(model: loaded.model, task: task, trainingSteps: provenance.training.steps,
                                           trainingSeconds: provenance.training.seconds, simulations: budget,
                                           observations: observations, samples: samples,
                                           samplers: samplers.isEmpty ? [sampling.applied(to: loaded.manifest.sampler)]
@@ -117,7 +111,6 @@ struct BenchAccuracy: ParsableCommand {
                                           seed: 0, threads: threading.threads ?? BatchParallel.defaultThreads) {
             stderrLine($0)
         }
-        return entries.map { var e = $0; e.noiseLevels = noiseLevels.rawValue; return e }
     }
 
     /// Trains a small network on `budget` simulations of the task (seed 0); with --models the run is
@@ -128,14 +121,13 @@ struct BenchAccuracy: ParsableCommand {
         var config = TrainingConfig(steps: steps, seed: 0)
         config.threads = threading.threads
         if usesLogit(task) { config.boundedParameters = .logit }
-        if noiseLevels == .logNormal { config.noiseLevels = .logNormal }
         let settings = NetworkSettings(preset: .small, sde: .defaultVE, mask: mask, parametrisation: parametrisation)
         stderrLine("\(name): training on \(budget) simulations, \(config.resolvedSteps(simulations: budget)) steps")
         let policy = path.map { p in
             CheckpointPolicy(path: CheckpointPolicy.defaultPath(forModel: p), everySeconds: 600,
                              stopRequested: { stop.requested }, log: { stderrLine("\(name): \($0)") })
         }
-        let origin = TrainingOrigin(task: name, seed: 0, command: "sbiwatch train --task \(name) --budget \(budget) --seed 0\(steps.map { " --steps \($0)" } ?? "") --config small --sde ve --mask \(mask.rawValue)\(usesLogit(task) ? " --bounded-parameters logit" : "")\(parametrisation == .edm ? " --parametrisation edm" : "")\(noiseLevels == .logNormal ? " --noise-levels log-normal" : "") --out \(name).sbim")
+        let origin = TrainingOrigin(task: name, seed: 0, command: "sbiwatch train --task \(name) --budget \(budget) --seed 0\(steps.map { " --steps \($0)" } ?? "") --config small --sde ve --mask \(mask.rawValue)\(usesLogit(task) ? " --bounded-parameters logit" : "")\(parametrisation == .edm ? " --parametrisation edm" : "") --out \(name).sbim")
         func run() throws -> TrainedArchive {
             try TrainedArchive.train(spec: task.spec, simulations: sims, settings: settings, config: config,
                                      sampler: SamplerSettings.trainingDefault(for: settings.sde), origin: origin, source: path ?? name,

@@ -14,7 +14,6 @@ extension SeriesNoise: ExpressibleByArgument {}
 extension BoundedParameters: ExpressibleByArgument {}
 extension FunctionTokens: ExpressibleByArgument {}
 extension Parametrisation: ExpressibleByArgument {}
-extension NoiseLevels: ExpressibleByArgument {}
 
 enum SDEChoice: String, ExpressibleByArgument, CaseIterable {
     case ve, vp
@@ -100,11 +99,6 @@ struct Train: ParsableCommand {
         valueName: "noise|edm"))
     var parametrisation: Parametrisation = .noise
 
-    @Option(name: .customLong("noise-levels"), help: ArgumentHelp(
-        "How training draws each example's noise level: log-uniform (the method's, on the SDE's whole range, the default) or log-normal (Karras et al. 2022: ln sigma ~ N(-1.2, 1.2^2), which trains mostly at the levels from 0.03 to 3 data sds that a sampler's few steps visit; VE only).",
-        valueName: "log-uniform|log-normal"))
-    var noiseLevels: NoiseLevels = .logUniform
-
     @Option(name: .customLong("init"), help: ArgumentHelp(
         "Start from this model's weights instead of fresh ones (fine-tuning): an archive of the same variables and network (PATH or PATH@sha256:HEX; max points and declared observation noise may differ); its own train commands are recorded before this one.",
         valueName: "MODEL.sbim"))
@@ -131,7 +125,6 @@ struct Train: ParsableCommand {
             throw ValidationError("--sampler \(sampler.rawValue) needs --sampler-steps (its steps mean something else than the SDE's)")
         }
         if parametrisation == .edm, sde == .vp { throw ValidationError("--parametrisation edm needs --sde ve") }
-        if noiseLevels == .logNormal, sde == .vp { throw ValidationError("--noise-levels log-normal needs --sde ve") }
         guard checkpointEvery > 0 else { throw ValidationError("--checkpoint-every must be positive") }
         guard (0...0.5).contains(forecastMasks) else { throw ValidationError("--forecast-masks \(forecastMasks): give a share from 0 to 0.5") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
@@ -188,7 +181,6 @@ struct Train: ParsableCommand {
         if boundedParameters != .raw { c += " --bounded-parameters \(boundedParameters.rawValue)" }
         c += " --config \(preset.rawValue) --sde \(sde.rawValue) --mask \(mask.rawValue)"
         if parametrisation != .noise { c += " --parametrisation \(parametrisation.rawValue)" }
-        if noiseLevels != .logUniform { c += " --noise-levels \(noiseLevels.rawValue)" }
         if let initial { c += " --init \(URL(fileURLWithPath: ModelArchive.pathPart(initial)).lastPathComponent)" }
         if let learningRate { c += " --learning-rate \(learningRate)" }
         // the sampler as resolved, so the command rebuilds the same archive whatever later defaults are
@@ -216,7 +208,6 @@ struct Train: ParsableCommand {
         config.functionTokens = functionTokens == .logUniform ? nil : functionTokens
         config.forecastMasks = forecastMasks > 0 ? forecastMasks : nil
         config.boundedParameters = boundedParameters == .raw ? nil : boundedParameters
-        config.noiseLevels = noiseLevels == .logUniform ? nil : noiseLevels
         if boundedParameters == .logit, !Normalization.parameterBounds(spec).contains(where: { $0 != nil }) {
             throw SbiError(.usage, "--bounded-parameters logit: no parameter of the model has a bounded prior support",
                            hint: "leave out --bounded-parameters (a training set declares a support with a parameter's valid_range)")

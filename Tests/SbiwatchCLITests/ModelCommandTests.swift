@@ -355,21 +355,6 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
         try assertGaussianLinearTrainingRefused(["--sde", "vp", "--parametrisation", "edm"], "--parametrisation edm needs --sde ve")
     }
 
-    /// `--noise-levels log-normal` trains (a sampleable archive) and is recorded in the rebuild command;
-    /// a VP SDE is refused.
-    func testNoiseLevelsOption() throws {
-        let out = dir.appendingPathComponent("ln.sbim").path
-        let r = try CLI.run(tinySIRDTraining + ["--noise-levels", "log-normal", "--out", out])
-        XCTAssertEqual(r.status, 0, r.stderr)
-        let inspect = try CLI.run(["inspect", out])
-        XCTAssert(inspect.stdout.contains("--mask undirected --noise-levels log-normal --sampler"), inspect.stdout)
-        let csv = dir.appendingPathComponent("ln.csv").path
-        let sampled = try CLI.run(["sample", "--model", out, "--target", "gamma", "--samples", "20",
-                                   "--steps", "8", "--threads", "1", "--out", csv])
-        XCTAssertEqual(sampled.status, 0, sampled.stderr)
-        try assertGaussianLinearTrainingRefused(["--sde", "vp", "--noise-levels", "log-normal"], "--noise-levels log-normal needs --sde ve")
-    }
-
     /// `--function-tokens half-dense` is recorded in the rebuild command of a model with a function-valued
     /// parameter (sird's beta) and refused for a model without one.
     func testFunctionTokensOption() throws {
@@ -434,19 +419,6 @@ final class AccuracyBenchCommandTests: TemporaryDirectoryTestCase {
         XCTAssert(loaded.manifest.provenance.command.contains("--parametrisation edm"), loaded.manifest.provenance.command)
         let entries = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [[String: Any]]
         XCTAssertEqual(entries.first?["parametrisation"] as? String, "edm")
-    }
-
-    /// `--noise-levels log-normal` keeps its archive under its own name and records the choice in the
-    /// rebuild command and in every entry (the default's entries say log-uniform).
-    func testAccuracyTrainsWithLogNormalNoiseLevelsUnderItsOwnName() throws {
-        let (r, loaded) = try tinyTwoMoonsAccuracy(["--parametrisation", "edm", "--noise-levels", "log-normal"],
-                                                   archive: "two_moons-200-undirected-5-edm-lognormal.sbim")
-        XCTAssert(loaded.manifest.provenance.command.contains("--parametrisation edm --noise-levels log-normal"), loaded.manifest.provenance.command)
-        let entries = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [[String: Any]]
-        XCTAssertEqual(entries.first?["noise_levels"] as? String, "log-normal")
-        let (plain, _) = try tinyTwoMoonsAccuracy([], archive: "two_moons-200-undirected-5.sbim")
-        let plainEntries = try JSONSerialization.jsonObject(with: Data(plain.stdout.utf8)) as! [[String: Any]]
-        XCTAssertEqual(plainEntries.first?["noise_levels"] as? String, "log-uniform")
     }
 
     /// `bench accuracy` end to end on a tiny run: trains, keeps the archive in --models, reports
