@@ -58,6 +58,14 @@ public struct Smoothness: Codable, Sendable {
 
 public struct DenseGridReport: Codable, Sendable {
     public var task: String
+    /// SHA-256 of the model archive, and the seed of the held-out simulations (nil in reports written
+    /// before they were recorded, and in a pool of runs: see `seeds`).
+    public var modelSHA256: String?
+    public var seed: UInt64?
+    /// A pooled report (`DenseGridPool`): how many runs it adds up, and their seeds when every run
+    /// recorded its own; nil for a single run.
+    public var runs: Int?
+    public var seeds: [UInt64]?
     public var cases: Int, draws: Int
     /// "auto" (what files get) or "interpolate" (20 support times, asked for explicitly).
     public var method: String
@@ -69,7 +77,8 @@ public struct DenseGridReport: Codable, Sendable {
     public var tokensPerCase: Int
 
     enum CodingKeys: String, CodingKey {
-        case task, cases, draws, method, sampler, coverage, smoothness
+        case task, cases, draws, method, sampler, coverage, smoothness, seed, seeds, runs
+        case modelSHA256 = "model_sha256"
         case samplerSteps = "sampler_steps", historyEnd = "history_end"
         case secondsPerCase = "seconds_per_case", tokensPerCase = "tokens_per_case"
     }
@@ -214,7 +223,7 @@ public enum DenseGridCoverage {
             let v = model.spec.variables[k]
             return tallies[v.name]!.smoothness(priorMedian: priorMedianRoughness(priorRows, variable: k, grid: v.time!.grid, spec: model.spec))
         }
-        return DenseGridReport(task: taskName, cases: cases, draws: draws, method: method == .interpolated ? "interpolate" : "auto",
+        return DenseGridReport(task: taskName, seed: seed, cases: cases, draws: draws, method: method == .interpolated ? "interpolate" : "auto",
                                sampler: settings.method.rawValue, samplerSteps: settings.steps,
                                historyEnd: model.spec.variables.compactMap(\.time).first.map { forecastGrid(task: taskName, axis: $0).end } ?? 0,
                                coverage: coverage, smoothness: smoothness, secondsPerCase: seconds / Double(cases), tokensPerCase: tokens)

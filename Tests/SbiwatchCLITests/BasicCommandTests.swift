@@ -224,6 +224,62 @@ final class BasicCommandTests: XCTestCase {
         XCTAssertGreaterThan(smooth["posterior_median"] as! Double, 0)
     }
 
+    /// `bench dense-grid --pool`: two runs of the shipped SIRD model on different seeds add up to one
+    /// report over their 20 cases (band hits summed, standard errors at 20 cases, the seeds and the
+    /// model recorded); a run pooled with itself, a run of another design and a file that is not a
+    /// run are refused, naming the files.
+    func testBenchDenseGridPoolsRunsOfDifferentSeeds() throws {
+        let model = CLI.repository.appendingPathComponent("fixtures/models/sird.sbim").path
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sbiwatch-pool-\(getpid())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        func run(seed: Int, draws: Int = 20) throws -> (path: String, json: [String: Any]) {
+            let r = try CLI.run(["bench", "dense-grid", model, "--cases", "10", "--draws", "\(draws)", "--sampler-steps", "2",
+                                 "--threads", "1", "--seed", "\(seed)", "--json"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let path = folder.appendingPathComponent("run-\(seed)-\(draws).json").path
+            try Data(r.stdout.utf8).write(to: URL(fileURLWithPath: path))
+            return (path, try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any])
+        }
+        let a = try run(seed: 7), b = try run(seed: 8)
+        XCTAssertEqual(a.json["seed"] as? Int, 7)
+        XCTAssertEqual((a.json["model_sha256"] as? String)?.count, 64)
+        let pooled = try CLI.run(["bench", "dense-grid", "--pool", a.path, b.path, "--json"])
+        XCTAssertEqual(pooled.status, 0, pooled.stderr)
+        let p = try JSONSerialization.jsonObject(with: Data(pooled.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(p["cases"] as? Int, 20)
+        XCTAssertEqual(p["seeds"] as? [Int], [7, 8])
+        XCTAssertEqual(p["runs"] as? Int, 2)
+        XCTAssertEqual(p["model_sha256"] as? String, a.json["model_sha256"] as? String)
+        let (ca, cb, cp) = (a.json["coverage"] as! [[String: Any]], b.json["coverage"] as! [[String: Any]], p["coverage"] as! [[String: Any]])
+        XCTAssertEqual(cp.count, 4)
+        for k in 0..<4 {
+            for key in ["coverage_50", "coverage_90"] {
+                let x = ca[k][key] as! [Double], y = cb[k][key] as! [Double], z = cp[k][key] as! [Double]
+                for i in x.indices { XCTAssertEqual(z[i], (x[i] + y[i]) / 2, accuracy: 1e-12, "\(key) \(i)") }
+            }
+            XCTAssertEqual(cp[k]["standard_error_50"] as! Double, (0.25 / 20.0).squareRoot(), accuracy: 1e-12)
+            XCTAssertEqual(cp[k]["worst_deviation_50"] as! Double, (cp[k]["coverage_50"] as! [Double]).map { abs($0 - 0.5) }.max()!, accuracy: 1e-12)
+        }
+        let text = try CLI.run(["bench", "dense-grid", "--pool", a.path, b.path])
+        XCTAssert(text.stdout.contains("2 pooled runs (sird), 20 cases") && text.stdout.contains("seeds 7, 8"), text.stdout)
+        XCTAssert(text.stdout.contains("times more than 0.05 off"), text.stdout)
+
+        let twice = try CLI.run(["bench", "dense-grid", "--pool", a.path, b.path, a.path])
+        XCTAssertEqual(twice.status, 64, twice.stderr)
+        XCTAssert(twice.stderr.contains("both hold the cases of seed 7"), twice.stderr)
+        let other = try run(seed: 9, draws: 21)
+        let mixed = try CLI.run(["bench", "dense-grid", "--pool", a.path, other.path])
+        XCTAssertEqual(mixed.status, 64, mixed.stderr)
+        XCTAssert(mixed.stderr.contains("\(other.path) and \(a.path) differ in draws (21 against 20)"), mixed.stderr)
+        let bogus = folder.appendingPathComponent("bogus.json").path
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: bogus))
+        let bad = try CLI.run(["bench", "dense-grid", "--pool", bogus])
+        XCTAssertEqual(bad.status, 65, bad.stderr)
+        XCTAssert(bad.stderr.contains("\(bogus) is not the --json output of bench dense-grid"), bad.stderr)
+        XCTAssertEqual(try CLI.run(["bench", "dense-grid"]).status, 64)
+    }
+
     /// `bench training` at two densities of sird: more tokens per example, fewer steps per second.
     func testBenchTrainingJSON() throws {
         let r = try CLI.run(["bench", "training", "--task", "sird", "--max-points", "5", "60", "--budget", "40", "--steps", "2",
