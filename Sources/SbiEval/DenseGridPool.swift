@@ -12,6 +12,7 @@ public enum DenseGridPool {
         guard let (firstFile, first) = runs.first else { throw SbiError(.usage, "nothing to pool", hint: "give --pool RUN.json...") }
         var seen: [UInt64: String] = [:]
         for (file, r) in runs {
+            try checkWhole(r, file: file)
             try checkSameDesign(r, as: first, file: file, firstFile: firstFile)
             for seed in r.seeds ?? r.seed.map { [$0] } ?? [] {
                 if let other = seen[seed] {
@@ -61,6 +62,18 @@ public enum DenseGridPool {
         c.standardError50 = (0.25 / n).squareRoot()
         c.standardError90 = (0.09 / n).squareRoot()
         return c
+    }
+
+    /// A run's own figures fit together: cases counted, one coverage per time and level, each a fraction.
+    static func checkWhole(_ r: DenseGridReport, file: String) throws {
+        let whole = r.cases >= 1 && r.coverage.allSatisfy { c in
+            c.coverage50.count == c.times.count && c.coverage90.count == c.times.count
+                && (c.coverage50 + c.coverage90).allSatisfy { (0...1).contains($0) }
+        }
+        guard whole else {
+            throw SbiError(.badInput, "\(file) is not a whole bench dense-grid run (no cases, or coverages that do not match its times)",
+                           hint: "give the files `bench dense-grid MODEL --json` wrote, unedited")
+        }
     }
 
     /// The same model (when both record it), task, sampler, draws, query design and query times.

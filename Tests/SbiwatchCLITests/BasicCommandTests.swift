@@ -226,8 +226,8 @@ final class BasicCommandTests: XCTestCase {
 
     /// `bench dense-grid --pool`: two runs of the shipped SIRD model on different seeds add up to one
     /// report over their 20 cases (band hits summed, standard errors at 20 cases, the seeds and the
-    /// model recorded); a run pooled with itself, a run of another design and a file that is not a
-    /// run are refused, naming the files.
+    /// model recorded); a run pooled with itself, a run of another design, a file that is not a run
+    /// and a run whose coverages do not match its times are refused, naming the files.
     func testBenchDenseGridPoolsRunsOfDifferentSeeds() throws {
         let model = CLI.repository.appendingPathComponent("fixtures/models/sird.sbim").path
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sbiwatch-pool-\(getpid())")
@@ -277,6 +277,15 @@ final class BasicCommandTests: XCTestCase {
         let bad = try CLI.run(["bench", "dense-grid", "--pool", bogus])
         XCTAssertEqual(bad.status, 65, bad.stderr)
         XCTAssert(bad.stderr.contains("\(bogus) is not the --json output of bench dense-grid"), bad.stderr)
+        var cut = a.json
+        var first = (cut["coverage"] as! [[String: Any]])
+        first[0]["coverage_50"] = Array((first[0]["coverage_50"] as! [Double]).dropLast())
+        cut["coverage"] = first
+        let cutPath = folder.appendingPathComponent("cut.json").path
+        try JSONSerialization.data(withJSONObject: cut).write(to: URL(fileURLWithPath: cutPath))
+        let short = try CLI.run(["bench", "dense-grid", "--pool", cutPath, b.path])
+        XCTAssertEqual(short.status, 65, short.stderr)
+        XCTAssert(short.stderr.contains("\(cutPath) is not a whole bench dense-grid run"), short.stderr)
         XCTAssertEqual(try CLI.run(["bench", "dense-grid"]).status, 64)
     }
 
