@@ -21,6 +21,8 @@ public struct AccuracyEntry: Codable, Sendable {
     public var churn: Double
     /// The noise-level samplers' last level before 0 (nil for the t-grid samplers).
     public var sigmaLow: Double?
+    /// The noise-level samplers' first level when set below the SDE's largest (nil otherwise).
+    public var sigmaHigh: Double?
     public var observations: Int
     public var samplesPerObservation: Int
     /// sbibm's recipe (MLP classifier, TASKS.md), per observation and its mean.
@@ -38,7 +40,7 @@ public struct AccuracyEntry: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case task, simulations, mask, parametrisation, sampler, observations, c2st
         case trainingSteps = "training_steps", trainingSeconds = "training_seconds", samplerSteps = "sampler_steps"
-        case networkEvaluations = "network_evaluations", churn, sigmaLow = "sigma_low"
+        case networkEvaluations = "network_evaluations", churn, sigmaLow = "sigma_low", sigmaHigh = "sigma_high"
         case samplesPerObservation = "samples_per_observation", c2stMean = "c2st_mean"
         case c2stRandomForest = "c2st_rf", c2stRandomForestMean = "c2st_rf_mean"
         case samplingSeconds = "sampling_seconds", samplesPerSecond = "samples_per_second"
@@ -86,7 +88,7 @@ public enum AccuracyBench {
                 let forest = C2ST.scoreRandomForest(reference: reference, samples: posterior, seed: 1, threads: threads)
                 scores[j].append(c)
                 forestScores[j].append(forest)
-                progress("\(task.name): observation \(k + 1)/\(count), \(sampler.method.rawValue) \(sampler.steps) steps (\(sampler.networkEvaluations) evaluations): C2ST \(String(format: "%.3f", c)) (random forest \(String(format: "%.3f", forest)))")
+                progress("\(task.name): observation \(k + 1)/\(count), \(sampler.method.rawValue) \(sampler.steps) steps (\(sampler.networkEvaluations) evaluations\(sampler.sigmaHigh.map { ", from level \($0)" } ?? "")): C2ST \(String(format: "%.3f", c)) (random forest \(String(format: "%.3f", forest)))")
             }
         }
         return samplers.indices.map { j in
@@ -96,6 +98,7 @@ public enum AccuracyBench {
                                  parametrisation: model.settings.resolvedParametrisation.rawValue, sampler: sampler.method.rawValue, samplerSteps: sampler.steps,
                                  networkEvaluations: sampler.networkEvaluations, churn: sampler.usesNoiseLevels ? sampler.churn : 0,
                                  sigmaLow: sampler.usesNoiseLevels ? sampler.sigmaLow : nil,
+                                 sigmaHigh: sampler.usesNoiseLevels ? sampler.sigmaHigh : nil,
                                  observations: count, samplesPerObservation: samples, c2st: scores[j], c2stMean: mean(scores[j]),
                                  c2stRandomForest: forestScores[j], c2stRandomForestMean: mean(forestScores[j]),
                                  samplingSeconds: samplingSeconds[j] / Double(count),

@@ -2,7 +2,7 @@
 // scaled coordinates x~ = x / mu(t) with noise level s~ = sigma(t) / mu(t) (VE: x and sigma
 // themselves), where dx~/ds~ = (x~ - D(x~; s~)) / s~ and the denoiser is Tweedie's estimate
 // D = (x + sigma^2 score) / mu. The levels are Karras et al.'s: s~_i^(1/rho) evenly spaced from the
-// model's largest level to `sigmaLow`, then 0. Observed tokens stay at their values throughout.
+// model's largest level (or `sigmaHigh`) to `sigmaLow`, then 0. Observed tokens stay at their values throughout.
 import Foundation
 import SbiCore
 
@@ -23,14 +23,22 @@ extension SDE {
 }
 
 extension SamplerSettings {
-    /// The noise levels s~_0 > ... > s~_(steps-1) > 0 = s~_steps of the noise-level methods.
+    /// The noise levels s~_0 > ... > s~_(steps-1) > 0 = s~_steps of the noise-level methods: rho-spaced
+    /// from the SDE's largest level down to `sigmaLow`; with `sigmaHigh` below the largest level, one
+    /// step from the largest level to `sigmaHigh` and the other steps - 1 rho-spaced from there.
     public func noiseLevels(for sde: SDE) -> [Double] {
-        let top = sde.scaledStd(1), floor = sde.scaledStd(SDE.tMin)
+        let floor = sde.scaledStd(SDE.tMin), largest = sde.scaledStd(1)
+        let high = sigmaHigh.map { min(max($0, floor), largest) } ?? largest
+        guard steps > 1 else { return [largest, 0] }
+        let leadIn = high < largest
+        let top = leadIn ? high : largest, count = leadIn ? steps - 1 : steps
         let bottom = min(max(sigmaLow, floor), top)
-        guard steps > 1 else { return [top, 0] }
-        let a = pow(top, 1 / rho), b = pow(bottom, 1 / rho)
-        let spacing = (b - a) / Double(steps - 1)
-        var levels: [Double] = (0..<steps).map { (i: Int) -> Double in pow(a + Double(i) * spacing, rho) }
+        var levels: [Double] = leadIn ? [largest] : []
+        if count == 1 { levels.append(top) } else {
+            let a = pow(top, 1 / rho), b = pow(bottom, 1 / rho)
+            let spacing = (b - a) / Double(count - 1)
+            levels += (0..<count).map { (i: Int) -> Double in pow(a + Double(i) * spacing, rho) }
+        }
         levels.append(0)
         return levels
     }

@@ -30,11 +30,15 @@ public struct SamplerSettings: Codable, Hashable, Sendable {
     public var sigmaLow: Double
     /// edm: S_churn, the noise added back per step, as a total over the run (0: deterministic).
     public var churn: Double
+    /// dpmpp2m(-sde): where the rho-spaced levels start, in normalised units, after one step from
+    /// the SDE's largest level (VE: 15), so the other steps - 1 go where posteriors take shape;
+    /// nil: they start at the largest level.
+    public var sigmaHigh: Double?
 
     public init(method: Method = .sde, steps: Int = 50, resampling: Int = 0, rho: Double = 7, sigmaLow: Double = 0.002,
-                churn: Double = 0) {
+                churn: Double = 0, sigmaHigh: Double? = nil) {
         self.method = method; self.steps = steps; self.resampling = resampling
-        self.rho = rho; self.sigmaLow = sigmaLow; self.churn = churn
+        self.rho = rho; self.sigmaLow = sigmaLow; self.churn = churn; self.sigmaHigh = sigmaHigh
     }
 
     /// Network evaluations per sample (without guidance's resampling).
@@ -53,7 +57,7 @@ public struct SamplerSettings: Codable, Hashable, Sendable {
     /// The fewest steps the method integrates with: one noise level, or two points of the t grid.
     public var minimumSteps: Int { usesNoiseLevels ? 1 : 2 }
 
-    enum CodingKeys: String, CodingKey { case method, steps, resampling, rho, sigmaLow = "sigma_low", churn }
+    enum CodingKeys: String, CodingKey { case method, steps, resampling, rho, sigmaLow = "sigma_low", churn, sigmaHigh = "sigma_high" }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -61,7 +65,8 @@ public struct SamplerSettings: Codable, Hashable, Sendable {
                   resampling: try c.decode(Int.self, forKey: .resampling),
                   rho: try c.decodeIfPresent(Double.self, forKey: .rho) ?? 7,
                   sigmaLow: try c.decodeIfPresent(Double.self, forKey: .sigmaLow) ?? 0.002,
-                  churn: try c.decodeIfPresent(Double.self, forKey: .churn) ?? 0)
+                  churn: try c.decodeIfPresent(Double.self, forKey: .churn) ?? 0,
+                  sigmaHigh: try c.decodeIfPresent(Double.self, forKey: .sigmaHigh))
     }
 
     /// The noise-level fields are written only for the methods that read them, so archives and
@@ -71,14 +76,16 @@ public struct SamplerSettings: Codable, Hashable, Sendable {
         try c.encode(method, forKey: .method); try c.encode(steps, forKey: .steps); try c.encode(resampling, forKey: .resampling)
         guard usesNoiseLevels else { return }
         try c.encode(rho, forKey: .rho); try c.encode(sigmaLow, forKey: .sigmaLow); try c.encode(churn, forKey: .churn)
+        try c.encodeIfPresent(sigmaHigh, forKey: .sigmaHigh)
     }
 
     /// These settings with the given steps, method and lowest noise level where they are not nil.
-    public func overriding(steps: Int? = nil, method: Method? = nil, sigmaLow: Double? = nil) -> SamplerSettings {
+    public func overriding(steps: Int? = nil, method: Method? = nil, sigmaLow: Double? = nil, sigmaHigh: Double? = nil) -> SamplerSettings {
         var s = self
         if let steps { s.steps = steps }
         if let method { s.method = method }
         if let sigmaLow { s.sigmaLow = sigmaLow }
+        if let sigmaHigh { s.sigmaHigh = sigmaHigh }
         return s
     }
 
@@ -247,8 +254,13 @@ public enum Sampler {
         }
         guard settings.resampling >= 0 else { throw SbiError(.usage, "resampling must be 0 or more") }
         guard !settings.usesNoiseLevels || (settings.rho > 0 && settings.rho.isFinite && settings.sigmaLow > 0
-                                            && settings.sigmaLow.isFinite && settings.churn >= 0 && settings.churn.isFinite) else {
-            throw SbiError(.usage, "the noise-level sampler needs rho > 0, sigma_low > 0 and churn >= 0 (finite)")
+                                            && settings.sigmaLow.isFinite && settings.churn >= 0 && settings.churn.isFinite
+                                            && (settings.sigmaHigh.map { $0 > settings.sigmaLow && $0.isFinite } ?? true)) else {
+            throw SbiError(.usage, "the noise-level sampler needs rho > 0, sigma_low > 0, churn >= 0 and sigma_high > sigma_low (finite)")
+        }
+        guard settings.sigmaHigh == nil || settings.method == .dpmpp2m || settings.method == .dpmpp2mSDE else {
+            throw SbiError(.usage, "sigma_high is for the DPM-Solver++ samplers (dpmpp2m, dpmpp2m-sde): EDM's Heun step is not accurate across the long first step",
+                           hint: "leave out --sigma-high with --sampler edm")
         }
     }
 

@@ -40,13 +40,21 @@ struct BenchSamplerOptions: ParsableArguments {
         valueName: "level"))
     var sigmaLow: Double?
 
+    @Option(name: .customLong("sigma-high"), help: ArgumentHelp(
+        "The noise-level samplers' first level, in the network's normalised units (default: the model's; the SDE's largest, 15 for VE, unless stored otherwise).",
+        valueName: "level"))
+    var sigmaHigh: Double?
+
     func validate() throws {
         if let samplerSteps, samplerSteps < 2 { throw ValidationError("--sampler-steps must be at least 2") }
         try validateSigmaLow(sigmaLow)
+        if let sigmaHigh, !(sigmaHigh > 0 && sigmaHigh.isFinite) {
+            throw ValidationError("--sigma-high must be a positive number (a noise level, e.g. 5)")
+        }
     }
 
     func applied(to settings: SamplerSettings) -> SamplerSettings {
-        settings.overriding(steps: samplerSteps, method: sampler, sigmaLow: sigmaLow)
+        settings.overriding(steps: samplerSteps, method: sampler, sigmaLow: sigmaLow, sigmaHigh: sigmaHigh)
     }
 }
 

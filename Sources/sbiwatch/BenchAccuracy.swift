@@ -151,7 +151,7 @@ struct SamplerChoice: ExpressibleByArgument {
 
     init?(argument: String) {
         let parts = argument.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-        guard (2...4).contains(parts.count), let method = SamplerSettings.Method(rawValue: parts[0]),
+        guard (2...5).contains(parts.count), let method = SamplerSettings.Method(rawValue: parts[0]),
               let steps = Int(parts[1]) else { return nil }
         settings = SamplerSettings(method: method, steps: steps)
         guard steps >= settings.minimumSteps else { return nil }
@@ -162,6 +162,7 @@ struct SamplerChoice: ExpressibleByArgument {
             switch key {
             case "churn" where method == .edm && value >= 0: settings.churn = value
             case "low" where value > 0: settings.sigmaLow = value; setsSigmaLow = true
+            case "high" where value > 0: settings.sigmaHigh = value
             default: return nil
             }
         }
