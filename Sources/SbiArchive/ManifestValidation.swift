@@ -36,6 +36,11 @@ extension Manifest {
         guard (0...Limits.resampling).contains(sampler.resampling) else {
             throw bad("sampler.resampling", "is \(sampler.resampling); it must be in 0...\(Limits.resampling)")
         }
+        if let high = sampler.sigmaHigh {
+            guard sampler.method == .dpmpp2m || sampler.method == .dpmpp2mSDE, high.isFinite, high > sampler.sigmaLow else {
+                throw bad("sampler.sigma_high", "is \(high) with the \(sampler.method.rawValue) sampler; it is for dpmpp2m and dpmpp2m-sde, above sigma_low")
+            }
+        }
     }
 
     private func validateVariables(_ bad: (String, String) -> SbiError) throws {

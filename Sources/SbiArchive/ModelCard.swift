@@ -16,7 +16,7 @@ public enum ModelCard {
         s += "\(m.network.mask.rawValue) attention mask, \(m.network.sde.name.uppercased()) SDE"
         s += m.network.parametrisation == .edm ? ", EDM preconditioning (Karras et al. 2022).\n" : ".\n"
         s += "Default sampler: \(m.sampler.method.rawValue), \(m.sampler.steps) steps"
-        s += (m.sampler.usesNoiseLevels ? ", noise levels down to \(g(m.sampler.sigmaLow))" : "") + ".\n\n"
+        s += (m.sampler.usesNoiseLevels ? ", noise levels \(m.sampler.sigmaHigh.map { "from \(g(m.network.sde.scaledStd(1))) in one step to \(g($0)), then " } ?? "")down to \(g(m.sampler.sigmaLow))" : "") + ".\n\n"
         s += "Trained on \(p.simulations) simulations, seed \(p.seed), \(p.training.steps) of \(p.training.stepsPlanned) steps "
         s += "(batch \(p.training.batchSize)) in \(Int(p.training.seconds.rounded())) s; best validation loss "
         s += "\(p.training.bestValidationLoss) at step \(p.training.bestValidationStep).\n\n## Calibration\n\n"
@@ -60,7 +60,7 @@ public enum ModelCard {
     public static func calibrationLines(_ c: ModelCalibration?) -> [String] {
         guard let c else { return ["No calibration stored: run `sbiwatch calibrate` to measure it."] }
         guard c.measured else { return ["Calibration skipped: \(c.note ?? "no reason recorded")."] }
-        var lines = ["Measured on \(c.cases) held-out simulations (\(c.source)), \(c.draws) posterior draws and \(c.replicates) predictive replicates each, \(c.sampler) sampler with \(c.samplerSteps) steps\(evaluations(c))\(c.samplerSigmaLow.map { ", noise levels down to \(g($0))" } ?? ""), in \(Int(c.seconds.rounded())) s.", ""]
+        var lines = ["Measured on \(c.cases) held-out simulations (\(c.source)), \(c.draws) posterior draws and \(c.replicates) predictive replicates each, \(c.sampler) sampler with \(c.samplerSteps) steps\(evaluations(c))\(c.samplerSigmaHigh.map { ", noise levels from \(g($0))" } ?? "")\(c.samplerSigmaLow.map { ", noise levels down to \(g($0))" } ?? ""), in \(Int(c.seconds.rounded())) s.", ""]
         lines.append("| parameter | SBC | max ECDF dev. | cov. 50% | 80% | 90% | 95% | mean z | sd z | contraction |")
         lines.append("|---|---|---|---|---|---|---|---|---|---|")
         let failed = Set(c.failed().map(\.name))

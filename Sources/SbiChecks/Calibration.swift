@@ -62,7 +62,7 @@ public enum Calibration {
                                       samplerSteps: settings.steps, seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9,
                                       parameters: parameters, predictiveNull: tally.predictive.mapValues { $0.map(\.pValue).sorted() },
                                       predictiveNullCases: tally.predictive, verdictNull: tally.verdict)
-        if settings.usesNoiseLevels { report.samplerSigmaLow = settings.sigmaLow }
+        if settings.usesNoiseLevels { report.samplerSigmaLow = settings.sigmaLow; report.samplerSigmaHigh = settings.sigmaHigh }
         return report
     }
 

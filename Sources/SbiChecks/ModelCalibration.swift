@@ -62,11 +62,13 @@ public struct ModelCalibration: Codable, Equatable, Sendable {
     /// The noise-level sampler's last level before 0 (absent for the t-grid samplers, and from
     /// archives calibrated before it could be changed, which used 0.002).
     public var samplerSigmaLow: Double?
+    /// Where the DPM-Solver++ samplers' rho-spaced levels started (`SamplerSettings.sigmaHigh`), when set.
+    public var samplerSigmaHigh: Double?
 
     enum CodingKeys: String, CodingKey {
         case format, status, note, cases, draws, replicates, source, design, seed, sampler, seconds, parameters
         case samplerSteps = "sampler_steps", predictiveNull = "predictive_null", predictiveNullCases = "predictive_null_cases"
-        case verdictNull = "verdict_null", samplerSigmaLow = "sampler_sigma_low"
+        case verdictNull = "verdict_null", samplerSigmaLow = "sampler_sigma_low", samplerSigmaHigh = "sampler_sigma_high"
     }
 
     public var measured: Bool { status == "measured" }

@@ -35,7 +35,7 @@ struct BenchAccuracy: ParsableCommand {
     var mask: AttentionMaskKind = .undirected
 
     @Option(parsing: .upToNextOption,
-            help: ArgumentHelp("Samplers to compare on the same observations and references, each METHOD:STEPS, with :low=LEVEL (noise-level samplers) and :churn=C (edm) if wanted (e.g. sde:100 edm:9:churn=40 dpmpp2m-sde:12:low=0.05; default: the model's, or --sampler and --sampler-steps).",
+            help: ArgumentHelp("Samplers to compare on the same observations and references, each METHOD:STEPS, with :low=LEVEL (noise-level samplers), :high=LEVEL (dpmpp2m, dpmpp2m-sde) and :churn=C (edm) if wanted (e.g. sde:100 edm:9:churn=40 dpmpp2m-sde:12:low=0.05:high=2.5; default: the model's, or --sampler and --sampler-steps).",
                                valueName: "method:steps"))
     var samplers: [SamplerChoice] = []
 
@@ -143,7 +143,8 @@ struct BenchAccuracy: ParsableCommand {
 }
 
 /// One sampler of a comparison: METHOD:STEPS, then optionally low=LEVEL (the noise-level samplers'
-/// last level before 0) and churn=C (edm); edm:STEPS:CHURN is churn=CHURN.
+/// last level before 0), high=LEVEL (the DPM-Solver++ samplers' first rho-spaced level) and churn=C
+/// (edm); edm:STEPS:CHURN is churn=CHURN.
 struct SamplerChoice: ExpressibleByArgument {
     var settings: SamplerSettings
     /// Whether the choice set its own lowest level (else --sigma-low applies).
@@ -162,7 +163,7 @@ struct SamplerChoice: ExpressibleByArgument {
             switch key {
             case "churn" where method == .edm && value >= 0: settings.churn = value
             case "low" where value > 0: settings.sigmaLow = value; setsSigmaLow = true
-            case "high" where value > 0: settings.sigmaHigh = value
+            case "high" where value > 0 && method != .edm: settings.sigmaHigh = value
             default: return nil
             }
         }

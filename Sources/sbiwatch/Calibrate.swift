@@ -37,6 +37,11 @@ struct Calibrate: ParsableCommand {
         valueName: "level"))
     var sigmaLow: Double?
 
+    @Option(name: .customLong("sigma-high"), help: ArgumentHelp(
+        "The stored DPM-Solver++ sampler's start of its rho-spaced levels, reached in one step from the largest, in the network's normalised units (default: the model's).",
+        valueName: "level"))
+    var sigmaHigh: Double?
+
     @Option(help: "Worker threads (default: the processor count).")
     var threads: Int?
 
@@ -47,6 +52,7 @@ struct Calibrate: ParsableCommand {
         if let samplerSteps, samplerSteps < 2 { throw ValidationError("--sampler-steps must be at least 2") }
         if sampler != nil, samplerSteps == nil { throw ValidationError("--sampler needs --sampler-steps") }
         try validateSigmaLow(sigmaLow)
+        if let sigmaHigh, !(sigmaHigh > 0 && sigmaHigh.isFinite) { throw ValidationError("--sigma-high must be a positive number (a noise level, e.g. 2.5)") }
     }
 
     func run() throws {
@@ -63,7 +69,7 @@ struct Calibrate: ParsableCommand {
             throw SbiError(.usage, "\(loaded.path) was trained from a simulation file, so sbiwatch cannot simulate held-out cases for it",
                            hint: "give --simulations with simulations from the same simulator that the model was not trained on")
         }
-        let newSampler = loaded.manifest.sampler.overriding(steps: samplerSteps, method: sampler, sigmaLow: sigmaLow)
+        let newSampler = loaded.manifest.sampler.overriding(steps: samplerSteps, method: sampler, sigmaLow: sigmaLow, sigmaHigh: sigmaHigh)
         let calibrated = try TrainedArchive.calibrate(loaded, plan: plan, sampler: newSampler, command: canonicalCommand(seed: seed),
                                                       source: out, log: { stderrLine($0) })
         let digest = try ModelArchive.save(calibrated.data, to: out)
@@ -79,6 +85,7 @@ struct Calibrate: ParsableCommand {
         if let sampler { c += " --sampler \(sampler.rawValue)" }
         if let samplerSteps { c += " --sampler-steps \(samplerSteps)" }
         if let sigmaLow { c += " --sigma-low \(sigmaLow)" }
+        if let sigmaHigh { c += " --sigma-high \(sigmaHigh)" }
         return c + " --out \(URL(fileURLWithPath: out).lastPathComponent)"
     }
 }

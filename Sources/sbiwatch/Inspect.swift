@@ -19,7 +19,7 @@ struct Inspect: ParsableCommand {
         print("variables:")
         for line in ModelCard.variableLines(m.spec) { print("  " + line.replacingOccurrences(of: "`", with: "")) }
         print("network:   \(m.network.preset.rawValue) (\(m.transformer.layers) layers, \(m.transformer.heads) heads, width \(m.transformer.width)), \(m.network.mask.rawValue) mask, \(m.network.sde.name) SDE, \(m.network.resolvedParametrisation.rawValue) parametrisation")
-        print("sampler:   \(m.sampler.method.rawValue), \(m.sampler.steps) steps")
+        print("sampler:   \(m.sampler.method.rawValue), \(m.sampler.steps) steps\(m.sampler.sigmaHigh.map { ", levels from \($0)" } ?? "")")
         print("training:  \(p.task.map { "task \($0)" } ?? "simulation file \(p.simulationsSHA256 ?? "?")"), \(p.simulations) simulations, seed \(p.seed)")
         print("           \(p.training.steps)/\(p.training.stepsPlanned) steps, batch \(p.training.batchSize), \(Int(p.training.seconds.rounded())) s, best validation loss \(p.training.bestValidationLoss) at step \(p.training.bestValidationStep)\(p.training.stoppedEarly ? " (stopped early)" : "")")
         for (k, c) in p.trainCommands.enumerated() { print(k == 0 ? "rebuild:   \(c)" : "           \(c)") }

@@ -45,7 +45,9 @@ final class BasicCommandTests: XCTestCase {
                                 (["bench", "throughput", "--threads", "0"], "--threads must be at least 1"),
                                 (["bench", "throughput", "--kernels", "sse"], "--kernels must be avx2, avx512 or both, not 'sse'"),
                                 (["bench", "calibration", "m.sbim", "--sigma-low", "0"], "--sigma-low must be a positive number"),
-                                (["calibrate", "m.sbim", "--out", "n.sbim", "--sigma-low", "inf"], "--sigma-low must be a positive number")] {
+                                (["calibrate", "m.sbim", "--out", "n.sbim", "--sigma-low", "inf"], "--sigma-low must be a positive number"),
+                                (["bench", "calibration", "m.sbim", "--sigma-high", "0"], "--sigma-high must be a positive number"),
+                                (["calibrate", "m.sbim", "--out", "n.sbim", "--sigma-high", "nan"], "--sigma-high must be a positive number")] {
             let bad = try CLI.run(args)
             XCTAssertEqual(bad.status, 64, "\(args)")
             XCTAssert(bad.stderr.contains(message), "\(args): \(bad.stderr)")

@@ -117,6 +117,8 @@ final class HostileInputTests: TemporaryDirectoryTestCase {
             ("edm-vp", "gaussian-linear", { m in
                 Self.set(&m, ["network", "sde"], ["vp": ["betaMin": 0.01, "betaMax": 10]])
                 Self.set(&m, ["network", "parametrisation"], "edm") }, "network.parametrisation"),
+            ("sigma-high", "gaussian-linear", { m in
+                Self.set(&m, ["sampler"], ["method": "sde", "steps": 50, "resampling": 0, "sigma_high": 3]) }, "sampler.sigma_high"),
             ("support", "gaussian-linear", { m in Self.setVariable(&m, 0, "support", ["lower": 2, "upper": 1]) }, "spec.variables[0].support"),
             ("max-points", "lotka-volterra", { m in Self.setTime(&m, 4, "maxPoints", 0) }, "spec.variables[4].time.maxPoints"),
             ("grid", "lotka-volterra", { m in Self.setTime(&m, 4, "grid", 0) }, "spec.variables[4].time.grid"),

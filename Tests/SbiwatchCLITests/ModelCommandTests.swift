@@ -93,7 +93,8 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
     }
 
     /// `calibrate --sampler --sampler-steps --sigma-low` stores a new default sampler and measures the
-    /// calibration under it (the card says which, with its network evaluations and lowest noise level);
+    /// calibration under it (the card says which, with its network evaluations and lowest noise level),
+    /// and `--sigma-high` its first rho-spaced level (refused for edm, which keeps the stored level);
     /// train refuses a noise-level sampler without its steps.
     func testCalibrateUnderANewDefaultSampler() throws {
         let model = path("gl.sbim"), fast = path("gl-fast.sbim")
@@ -116,6 +117,23 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
         XCTAssert(card.contains("dpmpp2m sampler with 4 steps (4 network evaluations per sample), noise levels down to 0.05"), card)
         XCTAssert(card.contains("Default sampler: dpmpp2m, 4 steps, noise levels down to 0.05."), card)
         XCTAssert(card.contains("--sampler dpmpp2m --sampler-steps 4 --sigma-low 0.05 --out gl-fast.sbim"), card)
+        // --sigma-high: one step from 15 to it, then rho-spaced; stored, calibrated under, carded, inspected
+        let high = path("gl-high.sbim")
+        let h = try CLI.run(["calibrate", fast, "--sampler", "dpmpp2m-sde", "--sampler-steps", "6", "--sigma-high", "2.5",
+                             "--cases", "20", "--out", high])
+        XCTAssertEqual(h.status, 0, h.stderr)
+        let highSampler = (try JSONSerialization.jsonObject(with: try tarMember(high, "manifest.json")) as! [String: Any])["sampler"] as! [String: Any]
+        XCTAssertEqual(highSampler["sigma_high"] as? Double, 2.5)
+        XCTAssertEqual(highSampler["sigma_low"] as? Double, 0.05, "the model's lowest level is kept")
+        let highCalibration = try JSONSerialization.jsonObject(with: try tarMember(high, "calibration.json")) as! [String: Any]
+        XCTAssertEqual(highCalibration["sampler_sigma_high"] as? Double, 2.5)
+        let highCard = String(decoding: try tarMember(high, "README.md"), as: UTF8.self)
+        XCTAssert(highCard.contains("Default sampler: dpmpp2m-sde, 6 steps, noise levels from 15 in one step to 2.5, then down to 0.05."), highCard)
+        XCTAssert(highCard.contains("--sampler dpmpp2m-sde --sampler-steps 6 --sigma-high 2.5 --out gl-high.sbim"), highCard)
+        XCTAssert(try CLI.run(["inspect", high]).stdout.contains("sampler:   dpmpp2m-sde, 6 steps, levels from 2.5"))
+        let heun = try CLI.run(["calibrate", high, "--sampler", "edm", "--sampler-steps", "4", "--cases", "20", "--out", path("gl-heun.sbim")])
+        XCTAssertEqual(heun.status, 64, heun.stderr)
+        XCTAssert(heun.stderr.contains("sigma_high is for the DPM-Solver++ samplers"), heun.stderr)
         let refused = try CLI.run(["train", "--task", "gaussian_linear", "--sampler", "edm", "--out", path("x.sbim")])
         XCTAssertNotEqual(refused.status, 0)
         XCTAssert(refused.stderr.contains("--sampler edm needs --sampler-steps"), refused.stderr)
