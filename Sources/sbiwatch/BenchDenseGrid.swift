@@ -74,7 +74,7 @@ struct BenchDenseGrid: ParsableCommand {
             }
         }
         let pooled = try DenseGridPool.pool(runs)
-        try output.print(pooled) { Self.text(pooled, path: "\(pooled.runs ?? runs.count) pooled runs") }
+        try output.print(pooled) { Self.text(pooled, path: "\(pooled.runs ?? runs.count) pooled run\((pooled.runs ?? runs.count) == 1 ? "" : "s")") }
     }
 
     static func text(_ r: DenseGridReport, path: String) -> String {
