@@ -60,7 +60,7 @@ public enum ModelCard {
     public static func calibrationLines(_ c: ModelCalibration?) -> [String] {
         guard let c else { return ["No calibration stored: run `sbiwatch calibrate` to measure it."] }
         guard c.measured else { return ["Calibration skipped: \(c.note ?? "no reason recorded")."] }
-        var lines = ["Measured on \(c.cases) held-out simulations (\(c.source)), \(c.draws) posterior draws and \(c.replicates) predictive replicates each, \(c.sampler) sampler with \(c.samplerSteps) steps\(evaluations(c))\(c.samplerSigmaHigh.map { ", noise levels from \(g($0))" } ?? "")\(c.samplerSigmaLow.map { ", noise levels down to \(g($0))" } ?? ""), in \(Int(c.seconds.rounded())) s.", ""]
+        var lines = ["Measured on \(c.cases) held-out simulations (\(c.source)), \(c.draws) posterior draws and \(c.replicates) predictive replicates each, \(c.sampler) sampler with \(c.samplerSteps) steps\(evaluations(c))\(c.samplerSigmaLow.map { low in ", noise levels\(c.samplerSigmaHigh.map { " from \(g($0))" } ?? "") down to \(g(low))" } ?? ""), in \(Int(c.seconds.rounded())) s.", ""]
         lines.append("| parameter | SBC | max ECDF dev. | cov. 50% | 80% | 90% | 95% | mean z | sd z | contraction |")
         lines.append("|---|---|---|---|---|---|---|---|---|---|")
         let failed = Set(c.failed().map(\.name))

@@ -79,11 +79,15 @@ public struct SamplerSettings: Codable, Hashable, Sendable {
         try c.encodeIfPresent(sigmaHigh, forKey: .sigmaHigh)
     }
 
-    /// These settings with the given steps, method and lowest noise level where they are not nil.
+    /// These settings with the given steps, method and lowest and highest noise levels where they are
+    /// not nil. A stored `sigmaHigh` is dropped when the method changes to one that does not read it.
     public func overriding(steps: Int? = nil, method: Method? = nil, sigmaLow: Double? = nil, sigmaHigh: Double? = nil) -> SamplerSettings {
         var s = self
         if let steps { s.steps = steps }
-        if let method { s.method = method }
+        if let method {
+            s.method = method
+            if method != .dpmpp2m && method != .dpmpp2mSDE { s.sigmaHigh = nil }
+        }
         if let sigmaLow { s.sigmaLow = sigmaLow }
         if let sigmaHigh { s.sigmaHigh = sigmaHigh }
         return s

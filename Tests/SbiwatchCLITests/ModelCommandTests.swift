@@ -94,7 +94,7 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
 
     /// `calibrate --sampler --sampler-steps --sigma-low` stores a new default sampler and measures the
     /// calibration under it (the card says which, with its network evaluations and lowest noise level),
-    /// and `--sigma-high` its first rho-spaced level (refused for edm, which keeps the stored level);
+    /// and `--sigma-high` its first rho-spaced level (refused for edm; another method drops a stored one);
     /// train refuses a noise-level sampler without its steps.
     func testCalibrateUnderANewDefaultSampler() throws {
         let model = path("gl.sbim"), fast = path("gl-fast.sbim")
@@ -131,9 +131,14 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
         XCTAssert(highCard.contains("Default sampler: dpmpp2m-sde, 6 steps, noise levels from 15 in one step to 2.5, then down to 0.05."), highCard)
         XCTAssert(highCard.contains("--sampler dpmpp2m-sde --sampler-steps 6 --sigma-high 2.5 --out gl-high.sbim"), highCard)
         XCTAssert(try CLI.run(["inspect", high]).stdout.contains("sampler:   dpmpp2m-sde, 6 steps, levels from 2.5"))
-        let heun = try CLI.run(["calibrate", high, "--sampler", "edm", "--sampler-steps", "4", "--cases", "20", "--out", path("gl-heun.sbim")])
+        XCTAssert(highCard.contains("dpmpp2m-sde sampler with 6 steps (6 network evaluations per sample), noise levels from 2.5 down to 0.05"), highCard)
+        let heun = try CLI.run(["calibrate", high, "--sampler", "edm", "--sampler-steps", "4", "--sigma-high", "2.5", "--cases", "20",
+                                "--out", path("gl-heun.sbim")])
         XCTAssertEqual(heun.status, 64, heun.stderr)
         XCTAssert(heun.stderr.contains("sigma_high is for the DPM-Solver++ samplers"), heun.stderr)
+        // another method drops the stored level instead of failing on it
+        let plain = try CLI.run(["bench", "calibration", high, "--sampler", "sde", "--sampler-steps", "5", "--cases", "20", "--json"])
+        XCTAssertEqual(plain.status, 0, plain.stderr)
         let refused = try CLI.run(["train", "--task", "gaussian_linear", "--sampler", "edm", "--out", path("x.sbim")])
         XCTAssertNotEqual(refused.status, 0)
         XCTAssert(refused.stderr.contains("--sampler edm needs --sampler-steps"), refused.stderr)
