@@ -37,7 +37,7 @@ extension Manifest {
             throw bad("sampler.resampling", "is \(sampler.resampling); it must be in 0...\(Limits.resampling)")
         }
         if let high = sampler.sigmaHigh {
-            guard sampler.method == .dpmpp2m || sampler.method == .dpmpp2mSDE, high.isFinite, high > sampler.sigmaLow else {
+            guard sampler.readsSigmaHigh, high.isFinite, high > sampler.sigmaLow else {
                 throw bad("sampler.sigma_high", "is \(high) with the \(sampler.method.rawValue) sampler; it is for dpmpp2m and dpmpp2m-sde, above sigma_low")
             }
         }

@@ -51,6 +51,10 @@ public struct SamplerSettings: Codable, Hashable, Sendable {
         }
     }
 
+    /// Whether the method reads `sigmaHigh` (the DPM-Solver++ samplers: EDM's Heun step is not
+    /// accurate across the long first step it makes).
+    public var readsSigmaHigh: Bool { method == .dpmpp2m || method == .dpmpp2mSDE }
+
     /// Whether the method integrates over noise levels (and so reads rho, sigmaLow and churn).
     public var usesNoiseLevels: Bool { method == .edm || method == .dpmpp2m || method == .dpmpp2mSDE }
 
@@ -86,7 +90,7 @@ public struct SamplerSettings: Codable, Hashable, Sendable {
         if let steps { s.steps = steps }
         if let method {
             s.method = method
-            if method != .dpmpp2m && method != .dpmpp2mSDE { s.sigmaHigh = nil }
+            if !s.readsSigmaHigh { s.sigmaHigh = nil }
         }
         if let sigmaLow { s.sigmaLow = sigmaLow }
         if let sigmaHigh { s.sigmaHigh = sigmaHigh }
@@ -262,7 +266,7 @@ public enum Sampler {
                                             && (settings.sigmaHigh.map { $0 > settings.sigmaLow && $0.isFinite } ?? true)) else {
             throw SbiError(.usage, "the noise-level sampler needs rho > 0, sigma_low > 0, churn >= 0 and sigma_high > sigma_low (finite)")
         }
-        guard settings.sigmaHigh == nil || settings.method == .dpmpp2m || settings.method == .dpmpp2mSDE else {
+        guard settings.sigmaHigh == nil || settings.readsSigmaHigh else {
             throw SbiError(.usage, "sigma_high is for the DPM-Solver++ samplers (dpmpp2m, dpmpp2m-sde): EDM's Heun step is not accurate across the long first step",
                            hint: "leave out --sigma-high with --sampler edm")
         }

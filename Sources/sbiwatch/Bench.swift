@@ -47,10 +47,8 @@ struct BenchSamplerOptions: ParsableArguments {
 
     func validate() throws {
         if let samplerSteps, samplerSteps < 2 { throw ValidationError("--sampler-steps must be at least 2") }
-        try validateSigmaLow(sigmaLow)
-        if let sigmaHigh, !(sigmaHigh > 0 && sigmaHigh.isFinite) {
-            throw ValidationError("--sigma-high must be a positive number (a noise level, e.g. 5)")
-        }
+        try validateNoiseLevel(sigmaLow, option: "sigma-low", example: "0.02")
+        try validateNoiseLevel(sigmaHigh, option: "sigma-high", example: "2.5")
     }
 
     func applied(to settings: SamplerSettings) -> SamplerSettings {
@@ -58,10 +56,10 @@ struct BenchSamplerOptions: ParsableArguments {
     }
 }
 
-/// --sigma-low must be a positive, finite level.
-func validateSigmaLow(_ sigmaLow: Double?) throws {
-    if let sigmaLow, !(sigmaLow > 0 && sigmaLow.isFinite) {
-        throw ValidationError("--sigma-low must be a positive number (a noise level, e.g. 0.02)")
+/// --sigma-low and --sigma-high must be positive, finite levels.
+func validateNoiseLevel(_ level: Double?, option: String, example: String) throws {
+    if let level, !(level > 0 && level.isFinite) {
+        throw ValidationError("--\(option) must be a positive number (a noise level, e.g. \(example))")
     }
 }
 

@@ -163,7 +163,7 @@ struct SamplerChoice: ExpressibleByArgument {
             switch key {
             case "churn" where method == .edm && value >= 0: settings.churn = value
             case "low" where value > 0: settings.sigmaLow = value; setsSigmaLow = true
-            case "high" where value > 0 && method != .edm: settings.sigmaHigh = value
+            case "high" where value > 0 && settings.readsSigmaHigh: settings.sigmaHigh = value
             default: return nil
             }
         }

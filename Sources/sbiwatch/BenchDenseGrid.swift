@@ -73,8 +73,8 @@ struct BenchDenseGrid: ParsableCommand {
                                hint: "give the files `bench dense-grid MODEL --json` wrote")
             }
         }
-        let pooled = try DenseGridPool.pool(runs)
-        try output.print(pooled) { Self.text(pooled, path: "\(pooled.runs ?? runs.count) pooled run\((pooled.runs ?? runs.count) == 1 ? "" : "s")") }
+        let pooled = try DenseGridPool.pool(runs), count = pooled.runs ?? runs.count
+        try output.print(pooled) { Self.text(pooled, path: "\(count) pooled run\(count == 1 ? "" : "s")") }
     }
 
     static func text(_ r: DenseGridReport, path: String) -> String {

@@ -51,8 +51,8 @@ struct Calibrate: ParsableCommand {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if let samplerSteps, samplerSteps < 2 { throw ValidationError("--sampler-steps must be at least 2") }
         if sampler != nil, samplerSteps == nil { throw ValidationError("--sampler needs --sampler-steps") }
-        try validateSigmaLow(sigmaLow)
-        if let sigmaHigh, !(sigmaHigh > 0 && sigmaHigh.isFinite) { throw ValidationError("--sigma-high must be a positive number (a noise level, e.g. 2.5)") }
+        try validateNoiseLevel(sigmaLow, option: "sigma-low", example: "0.02")
+        try validateNoiseLevel(sigmaHigh, option: "sigma-high", example: "2.5")
     }
 
     func run() throws {
