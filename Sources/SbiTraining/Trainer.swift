@@ -40,6 +40,9 @@ public struct TrainingConfig: Codable, Hashable, Sendable {
     /// How bounded parameters reach the network; nil: raw (z-scored only). Part of the run's
     /// identity only when set.
     public var boundedParameters: BoundedParameters?
+    /// How the latent tokens of an example share its loss; nil: `.tokens` (every token alike, the
+    /// method's). Part of the run's identity only when set.
+    public var lossWeights: LossWeights?
     /// SHA-256 of the archive whose weights the run starts from (`Trainer.train(initial:)`), part of
     /// the run's identity; nil: fresh weights.
     public var initialWeightsSHA256: String?
@@ -68,6 +71,17 @@ public enum SeriesNoise: String, Codable, CaseIterable, Sendable { case restored
 public enum FunctionTokens: String, Codable, CaseIterable, Sendable {
     case logUniform = "log-uniform"
     case halfDense = "half-dense"
+}
+
+/// How the latent tokens of one training example share its denoising loss. `tokens`: every latent
+/// token weighs 1 (the method's), so a scalar parameter among 200 series and function tokens gets
+/// 1/200 of the example's loss. `sqrtVariables`: a latent token of a variable with n latent tokens in
+/// the example weighs 1/sqrt(n), rescaled so the example's weights still add up to its latent token
+/// count: a 50-token series keeps most of its share and a scalar gains (sird with 50 tokens per
+/// variable: a scalar weighs about 6.5, a series token about 0.9).
+public enum LossWeights: String, Codable, CaseIterable, Sendable {
+    case tokens
+    case sqrtVariables = "sqrt-variables"
 }
 
 /// What happened during training: the figures stored with a model (its provenance's `training`).
@@ -296,11 +310,14 @@ final class DenoisingObjective: @unchecked Sendable {
     let eps: FloatBuffer
     /// x_0 (examples, tokens): each token's clean value (read by the `.edm` loss)
     let cleanValues: FloatBuffer
+    /// (examples, tokens): each latent token's share of its example's loss (`LossWeights`); nil: all 1
+    let tokenWeights: FloatBuffer?
 
-    init(model: ScoreModel, batch: TokenBatch, maker: ExampleMaker) {
+    init(model: ScoreModel, batch: TokenBatch, maker: ExampleMaker, lossWeights: LossWeights = .tokens) {
         self.model = model; self.batch = batch; self.maker = maker; capacity = batch.tokens
         eps = FloatBuffer(batch.capacity * batch.tokens)
         cleanValues = FloatBuffer(batch.capacity * batch.tokens)
+        tokenWeights = lossWeights == .tokens ? nil : FloatBuffer(batch.capacity * batch.tokens)
         if maker.timeNodes.isEmpty {  // one layout for every example: fill it once
             for e in 0..<batch.capacity { model.fill(batch, example: e, tokens: model.spec.fixedLayout, allowed: maker.fixedAllowed) }
         }
@@ -336,10 +353,27 @@ final class DenoisingObjective: @unchecked Sendable {
             let noised = mu * clean[i] + sigma * z
             batch.values[e * capacity + i] = obs[i] != 0 ? clean[i] : cIn == 1 ? noised : cIn * noised
         }
+        if let tokenWeights { Self.sqrtVariableWeights(tokens, observed: obs, into: tokenWeights.base + e * capacity) }
     }
 
+    /// weights (tokens): 1/sqrt(n_v) for a latent token of node v with n_v latent tokens, scaled so the
+    /// latent tokens' weights add up to their count; 0 for observed tokens.
+    static func sqrtVariableWeights(_ tokens: [TokenRef], observed: UnsafePointer<Float>, into weights: UnsafeMutablePointer<Float>) {
+        var latentPerNode: [Int: Int] = [:]
+        for (i, t) in tokens.enumerated() where observed[i] == 0 { latentPerNode[t.node, default: 0] += 1 }
+        let latent = latentPerNode.values.reduce(0, +)
+        let total = latentPerNode.values.reduce(0.0) { $0 + Double($1).squareRoot() }
+        let scale = total > 0 ? Double(latent) / total : 0
+        for (i, t) in tokens.enumerated() {
+            weights[i] = observed[i] != 0 ? 0 : Float(scale / Double(latentPerNode[t.node]!).squareRoot())
+        }
+    }
+
+    /// Token (e, i)'s loss weight (1 unless `LossWeights.sqrtVariables`).
+    @inline(__always) func weight(_ c: Int) -> Double { tokenWeights.map { Double($0.base[c]) } ?? 1 }
+
     /// For examples [start, start+count) with raw outputs out (count, tokens):
-    /// sum_e lambda(t_e) sum_{latent i} (s_i - target_i)^2 / normalizer, s = out / max(sigma, 1e-3),
+    /// sum_e lambda(t_e) sum_{latent i} w_i (s_i - target_i)^2 / normalizer, s = out / max(sigma, 1e-3),
     /// target = -eps / sigma. Padding tokens are ignored. Writes d loss / d out when dOutput is given.
     func loss(start: Int, count: Int, output out: UnsafePointer<Float>, dOutput: UnsafeMutablePointer<Float>?,
               normalizer: Int) -> Double {
@@ -361,16 +395,16 @@ final class DenoisingObjective: @unchecked Sendable {
                     dOutput?[r] = 0
                     continue
                 }
-                let diff = Double(out[r]) / scale + Double(eps.base[e * d + i]) / sigma
-                sum += diff * diff
-                dOutput?[r] = Float(lambda * 2 * diff / scale * inv)
+                let diff = Double(out[r]) / scale + Double(eps.base[e * d + i]) / sigma, w = weight(e * d + i)
+                sum += diff * diff * w
+                dOutput?[r] = Float(lambda * 2 * diff / scale * inv * w)
             }
             total += lambda * sum * inv
         }
         return total
     }
 
-    /// The `.edm` loss for examples [start, start+count): sum_e sum_{latent i} (out_i - F_i)^2 / normalizer
+    /// The `.edm` loss for examples [start, start+count): sum_e sum_{latent i} w_i (out_i - F_i)^2 / normalizer
     /// with F = (sigma x_0 - eps) / sqrt(sigma^2 + 1) (EDM's lambda(sigma) |D - x_0|^2 at sigma_data = 1).
     /// Padding and observed tokens are ignored. Writes d loss / d out when dOutput is given.
     func edmLoss(start: Int, count: Int, output out: UnsafePointer<Float>, dOutput: UnsafeMutablePointer<Float>?,
@@ -389,9 +423,9 @@ final class DenoisingObjective: @unchecked Sendable {
                     continue
                 }
                 let target = (sigma * Double(cleanValues.base[c]) - Double(eps.base[c])) * norm
-                let diff = Double(out[r]) - target
-                sum += diff * diff
-                dOutput?[r] = Float(2 * diff * inv)
+                let diff = Double(out[r]) - target, w = weight(c)
+                sum += diff * diff * w
+                dOutput?[r] = Float(2 * diff * inv * w)
             }
             total += sum * inv
         }

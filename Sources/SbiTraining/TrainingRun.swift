@@ -83,9 +83,10 @@ final class TrainingRun {
         runner = BatchParallel(model: transformer, capacity: config.batchSize, tokens: maker.maxTokens, training: true,
                                threads: config.threads, chunkSize: maker.chunkSize)
         batch = TokenBatch(capacity: config.batchSize, tokens: maker.maxTokens)
-        objective = DenoisingObjective(model: model, batch: batch, maker: maker)
+        objective = DenoisingObjective(model: model, batch: batch, maker: maker, lossWeights: config.lossWeights ?? .tokens)
         validation = ValidationSet(model: model, transformer: transformer, maker: maker, rows: valRows.map(maker.normalize),
-                                   batchSize: config.batchSize, threads: config.threads, key: key.split(3))
+                                   batchSize: config.batchSize, threads: config.threads, key: key.split(3),
+                                   lossWeights: config.lossWeights ?? .tokens)
         rng = RandomStream(key: key.split(4))
         fingerprintOf = { TrainingCheckpoint.fingerprint(spec: spec, settings: settings, config: config, simulations: simulations) }
         t0 = Self.clock()
@@ -242,10 +243,11 @@ final class ValidationSet {
     let runner: BatchParallel
     let key: RandomKey
 
-    init(model: ScoreModel, transformer: Transformer, maker: ExampleMaker, rows: [[Float]], batchSize: Int, threads: Int?, key: RandomKey) {
+    init(model: ScoreModel, transformer: Transformer, maker: ExampleMaker, rows: [[Float]], batchSize: Int, threads: Int?, key: RandomKey,
+         lossWeights: LossWeights = .tokens) {
         self.rows = rows; self.key = key
         batch = TokenBatch(capacity: min(rows.count * Self.repeats, batchSize), tokens: maker.maxTokens)
-        objective = DenoisingObjective(model: model, batch: batch, maker: maker)
+        objective = DenoisingObjective(model: model, batch: batch, maker: maker, lossWeights: lossWeights)
         runner = BatchParallel(model: transformer, capacity: batch.capacity, tokens: maker.maxTokens, training: false,
                                threads: threads, chunkSize: maker.chunkSize)
     }

@@ -13,6 +13,7 @@ extension SamplerSettings.Method: ExpressibleByArgument {}
 extension SeriesNoise: ExpressibleByArgument {}
 extension BoundedParameters: ExpressibleByArgument {}
 extension FunctionTokens: ExpressibleByArgument {}
+extension LossWeights: ExpressibleByArgument {}
 extension Parametrisation: ExpressibleByArgument {}
 
 enum SDEChoice: String, ExpressibleByArgument, CaseIterable {
@@ -88,6 +89,11 @@ struct Train: ParsableCommand {
         "Share of training examples (0 to 0.5) whose condition mask is a forecast's: every data value up to a cut (a uniform 20-100% of the time axis) observed, everything else latent, as a file observed up to today that asks for forecasts and for a function of time over the whole domain; the rest draw the method's mixture (default 0: the mixture alone).",
         valueName: "share"))
     var forecastMasks: Double = 0
+
+    @Option(name: .customLong("loss-weights"), help: ArgumentHelp(
+        "How an example's latent tokens share its loss: tokens (every token alike, the method's, the default) or sqrt-variables (a token of a variable with n latent tokens in the example weighs 1/sqrt(n), rescaled to the same total, so scalar parameters among long series and dense functions are not drowned out).",
+        valueName: "tokens|sqrt-variables"))
+    var lossWeights: LossWeights = .tokens
 
     @Option(name: .customLong("bounded-parameters"), help: ArgumentHelp(
         "How a parameter with a bounded prior support reaches the network: raw (z-scored, the default) or logit (the logit of its place in the support, so samples stay inside it and mass piled against a bound, as sird's beta(t) near 0 and 1, becomes a smooth tail).",
@@ -179,6 +185,7 @@ struct Train: ParsableCommand {
         if functionTokens != .logUniform { c += " --function-tokens \(functionTokens.rawValue)" }
         if forecastMasks > 0 { c += " --forecast-masks \(forecastMasks)" }
         if boundedParameters != .raw { c += " --bounded-parameters \(boundedParameters.rawValue)" }
+        if lossWeights != .tokens { c += " --loss-weights \(lossWeights.rawValue)" }
         c += " --config \(preset.rawValue) --sde \(sde.rawValue) --mask \(mask.rawValue)"
         if parametrisation != .noise { c += " --parametrisation \(parametrisation.rawValue)" }
         if let initial { c += " --init \(URL(fileURLWithPath: ModelArchive.pathPart(initial)).lastPathComponent)" }
@@ -208,6 +215,7 @@ struct Train: ParsableCommand {
         config.functionTokens = functionTokens == .logUniform ? nil : functionTokens
         config.forecastMasks = forecastMasks > 0 ? forecastMasks : nil
         config.boundedParameters = boundedParameters == .raw ? nil : boundedParameters
+        config.lossWeights = lossWeights == .tokens ? nil : lossWeights
         if boundedParameters == .logit, !Normalization.parameterBounds(spec).contains(where: { $0 != nil }) {
             throw SbiError(.usage, "--bounded-parameters logit: no parameter of the model has a bounded prior support",
                            hint: "leave out --bounded-parameters (a training set declares a support with a parameter's valid_range)")

@@ -86,6 +86,68 @@ final class TrainingSetTests: TemporaryDirectoryTestCase {
         XCTAssertNotEqual(TrainingCheckpoint.fingerprint(spec: task.spec, settings: settings, config: config, simulations: rows), plain)
     }
 
+    /// `--loss-weights sqrt-variables`: a latent token of a variable with n latent tokens weighs 1/sqrt(n),
+    /// scaled so an example's latent weights add up to its latent token count; observed tokens weigh 0.
+    /// Crafted: node 0 one latent token, node 1 observed, node 2 four latent, node 3 one latent and one
+    /// observed: 6 latent tokens, sum of sqrt(n) = 1 + 2 + 1, so scale 1.5. On SIRD examples (noise
+    /// parametrisation, raw outputs), the weighted loss and gradient are the plain ones times each
+    /// token's weight, the plain objective's are unchanged (weights 1), and the choice enters the
+    /// checkpoint identity only when set.
+    func testSqrtVariableLossWeights() throws {
+        let tokens = [0, 1, 2, 2, 2, 2, 3, 3].map { TokenRef(node: $0) }
+        let observed: [Float] = [0, 1, 0, 0, 0, 0, 0, 1]
+        var weights = [Float](repeating: -1, count: 8)
+        DenoisingObjective.sqrtVariableWeights(tokens, observed: observed, into: &weights)
+        XCTAssertEqual(weights, [1.5, 0, 0.75, 0.75, 0.75, 0.75, 1.5, 0])
+
+        let (task, rows, settings, model) = untrainedSmallSIRD()
+        let maker = ExampleMaker(model: model, seriesNoise: .restored)
+        let batch = TokenBatch(capacity: 6, tokens: maker.maxTokens)
+        let plain = DenoisingObjective(model: model, batch: batch, maker: maker)
+        let weighted = DenoisingObjective(model: model, batch: batch, maker: maker, lossWeights: .sqrtVariables)
+        var rng = RandomStream(seed: 21)
+        for e in 0..<6 { weighted.draw(example: e, row: maker.normalize(rows[e]), rng: &rng) }
+        plain.eps.base.update(from: weighted.eps.base, count: 6 * batch.tokens)
+        XCTAssertNil(plain.tokenWeights)
+        let d = batch.tokens, sde = model.settings.sde
+        let out = (0..<(6 * d)).map { Float($0 % 7) * 0.1 - 0.3 }
+        var gPlain = [Float](repeating: 0, count: 6 * d), gWeighted = gPlain
+        let lossPlain = plain.loss(start: 0, count: 6, output: out, dOutput: &gPlain, normalizer: 1)
+        let lossWeighted = weighted.loss(start: 0, count: 6, output: out, dOutput: &gWeighted, normalizer: 1)
+        var expected = 0.0, scalarsOutweigh = 0
+        for e in 0..<6 {
+            let t = Double(batch.diffusionTime[e])
+            let scale = model.outputScale(t), lambda = sde.lossWeight(t)
+            var latentWeight = 0.0, scalarWeights: [Double] = [], otherWeights: [Double] = []
+            for i in 0..<d {
+                let r = e * d + i
+                guard i < Int(batch.counts[e]), batch.observed[r] == 0 else {
+                    XCTAssertEqual(gWeighted[r], 0); continue
+                }
+                let w = Double(weighted.tokenWeights!.base[r]), g = Double(gPlain[r])
+                XCTAssertEqual(Double(gWeighted[r]), w * g, accuracy: 1e-6 * max(1, abs(g)))
+                expected += w * (g * scale) * (g * scale) / (4 * lambda)   // the token's plain loss, times w
+                latentWeight += w
+                if batch.ids[r] < 3 { scalarWeights.append(w) } else { otherWeights.append(w) }
+            }
+            let latent = (0..<Int(batch.counts[e])).filter { batch.observed[e * d + $0] == 0 }.count
+            XCTAssertEqual(latentWeight, Double(latent), accuracy: 1e-4, "an example's weights add up to its latent tokens")
+            if let lightest = scalarWeights.min(), let heaviest = otherWeights.max() {
+                XCTAssertGreaterThanOrEqual(lightest, heaviest - 1e-6, "a scalar (one token) weighs at least any token of a series")
+                scalarsOutweigh += lightest > heaviest + 1e-6 ? 1 : 0
+            }
+        }
+        XCTAssertEqual(lossWeighted, expected, accuracy: 1e-6 * expected)
+        XCTAssertNotEqual(lossWeighted, lossPlain)
+        XCTAssertGreaterThan(scalarsOutweigh, 0)
+
+        var config = TrainingConfig(steps: 10, seed: 1)
+        let identity = TrainingCheckpoint.fingerprint(spec: task.spec, settings: settings, config: config, simulations: rows)
+        XCTAssertFalse(String(decoding: try JSONEncoder().encode(config), as: UTF8.self).contains("loss"))
+        config.lossWeights = .sqrtVariables
+        XCTAssertNotEqual(TrainingCheckpoint.fingerprint(spec: task.spec, settings: settings, config: config, simulations: rows), identity)
+    }
+
     /// `--forecast-masks`: with share 1 every SIRD example's mask is a forecast's: parameters (scalars and
     /// beta(t)) latent, and the observed data tokens all earlier (as a fraction of the axis) than every
     /// latent one; with positions uniform and the cut uniform on [0.2, 1), 0.6 of the data tokens are

@@ -378,6 +378,19 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
         try assertGaussianLinearTrainingRefused(["--sde", "vp", "--parametrisation", "edm"], "--parametrisation edm needs --sde ve")
     }
 
+    /// `--loss-weights sqrt-variables` is recorded in the rebuild command (the default, tokens, is not);
+    /// an unknown choice is a usage error naming the choices.
+    func testLossWeightsOption() throws {
+        let out = dir.appendingPathComponent("w.sbim").path
+        let r = try CLI.run(tinySIRDTraining + ["--loss-weights", "sqrt-variables", "--out", out])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let inspect = try CLI.run(["inspect", out]).stdout
+        XCTAssert(inspect.contains("--series-noise restored --loss-weights sqrt-variables --config small"), inspect)
+        let bad = try CLI.run(tinySIRDTraining + ["--loss-weights", "variables", "--out", dir.appendingPathComponent("x.sbim").path])
+        XCTAssertEqual(bad.status, 64, bad.stderr)
+        XCTAssert(bad.stderr.contains("tokens") && bad.stderr.contains("sqrt-variables"), bad.stderr)
+    }
+
     /// `--function-tokens half-dense` is recorded in the rebuild command of a model with a function-valued
     /// parameter (sird's beta) and refused for a model without one.
     func testFunctionTokensOption() throws {
