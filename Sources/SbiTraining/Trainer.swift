@@ -75,10 +75,12 @@ public enum FunctionTokens: String, Codable, CaseIterable, Sendable {
 
 /// How the latent tokens of one training example share its denoising loss. `tokens`: every latent
 /// token weighs 1 (the method's), so a scalar parameter among 200 series and function tokens gets
-/// 1/200 of the example's loss. `sqrtVariables`: a latent token of a variable with n latent tokens in
-/// the example weighs 1/sqrt(n), rescaled so the example's weights still add up to its latent token
-/// count: a 50-token series keeps most of its share and a scalar gains (sird with 50 tokens per
-/// variable: a scalar weighs about 6.5, a series token about 0.9).
+/// 1/200 of the example's loss. `sqrtVariables`: a latent token of a node (a scalar, one component of
+/// a vector, or a whole time series or function of time) with n latent tokens in the example weighs
+/// 1/sqrt(n), rescaled so the example's weights still add up to its latent token count: a 50-token
+/// series keeps most of its share and a scalar gains (sird with 50 tokens per series and function:
+/// a scalar weighs about 6.5, a series token about 0.9). Only models with time-indexed variables have
+/// nodes of more than one token (`train` refuses it for others).
 public enum LossWeights: String, Codable, CaseIterable, Sendable {
     case tokens
     case sqrtVariables = "sqrt-variables"

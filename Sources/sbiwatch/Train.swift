@@ -203,6 +203,10 @@ struct Train: ParsableCommand {
             throw SbiError(.usage, "--function-tokens half-dense: the model has no function-valued parameter",
                            hint: "leave out --function-tokens (it only changes how a function of time such as sird's beta(t) is drawn)")
         }
+        if lossWeights == .sqrtVariables, !spec.hasTimeIndexed {
+            throw SbiError(.usage, "--loss-weights sqrt-variables: every variable of the model has one token per example, so every weight would be 1",
+                           hint: "leave out --loss-weights (it shares the loss among variables with many tokens: time series and functions of time)")
+        }
         if forecastMasks > 0, !spec.variables.contains(where: { $0.kind == .data && $0.time != nil }) {
             throw SbiError(.usage, "--forecast-masks: the model has no data series to forecast",
                            hint: "leave out --forecast-masks (it only adds condition masks that cut time series)")

@@ -91,8 +91,8 @@ final class TrainingSetTests: TemporaryDirectoryTestCase {
     /// Crafted: node 0 one latent token, node 1 observed, node 2 four latent, node 3 one latent and one
     /// observed: 6 latent tokens, sum of sqrt(n) = 1 + 2 + 1, so scale 1.5. On SIRD examples (noise
     /// parametrisation, raw outputs), the weighted loss and gradient are the plain ones times each
-    /// token's weight, the plain objective's are unchanged (weights 1), and the choice enters the
-    /// checkpoint identity only when set.
+    /// token's weight, the plain objective keeps no weights, and the choice enters the checkpoint
+    /// identity only when set.
     func testSqrtVariableLossWeights() throws {
         let tokens = [0, 1, 2, 2, 2, 2, 3, 3].map { TokenRef(node: $0) }
         let observed: [Float] = [0, 1, 0, 0, 0, 0, 0, 1]

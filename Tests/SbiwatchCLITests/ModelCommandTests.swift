@@ -378,8 +378,10 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
         try assertGaussianLinearTrainingRefused(["--sde", "vp", "--parametrisation", "edm"], "--parametrisation edm needs --sde ve")
     }
 
-    /// `--loss-weights sqrt-variables` is recorded in the rebuild command (the default, tokens, is not);
-    /// an unknown choice is a usage error naming the choices.
+    /// `--loss-weights sqrt-variables` is recorded in the rebuild command (the default, tokens, is not:
+    /// `testFunctionTokensOption`'s command has nothing between --function-tokens and --config); an
+    /// unknown choice is a usage error naming the choices; a model whose every variable has one token
+    /// (gaussian_linear), where every weight would be 1, is refused.
     func testLossWeightsOption() throws {
         let out = dir.appendingPathComponent("w.sbim").path
         let r = try CLI.run(tinySIRDTraining + ["--loss-weights", "sqrt-variables", "--out", out])
@@ -389,6 +391,8 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
         let bad = try CLI.run(tinySIRDTraining + ["--loss-weights", "variables", "--out", dir.appendingPathComponent("x.sbim").path])
         XCTAssertEqual(bad.status, 64, bad.stderr)
         XCTAssert(bad.stderr.contains("tokens") && bad.stderr.contains("sqrt-variables"), bad.stderr)
+        try assertGaussianLinearTrainingRefused(["--loss-weights", "sqrt-variables"],
+                                                "--loss-weights sqrt-variables: every variable of the model has one token per example")
     }
 
     /// `--function-tokens half-dense` is recorded in the rebuild command of a model with a function-valued
