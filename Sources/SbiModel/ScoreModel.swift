@@ -112,11 +112,13 @@ public struct Normalization: Codable, Hashable, Sendable {
         mean = m; std = s; self.logit = logit
     }
 
-    /// Logit bounds for every node of a bounded parameter (its prior's support), none for data.
-    public static func parameterBounds(_ spec: ModelSpec) -> [LogitBounds?] {
+    /// Logit bounds for every node of a bounded parameter (its prior's support), none for data; with
+    /// `functionsOnly`, for the nodes of function-valued parameters (e.g. sird's beta(t)) alone.
+    public static func parameterBounds(_ spec: ModelSpec, functionsOnly: Bool = false) -> [LogitBounds?] {
         spec.variableOfNode.map { v in
             guard spec.variables[v].kind == .parameter, let s = spec.variables[v].support,
-                  s.lower.isFinite, s.upper.isFinite, s.lower < s.upper else { return nil }
+                  s.lower.isFinite, s.upper.isFinite, s.lower < s.upper,
+                  !functionsOnly || spec.variables[v].isFunctionOfTime else { return nil }
             return LogitBounds(lower: s.lower, upper: s.upper)
         }
     }

@@ -6,9 +6,21 @@ import SbiModel
 
 /// How a parameter whose prior has a bounded support (e.g. sird's beta(t) in (0, 1)) is presented
 /// to the network: raw, z-scored like any value, or through the logit of its place in the support
-/// (`LogitBounds`), so samples stay inside it and mass against a bound becomes a smooth tail.
+/// (`LogitBounds`), so samples stay inside it and mass against a bound becomes a smooth tail;
+/// `logitFunctions` transforms function-valued parameters only and leaves bounded scalars raw (sird:
+/// its scalars' posteriors came out too wide through the logit, README "Dense query grids").
 public enum BoundedParameters: String, Codable, Sendable, CaseIterable {
     case raw, logit
+    case logitFunctions = "logit-functions"
+
+    /// The logit bounds per node of `spec` this choice gives, or nil for none (raw).
+    public func bounds(_ spec: ModelSpec) -> [LogitBounds?]? {
+        switch self {
+        case .raw: return nil
+        case .logit: return Normalization.parameterBounds(spec)
+        case .logitFunctions: return Normalization.parameterBounds(spec, functionsOnly: true)
+        }
+    }
 }
 
 /// How to train (stored in the model's provenance).

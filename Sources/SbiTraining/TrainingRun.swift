@@ -61,7 +61,7 @@ final class TrainingRun {
         let valRows = order.prefix(nVal).map { simulations[$0] }
         let trainRows = order.dropFirst(nVal).map { simulations[$0] }
 
-        let bounds = config.boundedParameters == .logit ? Normalization.parameterBounds(spec) : nil
+        let bounds = (config.boundedParameters ?? .raw).bounds(spec)
         let normalization = Normalization(fitting: trainRows, spec: spec, logit: bounds)
         let transformer = Transformer(config: ScoreModel.transformerConfig(spec: spec, settings: settings))
         params = transformer.initialParameters(key: key.split(2))

@@ -40,8 +40,8 @@ struct BenchAccuracy: ParsableCommand {
     var samplers: [SamplerChoice] = []
 
     @Option(name: .customLong("bounded-parameters"), help: ArgumentHelp(
-        "How parameters with a bounded prior support reach the network in training (as train's option): raw or logit; tasks without such a parameter train raw.",
-        valueName: "raw|logit"))
+        "How parameters with a bounded prior support reach the network in training (as train's option): raw, logit or logit-functions; tasks without such a parameter train raw.",
+        valueName: "raw|logit|logit-functions"))
     var boundedParameters: BoundedParameters = .raw
 
     @Option(name: .customLong("parametrisation"), help: ArgumentHelp(
@@ -83,13 +83,13 @@ struct BenchAccuracy: ParsableCommand {
     func archivePath(_ task: any SimulationTask) throws -> String? {
         guard let modelsDir else { return nil }
         try FileManager.default.createDirectory(atPath: modelsDir, withIntermediateDirectories: true)
-        let logit = usesLogit(task) ? "-logit" : "", edm = parametrisation == .edm ? "-edm" : ""
+        let logit = !usesLogit(task) ? "" : boundedParameters == .logit ? "-logit" : "-logitfn", edm = parametrisation == .edm ? "-edm" : ""
         return "\(modelsDir)/\(task.name)-\(budget)-\(mask.rawValue)\(steps.map { "-\($0)" } ?? "")\(logit)\(edm).sbim"
     }
 
-    /// --bounded-parameters logit, for a task that has a bounded parameter.
+    /// --bounded-parameters logit or logit-functions, for a task that has a parameter it transforms.
     func usesLogit(_ task: any SimulationTask) -> Bool {
-        boundedParameters == .logit && Normalization.parameterBounds(task.spec).contains { $0 != nil }
+        boundedParameters.bounds(task.spec)?.contains { $0 != nil } ?? false
     }
 
     func accuracyEntries(_ name: String, stop: StopRequests) throws -> [AccuracyEntry] {
@@ -120,14 +120,14 @@ struct BenchAccuracy: ParsableCommand {
         let sims = task.simulate(count: budget, key: RandomKey(seed: 0).split(100))
         var config = TrainingConfig(steps: steps, seed: 0)
         config.threads = threading.threads
-        if usesLogit(task) { config.boundedParameters = .logit }
+        if usesLogit(task) { config.boundedParameters = boundedParameters }
         let settings = NetworkSettings(preset: .small, sde: .defaultVE, mask: mask, parametrisation: parametrisation)
         stderrLine("\(name): training on \(budget) simulations, \(config.resolvedSteps(simulations: budget)) steps")
         let policy = path.map { p in
             CheckpointPolicy(path: CheckpointPolicy.defaultPath(forModel: p), everySeconds: 600,
                              stopRequested: { stop.requested }, log: { stderrLine("\(name): \($0)") })
         }
-        let origin = TrainingOrigin(task: name, seed: 0, command: "sbiwatch train --task \(name) --budget \(budget) --seed 0\(steps.map { " --steps \($0)" } ?? "") --config small --sde ve --mask \(mask.rawValue)\(usesLogit(task) ? " --bounded-parameters logit" : "")\(parametrisation == .edm ? " --parametrisation edm" : "") --out \(name).sbim")
+        let origin = TrainingOrigin(task: name, seed: 0, command: "sbiwatch train --task \(name) --budget \(budget) --seed 0\(steps.map { " --steps \($0)" } ?? "") --config small --sde ve --mask \(mask.rawValue)\(usesLogit(task) ? " --bounded-parameters \(boundedParameters.rawValue)" : "")\(parametrisation == .edm ? " --parametrisation edm" : "") --out \(name).sbim")
         func run() throws -> TrainedArchive {
             try TrainedArchive.train(spec: task.spec, simulations: sims, settings: settings, config: config,
                                      sampler: SamplerSettings.trainingDefault(for: settings.sde), origin: origin, source: path ?? name,

@@ -96,8 +96,8 @@ struct Train: ParsableCommand {
     var lossWeights: LossWeights = .tokens
 
     @Option(name: .customLong("bounded-parameters"), help: ArgumentHelp(
-        "How a parameter with a bounded prior support reaches the network: raw (z-scored, the default) or logit (the logit of its place in the support, so samples stay inside it and mass piled against a bound, as sird's beta(t) near 0 and 1, becomes a smooth tail).",
-        valueName: "raw|logit"))
+        "How a parameter with a bounded prior support reaches the network: raw (z-scored, the default), logit (the logit of its place in the support, so samples stay inside it and mass piled against a bound, as sird's beta(t) near 0 and 1, becomes a smooth tail) or logit-functions (the logit for function-valued parameters only, bounded scalars raw).",
+        valueName: "raw|logit|logit-functions"))
     var boundedParameters: BoundedParameters = .raw
 
     @Option(name: .customLong("parametrisation"), help: ArgumentHelp(
@@ -220,8 +220,9 @@ struct Train: ParsableCommand {
         config.forecastMasks = forecastMasks > 0 ? forecastMasks : nil
         config.boundedParameters = boundedParameters == .raw ? nil : boundedParameters
         config.lossWeights = lossWeights == .tokens ? nil : lossWeights
-        if boundedParameters == .logit, !Normalization.parameterBounds(spec).contains(where: { $0 != nil }) {
-            throw SbiError(.usage, "--bounded-parameters logit: no parameter of the model has a bounded prior support",
+        if let bounds = boundedParameters.bounds(spec), !bounds.contains(where: { $0 != nil }) {
+            let which = boundedParameters == .logit ? "parameter" : "function-valued parameter"
+            throw SbiError(.usage, "--bounded-parameters \(boundedParameters.rawValue): no \(which) of the model has a bounded prior support",
                            hint: "leave out --bounded-parameters (a training set declares a support with a parameter's valid_range)")
         }
         if let learningRate { config.learningRate = learningRate }
@@ -280,10 +281,11 @@ struct Train: ParsableCommand {
             throw SbiError(.usage, "--init \(name) was trained with --parametrisation \(theirOutput.rawValue), this run with \(parametrisation.rawValue)",
                            hint: "give --parametrisation \(theirOutput.rawValue): the network's output must mean what it meant")
         }
-        let theirLogit = loaded.model.normalization.logit != nil
-        guard theirLogit == (boundedParameters == .logit) else {
-            throw SbiError(.usage, "--init \(name) was trained with --bounded-parameters \(theirLogit ? "logit" : "raw"), this run with \(boundedParameters.rawValue)",
-                           hint: "give --bounded-parameters \(theirLogit ? "logit" : "raw"): the network's inputs must mean what they meant")
+        let theirBounds = loaded.model.normalization.logit
+        guard theirBounds == boundedParameters.bounds(spec) else {
+            let theirs = BoundedParameters.allCases.first { $0.bounds(spec) == theirBounds }?.rawValue ?? "another transform"
+            throw SbiError(.usage, "--init \(name) was trained with --bounded-parameters \(theirs), this run with \(boundedParameters.rawValue)",
+                           hint: "give --bounded-parameters \(theirs): the network's inputs must mean what they meant")
         }
         guard loaded.model.params.layout == Transformer(config: ScoreModel.transformerConfig(spec: spec, settings: settings)).layout else {
             throw SbiError(.usage, "--init \(name) has a network of another shape than this run's",

@@ -53,6 +53,26 @@ final class BoundedParameterTests: XCTestCase {
         XCTAssertEqual(fitted.mean[2], plain.mean[2]); XCTAssertEqual(fitted.std[2], plain.std[2])
     }
 
+    /// `logit-functions` bounds sird's beta(t) nodes only; `logit` every bounded parameter; `raw` none.
+    func testLogitFunctionsBoundsFunctionNodesOnly() throws {
+        let spec = try SIRDTask().spec.cappingMaxPoints(5)
+        let all = try XCTUnwrap(BoundedParameters.logit.bounds(spec))
+        let functions = try XCTUnwrap(BoundedParameters.logitFunctions.bounds(spec))
+        XCTAssertNil(BoundedParameters.raw.bounds(spec))
+        XCTAssertEqual(all.count, spec.variableOfNode.count); XCTAssertEqual(functions.count, all.count)
+        for (node, v) in spec.variableOfNode.enumerated() {
+            let variable = spec.variables[v]
+            switch (variable.kind, variable.isFunctionOfTime) {
+            case (.data, _): XCTAssertNil(all[node]); XCTAssertNil(functions[node])
+            case (_, true): XCTAssertEqual(functions[node], LogitBounds(lower: 0, upper: 1)); XCTAssertEqual(all[node], functions[node])
+            default: XCTAssertNotNil(all[node], variable.name); XCTAssertNil(functions[node], variable.name)
+            }
+        }
+        XCTAssert(functions.contains { $0 != nil })
+        XCTAssertFalse(BoundedParameters.logitFunctions.bounds(TwoMoonsTask().spec)!.contains { $0 != nil },
+                       "two_moons has no function of time")
+    }
+
     /// Samples of a model trained with the transform lie inside the prior's support even when the
     /// network knows nothing (4 steps); the same network read without it puts some outside.
     func testLogitModelSamplesStayInsideTheSupport() throws {

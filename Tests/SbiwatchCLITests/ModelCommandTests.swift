@@ -349,6 +349,30 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
         try assertGaussianLinearTrainingRefused(["--bounded-parameters", "logit"], "no parameter of the model has a bounded prior support")
     }
 
+    /// `--bounded-parameters logit-functions`: only beta(t)'s nodes get logit bounds (the scalars stay
+    /// raw), the card records it, `--init` must repeat it (naming what the model was trained with), and
+    /// a model without a function-valued parameter refuses it.
+    func testLogitFunctionsOption() throws {
+        let out = dir.appendingPathComponent("f.sbim").path
+        let r = try CLI.run(tinySIRDTraining + ["--bounded-parameters", "logit-functions", "--out", out])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let model = try ModelArchive.load(out).model
+        let logit = try XCTUnwrap(model.normalization.logit)
+        for (node, v) in model.spec.variableOfNode.enumerated() {
+            let variable = model.spec.variables[v]
+            if variable.name == "beta" { XCTAssertEqual(logit[node], LogitBounds(lower: 0, upper: 1), "beta node \(node)") }
+            else { XCTAssertNil(logit[node], "\(variable.name) node \(node) stays raw") }
+        }
+        let inspect = try CLI.run(["inspect", out])
+        XCTAssert(inspect.stdout.contains("--bounded-parameters logit-functions --config small"), inspect.stdout)
+        let mismatched = try CLI.run(tinySIRDTraining + ["--bounded-parameters", "logit", "--init", out,
+                                                         "--out", dir.appendingPathComponent("c.sbim").path])
+        XCTAssertEqual(mismatched.status, 64, mismatched.stderr)
+        XCTAssert(mismatched.stderr.contains("was trained with --bounded-parameters logit-functions, this run with logit"), mismatched.stderr)
+        try assertGaussianLinearTrainingRefused(["--bounded-parameters", "logit-functions"],
+                                                "no function-valued parameter of the model has a bounded prior support")
+    }
+
     /// `--parametrisation edm` is stored in the archive's settings and the rebuild command, its model
     /// samples, `--init` must repeat the choice, and the VP SDE refuses it.
     func testParametrisationOption() throws {
