@@ -263,6 +263,15 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
     let tinySIRDTraining = ["train", "--task", "sird", "--budget", "60", "--steps", "2", "--batch-size", "8", "--config", "small",
                             "--threads", "1", "--calibration-cases", "0"]
 
+    /// Trains the tiny sird with `options` into `name` in the test directory (status 0 asserted) and
+    /// returns the archive's path and its `inspect` output (the card, with the rebuild command).
+    func trainTinySIRD(_ options: [String], to name: String, line: UInt = #line) throws -> (path: String, card: String) {
+        let out = dir.appendingPathComponent(name).path
+        let r = try CLI.run(tinySIRDTraining + options + ["--out", out])
+        XCTAssertEqual(r.status, 0, r.stderr, line: line)
+        return (out, try CLI.run(["inspect", out]).stdout)
+    }
+
     /// `train --init` may change max points and declared observation noise (they shape the training
     /// examples, not the network): a small sird model trained with up to 5 times per variable, copied
     /// without infected's declared noise (as models trained before the tasks declared it), is fine-tuned
@@ -290,11 +299,8 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
     /// `--forecast-masks` is recorded in the rebuild command, refused above 0.5 and for a model without
     /// data series.
     func testForecastMasksOption() throws {
-        let out = dir.appendingPathComponent("f.sbim").path
-        let r = try CLI.run(tinySIRDTraining + ["--forecast-masks", "0.25", "--out", out])
-        XCTAssertEqual(r.status, 0, r.stderr)
-        let inspect = try CLI.run(["inspect", out])
-        XCTAssert(inspect.stdout.contains("--series-noise restored --forecast-masks 0.25 --config small"), inspect.stdout)
+        let (_, card) = try trainTinySIRD(["--forecast-masks", "0.25"], to: "f.sbim")
+        XCTAssert(card.contains("--series-noise restored --forecast-masks 0.25 --config small"), card)
         let tooMany = try CLI.run(["train", "--task", "sird", "--budget", "60", "--steps", "1", "--forecast-masks", "0.7",
                                    "--out", dir.appendingPathComponent("g.sbim").path])
         XCTAssertEqual(tooMany.status, 64, tooMany.stderr)
@@ -306,14 +312,11 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
     /// samples inside the priors' supports even after two steps, `--init` must repeat it, and a model
     /// without a bounded parameter refuses it.
     func testBoundedParametersOption() throws {
-        let out = dir.appendingPathComponent("b.sbim").path
-        let r = try CLI.run(tinySIRDTraining + ["--bounded-parameters", "logit", "--out", out])
-        XCTAssertEqual(r.status, 0, r.stderr)
+        let (out, card) = try trainTinySIRD(["--bounded-parameters", "logit"], to: "b.sbim")
         let model = try ModelArchive.load(out).model
         let logit = try XCTUnwrap(model.normalization.logit)
         XCTAssertEqual(logit[try XCTUnwrap(model.spec.variableIndex(named: "gamma"))], LogitBounds(lower: 0, upper: 0.5))
-        let inspect = try CLI.run(["inspect", out])
-        XCTAssert(inspect.stdout.contains("--series-noise restored --bounded-parameters logit --config small"), inspect.stdout)
+        XCTAssert(card.contains("--series-noise restored --bounded-parameters logit --config small"), card)
         let csv = dir.appendingPathComponent("g.csv").path
         let sampled = try CLI.run(["sample", "--model", out, "--target", "gamma", "--target", "I0", "--samples", "200",
                                    "--steps", "10", "--threads", "1", "--out", csv])
@@ -353,9 +356,7 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
     /// raw), the card records it, `--init` must repeat it (naming what the model was trained with), and
     /// a model without a function-valued parameter refuses it.
     func testLogitFunctionsOption() throws {
-        let out = dir.appendingPathComponent("f.sbim").path
-        let r = try CLI.run(tinySIRDTraining + ["--bounded-parameters", "logit-functions", "--out", out])
-        XCTAssertEqual(r.status, 0, r.stderr)
+        let (out, card) = try trainTinySIRD(["--bounded-parameters", "logit-functions"], to: "f.sbim")
         let model = try ModelArchive.load(out).model
         let logit = try XCTUnwrap(model.normalization.logit)
         for (node, v) in model.spec.variableOfNode.enumerated() {
@@ -363,8 +364,7 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
             if variable.name == "beta" { XCTAssertEqual(logit[node], LogitBounds(lower: 0, upper: 1), "beta node \(node)") }
             else { XCTAssertNil(logit[node], "\(variable.name) node \(node) stays raw") }
         }
-        let inspect = try CLI.run(["inspect", out])
-        XCTAssert(inspect.stdout.contains("--bounded-parameters logit-functions --config small"), inspect.stdout)
+        XCTAssert(card.contains("--bounded-parameters logit-functions --config small"), card)
         let mismatched = try CLI.run(tinySIRDTraining + ["--bounded-parameters", "logit", "--init", out,
                                                          "--out", dir.appendingPathComponent("c.sbim").path])
         XCTAssertEqual(mismatched.status, 64, mismatched.stderr)
@@ -376,19 +376,16 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
     /// `--parametrisation edm` is stored in the archive's settings and the rebuild command, its model
     /// samples, `--init` must repeat the choice, and the VP SDE refuses it.
     func testParametrisationOption() throws {
-        let out = dir.appendingPathComponent("e.sbim").path
-        let r = try CLI.run(tinySIRDTraining + ["--parametrisation", "edm", "--out", out])
-        XCTAssertEqual(r.status, 0, r.stderr)
+        let (out, card) = try trainTinySIRD(["--parametrisation", "edm"], to: "e.sbim")
         XCTAssertEqual(try ModelArchive.load(out).model.settings.parametrisation, .edm)
-        let inspect = try CLI.run(["inspect", out])
-        XCTAssert(inspect.stdout.contains("--mask undirected --parametrisation edm --sampler"), inspect.stdout)
-        XCTAssert(inspect.stdout.contains("undirected mask, ve SDE, edm parametrisation"), inspect.stdout)
+        XCTAssert(card.contains("--mask undirected --parametrisation edm --sampler"), card)
+        XCTAssert(card.contains("undirected mask, ve SDE, edm parametrisation"), card)
         let tar = Process()
         tar.executableURL = URL(fileURLWithPath: "/usr/bin/tar")
         tar.arguments = ["-xzf", out, "-C", dir.path, "README.md"]
         try tar.run(); tar.waitUntilExit()
-        let card = try String(contentsOf: dir.appendingPathComponent("README.md"), encoding: .utf8)
-        XCTAssert(card.contains("VE SDE, EDM preconditioning (Karras et al. 2022)."), card)
+        let archiveReadme = try String(contentsOf: dir.appendingPathComponent("README.md"), encoding: .utf8)
+        XCTAssert(archiveReadme.contains("VE SDE, EDM preconditioning (Karras et al. 2022)."), archiveReadme)
         let csv = dir.appendingPathComponent("e.csv").path
         let sampled = try CLI.run(["sample", "--model", out, "--target", "gamma", "--samples", "50",
                                    "--steps", "10", "--threads", "1", "--out", csv])
@@ -407,11 +404,8 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
     /// unknown choice is a usage error naming the choices; a model whose every variable has one token
     /// (gaussian_linear), where every weight would be 1, is refused.
     func testLossWeightsOption() throws {
-        let out = dir.appendingPathComponent("w.sbim").path
-        let r = try CLI.run(tinySIRDTraining + ["--loss-weights", "sqrt-variables", "--out", out])
-        XCTAssertEqual(r.status, 0, r.stderr)
-        let inspect = try CLI.run(["inspect", out]).stdout
-        XCTAssert(inspect.contains("--series-noise restored --loss-weights sqrt-variables --config small"), inspect)
+        let (_, card) = try trainTinySIRD(["--loss-weights", "sqrt-variables"], to: "w.sbim")
+        XCTAssert(card.contains("--series-noise restored --loss-weights sqrt-variables --config small"), card)
         let bad = try CLI.run(tinySIRDTraining + ["--loss-weights", "variables", "--out", dir.appendingPathComponent("x.sbim").path])
         XCTAssertEqual(bad.status, 64, bad.stderr)
         XCTAssert(bad.stderr.contains("tokens") && bad.stderr.contains("sqrt-variables"), bad.stderr)
@@ -422,11 +416,8 @@ final class ModelCommandTests: TemporaryDirectoryTestCase {
     /// `--function-tokens half-dense` is recorded in the rebuild command of a model with a function-valued
     /// parameter (sird's beta) and refused for a model without one.
     func testFunctionTokensOption() throws {
-        let out = dir.appendingPathComponent("s.sbim").path
-        let r = try CLI.run(tinySIRDTraining + ["--function-tokens", "half-dense", "--out", out])
-        XCTAssertEqual(r.status, 0, r.stderr)
-        let inspect = try CLI.run(["inspect", out])
-        XCTAssert(inspect.stdout.contains("--batch-size 8 --series-noise restored --function-tokens half-dense --config small"), inspect.stdout)
+        let (_, card) = try trainTinySIRD(["--function-tokens", "half-dense"], to: "s.sbim")
+        XCTAssert(card.contains("--batch-size 8 --series-noise restored --function-tokens half-dense --config small"), card)
         try assertGaussianLinearTrainingRefused(["--function-tokens", "half-dense"],
                                                 "--function-tokens half-dense: the model has no function-valued parameter")
     }
