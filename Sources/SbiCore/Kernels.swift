@@ -15,6 +15,10 @@ public enum BLAS {
         return String(text.drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
     }
 
+    /// The CPU kernels OpenBLAS chose when it loaded, e.g. "Haswell" or "SkylakeX" (OPENBLAS_CORETYPE
+    /// overrides its choice).
+    public static var coreName: String { String(cString: openblas_get_corename()) }
+
     /// C (M,N) = alpha * A (M,K) @ B (K,N) + beta * C, row-major, optional transposes.
     @inline(__always)
     public static func gemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int,

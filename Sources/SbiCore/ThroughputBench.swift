@@ -1,6 +1,7 @@
 // Throughput measurements reported by `sbiwatch bench`: single-core sgemm peak and the
 // network's forward(+backward) speed, all in one run so ratios are comparable.
 import Dispatch
+import Foundation
 
 public struct ThroughputEntry: Codable, Sendable {
     public var name: String
@@ -60,17 +61,24 @@ public struct SgemmShape: Codable, Sendable {
 public struct ThroughputReport: Codable, Sendable {
     public var sgemmSize: Int
     public var sgemmGflopsOneCore: Double
+    /// OpenBLAS's kernels in this process ("Haswell": 256-bit; "SkylakeX": 512-bit): the sgemm peak,
+    /// and so every fraction of it, depends on them.
+    public var openblasCore: String = BLAS.coreName
+    /// Set when the environment pins OpenBLAS to kernels slower than this CPU runs: says so and how to undo it.
+    public var openblasNote: String?
     public var entries: [ThroughputEntry]
     /// One-core sgemm at the linear layers' shapes of the measured configurations.
     public var layerShapes: [SgemmShape] = []
 
     enum CodingKeys: String, CodingKey {
         case sgemmSize = "sgemm_size", sgemmGflopsOneCore = "sgemm_gflops_one_core", entries
+        case openblasCore = "openblas_core", openblasNote = "openblas_note"
         case layerShapes = "sgemm_at_layer_shapes"
     }
 
     public var text: String {
-        var s = "sgemm \(sgemmSize)^3, one core: \(fmt(sgemmGflopsOneCore)) GFLOP/s\n"
+        var s = "sgemm \(sgemmSize)^3, one core: \(fmt(sgemmGflopsOneCore)) GFLOP/s (OpenBLAS \(openblasCore) kernels)\n"
+        if let openblasNote { s += "note: \(openblasNote)\n" }
         for e in entries {
             s += "\(e.name) (\(e.kernels) kernels): \(fmt(e.tokensPerSecond, 0)) tokens/s, \(fmt(e.gflops)) GFLOP/s on \(e.threads) threads, "
             s += "\(fmt(e.fractionOfSgemmPeak, 2)) of sgemm peak, \(fmt(e.secondsPerPass * 1000)) ms/pass"
@@ -128,10 +136,23 @@ public struct ThroughputBench {
             }
         }
         var report = ThroughputReport(sgemmSize: n, sgemmGflopsOneCore: peak, entries: entries)
+        report.openblasNote = ThroughputBench.openblasNote(core: report.openblasCore, avx512: KernelPath.avx512Available,
+                                                          pinned: getenv("OPENBLAS_CORETYPE").map { String(cString: $0) })
         report.layerShapes = shapes.values.sorted {
             ($0.m, $0.n, $0.k, $0.transA ? 1 : 0, $0.transB ? 1 : 0) < ($1.m, $1.n, $1.k, $1.transA ? 1 : 0, $1.transB ? 1 : 0)
         }
         return report
+    }
+
+    /// A note when OPENBLAS_CORETYPE keeps OpenBLAS on 256-bit kernels on an AVX-512 CPU (sbiwatch
+    /// otherwise asks for its SkylakeX kernels there, about twice as fast): every fraction of the
+    /// sgemm peak is then measured against the slower kernels.
+    static func openblasNote(core: String, avx512: Bool, pinned: String?) -> String? {
+        guard avx512, let pinned, !core.lowercased().contains("skylakex"), !core.lowercased().contains("cooperlake"),
+              !core.lowercased().contains("sapphire") else { return nil }
+        return "OPENBLAS_CORETYPE=\(pinned) in the environment keeps OpenBLAS on its \(core) kernels on this AVX-512 CPU, "
+            + "so the sgemm peak and the network's products are slower than sbiwatch runs by default; "
+            + "unset OPENBLAS_CORETYPE to measure with the SkylakeX kernels"
     }
 
     /// The configuration's total flops over the time its linear layers' products take at one-core

@@ -82,6 +82,23 @@ final class BasicCommandTests: XCTestCase {
         for g in shapes { XCTAssertEqual(g["fraction_of_peak"] as! Double, (g["gflops"] as! Double) / peak, accuracy: 1e-9) }
         XCTAssertGreaterThan(e["linear_layer_ceiling"] as! Double, 0)
         XCTAssertEqual(e["kernels"] as? String, KernelPath.avx512Available ? "avx512" : "avx2")
+        XCTAssertFalse((json["openblas_core"] as! String).isEmpty)
+    }
+
+    /// OpenBLAS pinned to its AVX2 kernels by the environment: the report names the kernels, and on an
+    /// AVX-512 CPU says that the peak is the slower one and how to measure the default.
+    func testBenchNamesOpenBLASKernelsPinnedByTheEnvironment() throws {
+        let r = try CLI.run(["bench", "throughput", "--json", "--seconds", "0.05", "--only", "small"],
+                            environment: ["OPENBLAS_CORETYPE": "Haswell"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(json["openblas_core"] as? String, "Haswell")
+        if KernelPath.avx512Available {
+            let note = try XCTUnwrap(json["openblas_note"] as? String)
+            XCTAssert(note.contains("OPENBLAS_CORETYPE=Haswell") && note.contains("unset OPENBLAS_CORETYPE"), note)
+        } else {
+            XCTAssertNil(json["openblas_note"])
+        }
     }
 
     /// --kernels both measures each configuration with the AVX2 and then the AVX-512 kernels (on an
